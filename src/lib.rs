@@ -1,0 +1,30 @@
+//! The `hotswap._native` extension module: exports only. Each concern lives in its own module.
+
+use pyo3::prelude::*;
+
+pub mod errors;
+pub mod log;
+pub mod patch;
+pub mod stmts;
+
+/// Splits module source into top-level statements (see `stmts::Stmt`). Raises SyntaxError where the parser
+/// rejects the source, with the line it stopped at; the caller then falls back to CPython's parser.
+#[pyfunction]
+#[pyo3(signature = (source, path = "<unknown>"))]
+fn split_statements(py: Python<'_>, source: &str, path: &str) -> PyResult<Vec<stmts::Stmt>> {
+    py.detach(|| stmts::split(source, path)).map_err(|err| {
+        pyo3::exceptions::PySyntaxError::new_err((err.message, (path.to_string(), err.lineno, err.col, py.None())))
+    })
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    log::init();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("LOG_ENV", log::LOG_ENV)?;
+    m.add("HotswapError", m.py().get_type::<errors::HotswapError>())?;
+    m.add_class::<stmts::Stmt>()?;
+    m.add_function(wrap_pyfunction!(split_statements, m)?)?;
+    m.add_function(wrap_pyfunction!(patch::apply, m)?)?;
+    Ok(())
+}
