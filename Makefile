@@ -1,0 +1,45 @@
+# hotswap's developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# The interpreter `cargo test` embeds (pyo3's auto-initialize needs a shared libpython, as pyenv and distro builds have).
+export PYO3_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+VENV := .venv
+# Interpreters the Python suites run on: "3.11" or "3.11 3.12"; default every one of 3.9 ... 3.13 found.
+PYTHONS ?=
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+.PHONY: demo
+demo: ## create .venv, build, and run the scripted demo (edits a module while a loop runs)
+	@scripts/venv.sh $(VENV) $(PYTHON) release
+	$(VENV)/bin/python examples/demo.py
+
+.PHONY: test
+test: ## cargo test, then every pytest suite on each CPython 3.9-3.13 on this machine (3.11 required)
+	cargo test --quiet
+	scripts/test-pythons.sh release $(PYTHONS)
+
+.PHONY: test-debug
+test-debug: ## the pytest suites against a build with Rust debug assertions and overflow checks
+	scripts/test-pythons.sh debug-checks $(PYTHONS)
+
+.PHONY: bench
+bench: ## run every benchmark in benches/ and write benches/RESULTS.md
+	@scripts/venv.sh $(VENV) $(PYTHON) release
+	$(VENV)/bin/python benches/run_all.py
+
+.PHONY: lint
+lint: ## rustfmt, clippy and ruff
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	@scripts/venv.sh $(VENV) $(PYTHON) release
+	$(VENV)/bin/python -m pip install -q ruff
+	$(VENV)/bin/ruff check python tests benches examples pytest_plugin
+
+.PHONY: clean
+clean: ## remove build outputs and virtual environments
+	rm -rf target .venv .venvs python/hotswap/*.so

@@ -1,0 +1,51 @@
+"""hotswap: hot code reloading for long-running Python programs.
+
+Three tiers, each in its own module:
+
+- ``hotswap.reload(module)`` (``hotswap.reload``) patches an edited module into the running program: existing
+  function and class objects get the new code, so every reference taken earlier runs it.
+- ``AutoReloader(path=...)`` (``hotswap.watcher``) watches files from a native thread and reloads on save.
+- ``isolate_imports(...)`` and ``hotswap run`` (``hotswap.template``) fork fresh processes from a template that
+  has already imported the third-party packages, for edits that cannot be patched in place.
+
+Example:
+    >>> import hotswap
+    >>> hotswap.currently_reloading()
+    False
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._native import __version__
+from .reload import ReloadReport, currently_reloading, on_reload, reload
+
+if TYPE_CHECKING:
+    from .template import isolate_imports, scan_imports
+    from .watcher import AutoReloader
+
+__all__ = [
+    "AutoReloader",
+    "ReloadReport",
+    "__version__",
+    "currently_reloading",
+    "isolate_imports",
+    "on_reload",
+    "reload",
+    "scan_imports",
+]
+
+# The watcher and the template are imported on first use, so `import hotswap` (and the pytest plugin when its
+# options are off) starts no thread and loads nothing it does not need.
+_LAZY = {"AutoReloader": ".watcher", "isolate_imports": ".template", "scan_imports": ".template"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hotswap' has no attribute {name!r}")
