@@ -437,7 +437,9 @@ def _format_user_error(exc: BaseException, path: str) -> str:
     # Drop hotswap's own frames: the first frame of interest is the user's file.
     while tb is not None and tb.tb_frame.f_code.co_filename != path:
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+    if tb is None:  # a SyntaxError names its file and line itself
+        return "".join(traceback.format_exception_only(type(exc), exc))
+    return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
 def _unwrap_candidates(obj: Any) -> Iterable[Any]:
@@ -639,6 +641,9 @@ def _shift_lines(code: types.CodeType, delta: int) -> types.CodeType:
 
 
 def _update_abstractmethods(cls: type) -> None:
+    # isinstance/issubclass answers are cached per ABC (a Protocol whose members changed must be asked again);
+    # the cache is cleared, the registered virtual subclasses are kept.
+    cls._abc_caches_clear()  # type: ignore[attr-defined]
     if hasattr(abc, "update_abstractmethods"):  # 3.10+
         abc.update_abstractmethods(cls)
         return

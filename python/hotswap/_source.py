@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import marshal
 import os
 import sys
 import sysconfig
@@ -93,28 +94,29 @@ def set_baseline(module: ModuleType, text: str, stmts: Sequence[_native.Stmt]) -
 
 
 def _unchanged_since_import(module: ModuleType, path: str) -> Optional[bytes]:
-    """The file's bytes if its byte-code cache proves it is what the module was compiled from."""
+    """The file's bytes if its byte-code cache proves it is what the module was compiled from.
+
+    The cache header alone (mtime and size) cannot tell a same-size edit saved within the same second, so the
+    cached code object is compared with a compile of the file: equal code means the same statements.
+    """
     cached = getattr(module, "__cached__", None)
+    if not cached:
+        return None
     try:
         data = read(path)
-        if not cached:
-            return None
         with open(cached, "rb") as file:
-            header = file.read(16)
-        stat = os.stat(path)
+            pyc = file.read()
     except OSError:
         return None
-    # pyc header (PEP 552): magic, flags, then either source mtime + size or a source hash.
-    if len(header) < 16 or header[:4] != importlib.util.MAGIC_NUMBER:
+    # pyc layout (PEP 552): magic, flags, then either source mtime + size or a source hash, then the code.
+    if len(pyc) < 16 or pyc[:4] != importlib.util.MAGIC_NUMBER:
         return None
-    flags = int.from_bytes(header[4:8], "little")
-    if flags & 1:
-        return data if header[8:16] == importlib.util.source_hash(data) else None
-    mtime = int.from_bytes(header[8:12], "little")
-    size = int.from_bytes(header[12:16], "little")
-    if mtime == int(stat.st_mtime) & 0xFFFFFFFF and size == stat.st_size & 0xFFFFFFFF == len(data) & 0xFFFFFFFF:
-        return data
-    return None
+    try:
+        cached_code = marshal.loads(pyc[16:])
+        disk_code = compile(data, path, "exec", dont_inherit=True)
+    except (ValueError, EOFError, TypeError, SyntaxError):
+        return None
+    return data if cached_code == disk_code else None
 
 
 def track(module: ModuleType) -> None:

@@ -181,9 +181,12 @@ def _reload(module: types.ModuleType, path: str, mode: str, source: Union[bytes,
     try:
         if source is None:
             source = _source.read(path)
-        text = source if isinstance(source, str) else _source.decode(source)
-    except (OSError, UnicodeDecodeError, SyntaxError) as exc:  # SyntaxError: a bad coding cookie
+    except OSError as exc:
         return failed(f"{path}: cannot read the source: {exc}")
+    try:
+        text = source if isinstance(source, str) else _source.decode(source)
+    except (UnicodeDecodeError, SyntaxError) as exc:  # SyntaxError: a bad coding cookie
+        return failed(f"{path}: cannot decode the source: {exc}")
     try:
         new_stmts = _source.split(text, path)
     except SyntaxError as exc:
