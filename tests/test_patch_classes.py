@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 import sys
 import threading
 
@@ -285,3 +286,35 @@ def test_runtime_checkable_protocol_members_follow(modules):
     report = modules.edit(m, new)
     assert report.ok, report.error
     assert not isinstance(m.File(), Closer)
+
+
+def test_class_attribute_reading_a_rebound_name_is_reevaluated(modules):
+    src = """
+        LIMIT = 10
+        class C:
+            limit = LIMIT
+            other = []
+    """
+    m = modules.load(src)
+    C = m.C
+    other = C.other
+    report = modules.edit(m, src.replace("LIMIT = 10", "LIMIT = 20"))
+    assert report.ok, report.error
+    assert C.limit == 20 and C.other is other and m.C is C
+
+
+def test_class_decorator_change_is_redone(modules):
+    src = """
+        import dataclasses
+
+        @dataclasses.dataclass
+        class P:
+            x: int = 1
+    """
+    m = modules.load(src)
+    P = m.P
+    report = modules.edit(m, src.replace("@dataclasses.dataclass", "@dataclasses.dataclass(frozen=True)"))
+    assert report.ok, report.error
+    p = P()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.x = 2
