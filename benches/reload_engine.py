@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import hotswap  # noqa: E402
-from hotswap import _native  # noqa: E402
 from _modules import edit, line_count, make_module  # noqa: E402
+from hotswap import _native  # noqa: E402
 
 ROUNDS = 31
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import abc
 import dataclasses
-import sys
-import threading
 
 import pytest
 
@@ -107,7 +104,8 @@ def test_zero_argument_super_in_changed_and_new_methods(modules):
     child = m.Child()
     greet = child.greet
     new = src.replace('return "child"', 'return "child+" + super().greet()').replace(
-        "class Child(Base):\n", "class Child(Base):\n            def other(self):\n                return super().greet()\n")
+        "class Child(Base):\n",
+        "class Child(Base):\n            def other(self):\n                return super().greet()\n")
     report = modules.edit(m, new)
     assert report.ok, report.error
     assert greet() == "child+base" and child.other() == "base"

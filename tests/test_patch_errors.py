@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import types
 
@@ -28,8 +29,8 @@ def _state(m):
     [
         ("X = 1\ndef f(:\n    pass\n", "line 2"),
         ('X = 2\nY = 1 / 0\ndef f():\n    return "new"\n', "line 2"),
-        ('X = 2\ndef f():\n    return "new"\nclass C:\n    def m(self):\n        return "new"\n    boom = undefined_name\n',
-         "line 7"),
+        ('X = 2\ndef f():\n    return "new"\nclass C:\n    def m(self):\n        return "new"\n'
+         '    boom = undefined_name\n', "line 7"),
         ('X = 2\ndef f():\n    return "new"\nraise SystemExit(3)\n', "line 4"),
         ('X = 2\ndef f():\n    return "new"\nraise KeyboardInterrupt\n', "line 4"),
     ],
@@ -87,7 +88,7 @@ def test_bad_arguments_raise():
 def test_report_is_frozen_and_readable(modules):
     m = modules.load(BASE)
     report = modules.edit(m, BASE.replace('return "old"', 'return "new"', 1))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         report.ok = False  # type: ignore[misc]
     assert "patched=('f',)" in repr(report)
     assert report.summary().startswith(f"{m.__name__}: patched 1")
@@ -146,9 +147,9 @@ def test_unknown_baseline_reruns_the_module(modules):
 
 
 def test_first_sight_of_an_unchanged_module_needs_no_rerun(modules):
-    from hotswap import _source
-
     import py_compile
+
+    from hotswap import _source
 
     m = modules.load(BASE)
     path = str(modules.path(m.__name__).resolve())

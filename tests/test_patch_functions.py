@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import sys
 import textwrap
@@ -47,7 +46,8 @@ def test_unchanged_statements_do_not_run_and_state_survives(modules):
     """
     m = modules.load(src)
     cache = m.cache
-    m.f(); m.f()
+    m.f()
+    m.f()
     report = modules.edit(m, src.replace("+ 1", "+ 100"))
     assert report.ok and report.executed == 0
     assert m.cache is cache and cache == {"hit": 2}
@@ -96,7 +96,8 @@ def test_defaults_kwdefaults_annotations_doc(modules):
 def test_unchanged_default_objects_are_kept(modules):
     m = modules.load("def f(seen=[]):\n    seen.append(1)\n    return len(seen)\n")
     f = m.f
-    f(); f()
+    f()
+    f()
     modules.edit(m, "def f(seen=[]):\n    seen.append(1)\n    return len(seen) * 100\n")
     assert f() == 300
 

@@ -1,7 +1,7 @@
 """Type stubs and documentation for hotswap's native core (Rust, PyO3)."""
 
 from types import CodeType, FunctionType
-from typing import Any, Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 __version__: str
 LOG_ENV: str
