@@ -27,10 +27,13 @@ test: ## cargo test, then every pytest suite on each CPython 3.9-3.13 on this ma
 test-debug: ## the pytest suites against a build with Rust debug assertions and overflow checks
 	scripts/test-pythons.sh debug-checks $(PYTHONS)
 
+BENCH_VENV := benches/.venv
+
 .PHONY: bench
-bench: ## run every benchmark in benches/ and write benches/RESULTS.md
-	@scripts/venv.sh $(VENV) $(PYTHON) release
-	$(VENV)/bin/python benches/run_all.py
+bench: ## run every benchmark in benches/ (comparison tools in benches/.venv) and write benches/RESULTS.md
+	@scripts/venv.sh $(BENCH_VENV) $(PYTHON) release
+	$(BENCH_VENV)/bin/python -m pip install -q -r benches/requirements.txt
+	$(BENCH_VENV)/bin/python benches/run_all.py
 
 .PHONY: lint
 lint: ## rustfmt, clippy and ruff
