@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import textwrap
 import types
 
 import pytest
@@ -157,3 +158,36 @@ def test_first_sight_of_an_unchanged_module_needs_no_rerun(modules):
     py_compile.compile(path, cfile=m.__cached__)  # as the import would have, were byte-code writes on
     report = hotswap.reload(m)
     assert report.ok and report.executed == 0 and not report.patched
+
+
+def test_ten_megabyte_module_reloads_only_the_edited_part(modules):
+    blob = "x" * (10 * 1024 * 1024)
+    src = f'DATA = "{blob}"\n\ndef f():\n    return len(DATA)\n'
+    m = modules.load(src)
+    f = m.f
+    data = m.DATA
+    report = modules.edit(m, src.replace("return len(DATA)", "return len(DATA) + 1"))
+    assert report.ok, report.error
+    assert f() == len(blob) + 1 and m.DATA is data and report.executed == 0
+
+
+def test_file_renamed_away_then_back(modules):
+    m = modules.load(BASE)
+    path = modules.path(m.__name__)
+    moved = path.with_suffix(".moved")
+    path.rename(moved)
+    report = hotswap.reload(m)
+    assert not report.ok and "cannot read" in report.error
+    moved.write_text(textwrap.dedent(BASE).replace('return "old"', 'return "new"', 1))
+    moved.rename(path)
+    report = hotswap.reload(m)
+    assert report.ok and m.f() == "new"
+
+
+def test_non_utf8_source_with_a_coding_cookie_is_decoded(modules):
+    m = modules.load(BASE)
+    source = "# -*- coding: latin-1 -*-\n" + textwrap.dedent(BASE).replace('"old"', '"caf\xe9"', 1)
+    modules.path(m.__name__).write_bytes(source.encode("latin-1"))
+    report = hotswap.reload(m)
+    assert report.ok, report.error
+    assert m.f() == "caf\xe9"
