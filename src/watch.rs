@@ -309,18 +309,29 @@ impl Tree {
             }
             self.watched.insert(dir.clone());
             let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let (mut subdirs, mut found) = (Vec::new(), Vec::new());
+            let mut marked = false;
             for entry in entries.flatten() {
                 let Ok(kind) = entry.file_type() else { continue };
                 let path = entry.path();
                 if kind.is_dir() {
                     if !self.filter.ignores_dir(&path) {
-                        stack.push(path);
+                        subdirs.push(path);
                     }
-                } else if let Some(files) = files.as_deref_mut() {
-                    if self.filter.wants_file(&path) {
-                        files.push(path);
-                    }
+                } else if IGNORED_DIR_MARKERS.iter().any(|m| entry.file_name() == *m) {
+                    marked = true;
+                } else if files.is_some() && self.filter.wants_file(&path) {
+                    found.push(path);
                 }
+            }
+            if marked && !self.filter.roots.contains(&dir) {
+                // The marker appeared between the check and the watch (a venv being created): drop it again.
+                self.forget(&dir);
+                continue;
+            }
+            stack.extend(subdirs);
+            if let Some(files) = files.as_deref_mut() {
+                files.extend(found);
             }
         }
         Ok(())
@@ -505,7 +516,10 @@ fn start_tree(
         }
     }
     let (raw_tx, raw_rx) = unbounded::<RawEvent>();
-    let config = Config::default().with_poll_interval(Duration::from_millis(POLL_INTERVAL_MS));
+    // notify's PollWatcher compares whole-second mtimes: a save within the same second as the previous one is only
+    // seen by comparing contents (each poll hashes the watched directories' files; ignored trees are not among them).
+    let config =
+        Config::default().with_poll_interval(Duration::from_millis(POLL_INTERVAL_MS)).with_compare_contents(true);
     let result = PollWatcher::new(move |ev: RawEvent| drop(raw_tx.send(ev)), config).and_then(|watcher| {
         let mut tree = Tree { watcher: Box::new(watcher), filter, watched: HashSet::new(), native: false };
         walk_roots(&mut tree).map(|()| (tree, raw_rx))
