@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+pub mod diff;
 pub mod errors;
 pub mod log;
 pub mod patch;
@@ -18,6 +19,15 @@ fn split_statements(py: Python<'_>, source: &str, path: &str) -> PyResult<Vec<st
     })
 }
 
+/// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`.
+#[pyfunction]
+#[pyo3(signature = (old, new, *, whole_module = false))]
+fn plan(old: Vec<PyRef<'_, stmts::Stmt>>, new: Vec<PyRef<'_, stmts::Stmt>>, whole_module: bool) -> diff::Plan {
+    let old: Vec<&stmts::Stmt> = old.iter().map(|s| &**s).collect();
+    let new: Vec<&stmts::Stmt> = new.iter().map(|s| &**s).collect();
+    diff::plan(&old, &new, whole_module)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     log::init();
@@ -27,6 +37,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stmts::Stmt>()?;
     m.add_class::<watch::PyWatcher>()?;
     m.add_function(wrap_pyfunction!(split_statements, m)?)?;
+    m.add_class::<diff::Plan>()?;
+    m.add_class::<diff::Step>()?;
+    m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(patch::apply, m)?)?;
+    m.add_function(wrap_pyfunction!(patch::find_functions, m)?)?;
     Ok(())
 }

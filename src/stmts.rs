@@ -9,7 +9,7 @@ use rustpython_parser::ast::{self, Ranged};
 use rustpython_parser::Parse;
 
 /// One statement of a module body (or of a class body, in `members`).
-#[pyclass(frozen, get_all, name = "Stmt", module = "hotswap._native")]
+#[pyclass(frozen, get_all, from_py_object, name = "Stmt", module = "hotswap._native")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stmt {
     /// "def", "class" or "other".
@@ -43,6 +43,51 @@ pub struct Stmt {
 
 #[pymethods]
 impl Stmt {
+    /// Built from Python by the fallback splitter (CPython's `ast`) for source rustpython-parser rejects.
+    #[new]
+    #[pyo3(signature = (*, kind, name, text, lineno, end_lineno, def_lineno, def_text, decorators, binds, reads,
+                        calls_reloading, defaults, nested_scopes, members))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        kind: &str,
+        name: Option<String>,
+        text: String,
+        lineno: usize,
+        end_lineno: usize,
+        def_lineno: usize,
+        def_text: String,
+        decorators: Vec<String>,
+        binds: Vec<String>,
+        reads: Vec<String>,
+        calls_reloading: bool,
+        defaults: Vec<(String, String, Vec<String>)>,
+        nested_scopes: bool,
+        members: Vec<Stmt>,
+    ) -> PyResult<Self> {
+        let kind = match kind {
+            "def" => "def",
+            "class" => "class",
+            "other" => "other",
+            other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown statement kind {other:?}"))),
+        };
+        Ok(Stmt {
+            kind,
+            name,
+            text,
+            lineno,
+            end_lineno,
+            def_lineno,
+            def_text,
+            decorators,
+            binds,
+            reads,
+            calls_reloading,
+            defaults,
+            nested_scopes,
+            members,
+        })
+    }
+
     fn __repr__(&self) -> String {
         format!("Stmt({} {:?} lines {}-{})", self.kind, self.name, self.lineno, self.end_lineno)
     }

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._native import __version__
-from .reload import ReloadReport, currently_reloading, on_reload, reload
+from .reload import ReloadReport, currently_reloading, on_reload, reload, running_source, track
 
 if TYPE_CHECKING:
     from .template import isolate_imports, scan_imports
@@ -33,7 +33,9 @@ __all__ = [
     "isolate_imports",
     "on_reload",
     "reload",
+    "running_source",
     "scan_imports",
+    "track",
 ]
 
 # The watcher and the template are imported on first use, so `import hotswap` (and the pytest plugin when its
