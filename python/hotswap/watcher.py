@@ -72,7 +72,7 @@ MODULES_CHECK_S = 1.0
 _PathLike = Union[str, "os.PathLike[str]"]
 _CLEAR_SCREEN = "\x1b[2J\x1b[H"
 
-_engine = importlib.import_module(__package__ + ".reload")
+_reload_mod = importlib.import_module(__package__ + ".reload")
 
 
 class AutoReloader:
@@ -298,7 +298,7 @@ class AutoReloader:
                 continue
             expired = self._deferred.pop(path, None)
             for module in modules:
-                baseline = _engine.running_source(module) if hasattr(_engine, "running_source") else None
+                baseline = _running_source(module)
                 if not content.strip() and baseline and baseline.strip() and (expired is None or expired > now):
                     # Truncated and not (yet) written again: wait a bounded time for the rest of the write.
                     self._deferred[path] = expired if expired is not None else now + EMPTY_GRACE_S
@@ -317,8 +317,8 @@ class AutoReloader:
 
     def _wants(self, module: ModuleType, path: str, content: bytes, baseline: Optional[bytes] = None) -> bool:
         """Whether ``content`` should be applied to ``module``: not what it runs, not a broken save seen before."""
-        if baseline is None and hasattr(_engine, "running_source"):
-            baseline = _engine.running_source(module)
+        if baseline is None:
+            baseline = _running_source(module)
         if baseline is not None and _as_bytes(baseline) == content:
             self._failed.pop(path, None)
             return False
@@ -335,7 +335,7 @@ class AutoReloader:
         reports = []
         for module, path, content in changes:
             try:
-                report = _engine.reload(module, mode=self.mode, source=content)
+                report = _reload_mod.reload(module, mode=self.mode, source=content)
             except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
                 report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
             reports.append(report)
@@ -382,7 +382,7 @@ class _ModuleMap:
         """
         by_path: Dict[str, List[ModuleType]] = {}
         known = {id(m) for mods in self._by_path.values() for m in mods}
-        track = getattr(_engine, "track", None) if track_new else None
+        track = getattr(_reload_mod, "track", None) if track_new else None
         for module in list(sys.modules.values()):
             file = _module_file(module)
             if file is None:
@@ -422,7 +422,7 @@ def _module_file(module: object) -> Optional[str]:
     file = origin if isinstance(origin, str) and getattr(spec, "has_location", False) else None
     if file is None:
         file = getattr(module, "__file__", None)
-    if not isinstance(file, str) or not file.endswith((".py", ".pyw")):
+    if not isinstance(file, str) or not file.endswith(".py"):
         return None
     return file
 
@@ -498,6 +498,13 @@ def dependency_order(changes: List[Tuple[ModuleType, str, bytes]]) -> List[Tuple
             placed.add(i)
             done.append(i)
     return [changes[i] for i in done]
+
+
+def _running_source(module: ModuleType) -> Optional[bytes]:
+    try:
+        return _reload_mod.running_source(module)
+    except Exception:  # an odd module the engine cannot describe: treat its baseline as unknown
+        return None
 
 
 def _read(path: str) -> Optional[bytes]:
