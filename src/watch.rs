@@ -153,12 +153,16 @@ impl Filter {
     fn matches_any(&self, patterns: &[String], path: &Path) -> bool {
         let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
         let rel = self.relative(path);
-        patterns.iter().any(|p| fnmatch(p, &name) || rel.as_deref().is_some_and(|r| fnmatch(p, r)))
+        patterns
+            .iter()
+            .any(|p| fnmatch(p, &name) || rel.as_deref().is_some_and(|r| fnmatch(p, r)))
     }
 
     fn relative(&self, path: &Path) -> Option<String> {
         self.roots.iter().find_map(|root| {
-            path.strip_prefix(root).ok().map(|r| r.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/"))
+            path.strip_prefix(root)
+                .ok()
+                .map(|r| r.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/"))
         })
     }
 
@@ -361,7 +365,11 @@ fn run_batcher(
     let mut notes: Vec<String> = Vec::new();
     let mut rescan = false;
     loop {
-        let deadline = if rescan { Some(Instant::now()) } else { batcher.deadline() };
+        let deadline = if rescan {
+            Some(Instant::now())
+        } else {
+            batcher.deadline()
+        };
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         crossbeam_channel::select! {
             recv(stop) -> _ => break,
@@ -493,17 +501,29 @@ fn start_tree(
     force_polling: bool,
     simulate_native_error: bool,
 ) -> (notify::Result<(Tree, Receiver<RawEvent>)>, Option<String>) {
-    let mut fallback = if force_polling { Some("force_polling=True".to_string()) } else { None };
+    let mut fallback = if force_polling {
+        Some("force_polling=True".to_string())
+    } else {
+        None
+    };
     if fallback.is_none() {
         let (raw_tx, raw_rx) = unbounded::<RawEvent>();
         let native = if simulate_native_error {
-            Err(notify::Error::io(std::io::Error::new(std::io::ErrorKind::Unsupported, "simulated for tests")))
+            Err(notify::Error::io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "simulated for tests",
+            )))
         } else {
             RecommendedWatcher::new(move |ev: RawEvent| drop(raw_tx.send(ev)), Config::default())
         };
         match native {
             Ok(watcher) => {
-                let mut tree = Tree { watcher: Box::new(watcher), filter: filter.clone(), watched: HashSet::new(), native: true };
+                let mut tree = Tree {
+                    watcher: Box::new(watcher),
+                    filter: filter.clone(),
+                    watched: HashSet::new(),
+                    native: true,
+                };
                 match walk_roots(&mut tree) {
                     Ok(()) => return (Ok((tree, raw_rx)), None),
                     Err(err) if matches!(err.kind, ErrorKind::MaxFilesWatch) => {
@@ -518,10 +538,16 @@ fn start_tree(
     let (raw_tx, raw_rx) = unbounded::<RawEvent>();
     // notify's PollWatcher compares whole-second mtimes: a save within the same second as the previous one is only
     // seen by comparing contents (each poll hashes the watched directories' files; ignored trees are not among them).
-    let config =
-        Config::default().with_poll_interval(Duration::from_millis(POLL_INTERVAL_MS)).with_compare_contents(true);
+    let config = Config::default()
+        .with_poll_interval(Duration::from_millis(POLL_INTERVAL_MS))
+        .with_compare_contents(true);
     let result = PollWatcher::new(move |ev: RawEvent| drop(raw_tx.send(ev)), config).and_then(|watcher| {
-        let mut tree = Tree { watcher: Box::new(watcher), filter, watched: HashSet::new(), native: false };
+        let mut tree = Tree {
+            watcher: Box::new(watcher),
+            filter,
+            watched: HashSet::new(),
+            native: false,
+        };
         walk_roots(&mut tree).map(|()| (tree, raw_rx))
     });
     (result, fallback)
@@ -578,11 +604,18 @@ impl PyWatcher {
             let real = std::fs::canonicalize(root)
                 .map_err(|err| PyFileNotFoundError::new_err(format!("cannot watch {}: {err}", root.display())))?;
             if !real.is_dir() {
-                return Err(PyValueError::new_err(format!("cannot watch {}: not a directory", root.display())));
+                return Err(PyValueError::new_err(format!(
+                    "cannot watch {}: not a directory",
+                    root.display()
+                )));
             }
             canonical.push(real);
         }
-        let filter = Filter { roots: canonical, include, exclude };
+        let filter = Filter {
+            roots: canonical,
+            include,
+            exclude,
+        };
         let (result, fallback_reason) = py.detach(|| start_tree(filter, force_polling, simulate_native_error));
         let (tree, raw_rx) = result.map_err(|err| PyRuntimeError::new_err(format!("cannot start watching: {err}")))?;
         let backend = if tree.native { "native" } else { "poll" };
@@ -655,7 +688,12 @@ impl PyWatcher {
     }
 
     fn __repr__(&self) -> String {
-        format!("<hotswap._native.Watcher backend={} dirs={} running={}>", self.backend, self.watched_dirs, self.running())
+        format!(
+            "<hotswap._native.Watcher backend={} dirs={} running={}>",
+            self.backend,
+            self.watched_dirs,
+            self.running()
+        )
     }
 }
 
@@ -692,7 +730,17 @@ mod tests {
 
     #[test]
     fn editor_temp_names() {
-        for name in ["m.py~", "4913", "5036", ".m.py.swp", ".m.py.swx", "m.py.___jb_tmp___", "m.py.___jb_old___", ".#m.py", "#m.py#"] {
+        for name in [
+            "m.py~",
+            "4913",
+            "5036",
+            ".m.py.swp",
+            ".m.py.swx",
+            "m.py.___jb_tmp___",
+            "m.py.___jb_old___",
+            ".#m.py",
+            "#m.py#",
+        ] {
             assert!(is_editor_temp(name), "{name}");
         }
         for name in ["m.py", "a4913.py", "jb.py", "#.py"] {
@@ -706,11 +754,18 @@ mod tests {
         std::fs::create_dir_all(dir.join("env")).unwrap();
         std::fs::write(dir.join("env/pyvenv.cfg"), "").unwrap();
         std::fs::create_dir_all(dir.join("target")).unwrap();
-        let filter = Filter { roots: vec![dir.clone()], include: vec!["*.py".into()], exclude: vec!["gen/*".into()] };
+        let filter = Filter {
+            roots: vec![dir.clone()],
+            include: vec!["*.py".into()],
+            exclude: vec!["gen/*".into()],
+        };
         assert!(filter.ignores_dir(&dir.join(".git")));
         assert!(filter.ignores_dir(&dir.join(".venv-3.11")));
         assert!(filter.ignores_dir(&dir.join("env")));
-        assert!(!filter.ignores_dir(&dir.join("target")), "a plain `target` directory may be a package");
+        assert!(
+            !filter.ignores_dir(&dir.join("target")),
+            "a plain `target` directory may be a package"
+        );
         std::fs::write(dir.join("target/CACHEDIR.TAG"), "").unwrap();
         assert!(filter.ignores_dir(&dir.join("target")));
         assert!(filter.wants_file(&dir.join("a.py")));
@@ -740,7 +795,10 @@ mod tests {
             b.touch("c".into(), Touch::Other, t0 + ms(4 * i));
         }
         assert_eq!(b.deadline(), Some(t0 + ms(100)));
-        assert_eq!(b.take(), vec![PathBuf::from("a"), PathBuf::from("b"), PathBuf::from("c")]);
+        assert_eq!(
+            b.take(),
+            vec![PathBuf::from("a"), PathBuf::from("b"), PathBuf::from("c")]
+        );
         assert!(b.is_empty());
         assert_eq!(b.deadline(), None);
     }
@@ -755,7 +813,11 @@ mod tests {
         b.touch("m.py".into(), Touch::Write, t0 + ms(300));
         assert_eq!(b.deadline(), Some(t0 + ms(1000)));
         b.touch("m.py".into(), Touch::Closed, t0 + ms(301));
-        assert_eq!(b.deadline(), Some(t0 + ms(100)), "closed: the cap, already past, flushes at once");
+        assert_eq!(
+            b.deadline(),
+            Some(t0 + ms(100)),
+            "closed: the cap, already past, flushes at once"
+        );
         b.take();
         // touch(1): open, attrib, close-after-write.
         b.touch("m.py".into(), Touch::Other, t0);
