@@ -511,3 +511,50 @@ def test_dependency_order_and_import_scan():
     # A cycle keeps the saved order.
     cyclic = [(mods["p.a"], "a.py", b"from . import b\n"), (mods["p.b"], "b.py", b"from . import a\n")]
     assert [m.__name__ for m, _, _ in watcher_mod.dependency_order(cyclic)] == ["p.a", "p.b"]
+
+
+def test_idle_reloader_costs_almost_no_cpu(project, start):
+    project.module(source(1))
+    reloader = start(project.root)
+    assert reloader.backend == "native"
+    cpu = time.process_time()
+    assert reloader.wait_for_reload(timeout=1.0) is None
+    assert time.process_time() - cpu < 0.05
+
+
+SCRIPT = '''\
+import sys, time
+import hotswap
+from hotswap import AutoReloader
+
+
+def step():
+    return "old"
+
+
+if not hotswap.currently_reloading():  # unchanged, so not run again when this file is reloaded
+    with AutoReloader(path=sys.argv[1]) as reloader:
+        print("ready", step(), flush=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and step() != "new":
+            time.sleep(0.002)
+        print("saw", step(), flush=True)
+'''
+
+
+def test_a_long_running_script_edits_its_own_main_module(tmp_path):
+    import subprocess
+
+    script = tmp_path / "app.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready old"
+        save_vim(script, SCRIPT.replace('return "old"', 'return "new"'))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert out.strip() == "saw new", err
+    assert proc.returncode == 0, err
