@@ -110,7 +110,7 @@ def measure(tool: str, lines: int, workdir: str) -> dict:
     return {
         "lines": len(make_source(lines, 0).splitlines()),
         "p50": statistics.median(latencies_ms),
-        "p95": latencies_ms[int(round(0.95 * (len(latencies_ms) - 1)))],
+        "p95": latencies_ms[round(0.95 * (len(latencies_ms) - 1))],
     }
 
 
@@ -126,14 +126,17 @@ def run(tool: str) -> list:
             sys.path.remove(workdir)
 
 
-def jurigged_results() -> "tuple[list, str]":
+def jurigged_results() -> tuple[list, str]:
     if not os.path.exists(JURIGGED_PYTHON):
-        return [], "skipped: benches/.venv does not exist (python -m venv benches/.venv && benches/.venv/bin/pip install jurigged)"
-    probe = subprocess.run([JURIGGED_PYTHON, "-c", "import jurigged"], capture_output=True, text=True)
+        return (
+            [],
+            "skipped: benches/.venv does not exist (python -m venv benches/.venv && benches/.venv/bin/pip install jurigged)",
+        )
+    probe = subprocess.run([JURIGGED_PYTHON, "-c", "import jurigged"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         return [], "skipped: jurigged is not installed in benches/.venv (benches/.venv/bin/pip install jurigged)"
     done = subprocess.run(
-        [JURIGGED_PYTHON, os.path.abspath(__file__), "--tool", "jurigged", "--json"], capture_output=True, text=True
+        [JURIGGED_PYTHON, os.path.abspath(__file__), "--tool", "jurigged", "--json"], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
         return [], "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]

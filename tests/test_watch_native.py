@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from hotswap import _native, watcher
 
 Watcher = _native.Watcher

@@ -16,9 +16,8 @@ import types
 import uuid
 from pathlib import Path
 
-import pytest
-
 import hotswap
+import pytest
 from hotswap import AutoReloader, _native
 from hotswap import watcher as watcher_mod
 
@@ -196,7 +195,7 @@ class Caller(threading.Thread):
 @pytest.mark.parametrize("editor", list(EDITORS))
 def test_each_editor_save_gives_exactly_one_reload_of_the_final_content(project, start, editor):
     module, path = project.module(source(1))
-    f = getattr(module, "f")  # `from m import f`
+    f = module.f  # `from m import f`
     bound = module.C().m  # a bound method of an instance made before the edit
     seen = []
     reloader = start(project.root, on_reload=seen.append)
@@ -223,7 +222,7 @@ def test_each_editor_save_gives_exactly_one_reload_of_the_final_content(project,
 
 
 def test_touch_and_saving_the_same_content_do_nothing(project, start):
-    module, path = project.module(source(1))
+    _, path = project.module(source(1))
     reloader = start(project.root)
     os.utime(path)
     with open(path, "a"):
@@ -251,7 +250,9 @@ def test_files_saved_together_reload_in_dependency_order(project, start):
     project.write(f"{pkg}/__init__.py", "")
     project.write(f"{pkg}/base.py", "def value():\n    return 1\n")
     project.write(f"{pkg}/mid.py", "from . import base\n\ndef value():\n    return base.value() + 10\n")
-    project.write(f"{pkg}/top.py", f"from {pkg}.mid import value as mid_value\n\ndef value():\n    return mid_value() + 100\n")
+    project.write(
+        f"{pkg}/top.py", f"from {pkg}.mid import value as mid_value\n\ndef value():\n    return mid_value() + 100\n"
+    )
     importlib.invalidate_caches()
     top = importlib.import_module(f"{pkg}.top")
     project.names.append(pkg)
@@ -412,7 +413,7 @@ def test_stale_references_called_throughout_many_saves(project, start):
         EDITORS[editor](path, source(version))
         report = reloader.wait_for_reload(timeout=5)
         assert report is not None and report.ok
-        assert wait_until(lambda: caller.results[-1] == (version, version * 10))
+        assert wait_until(lambda v=version: caller.results[-1] == (v, v * 10))
     caller.stop()
     assert caller.errors == []
     versions = [r[0] for r in caller.results]
@@ -467,7 +468,7 @@ def test_polling_when_forced_and_as_a_logged_fallback(project, start, caplog, mo
 
 
 def test_clear_clears_the_terminal_before_reloading(project, start, capsys):
-    module, path = project.module(source(1))
+    _, path = project.module(source(1))
     reloader = start(project.root, clear=True)
     path.write_text(source(2))
     assert reloader.wait_for_reload(timeout=5) is not None
@@ -522,7 +523,7 @@ def test_idle_reloader_costs_almost_no_cpu(project, start):
     assert time.process_time() - cpu < 0.05
 
 
-SCRIPT = '''\
+SCRIPT = """\
 import sys, time
 import hotswap
 from hotswap import AutoReloader
@@ -539,7 +540,7 @@ if not hotswap.currently_reloading():  # unchanged, so not run again when this f
         while time.monotonic() < deadline and step() != "new":
             time.sleep(0.002)
         print("saw", step(), flush=True)
-'''
+"""
 
 
 def test_a_long_running_script_edits_its_own_main_module(tmp_path):

@@ -1,6 +1,5 @@
 """Type stubs of ``hotswap._native``, the Rust extension module. Every native item is documented here."""
 
-from __future__ import annotations
 
 from typing import ClassVar, List, Optional, Sequence, Tuple
 

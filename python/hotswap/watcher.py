@@ -142,13 +142,11 @@ class AutoReloader:
             list(self.roots),
             include=list(include),
             exclude=list(exclude),
-            debounce_ms=max(0, int(round(debounce_ms))),
+            debounce_ms=max(0, round(debounce_ms)),
             force_polling=force_polling,
         )
         if self._watcher.fallback_reason and not force_polling:
-            logger.warning(
-                "hotswap: polling %s every 200 ms: %s", ", ".join(self.roots), self._watcher.fallback_reason
-            )
+            logger.warning("hotswap: polling %s every 200 ms: %s", ", ".join(self.roots), self._watcher.fallback_reason)
         elif force_polling:
             logger.info("hotswap: polling %s every 200 ms (force_polling=True)", ", ".join(self.roots))
         self._thread = threading.Thread(target=self._run, name="hotswap-autoreload", daemon=True)
@@ -241,7 +239,7 @@ class AutoReloader:
             self._thread.join(timeout=5)
         _live.discard(self)
 
-    def __enter__(self) -> "AutoReloader":
+    def __enter__(self) -> AutoReloader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -533,7 +531,7 @@ def _locate(error: str, path: str) -> Tuple[str, str]:
     return f"{file}:{line}", reason
 
 
-_live: "weakref.WeakSet[AutoReloader]" = weakref.WeakSet()
+_live: weakref.WeakSet[AutoReloader] = weakref.WeakSet()
 
 
 @atexit.register
