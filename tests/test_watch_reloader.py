@@ -559,3 +559,26 @@ def test_a_long_running_script_edits_its_own_main_module(tmp_path):
         proc.kill()
     assert out.strip() == "saw new", err
     assert proc.returncode == 0, err
+
+
+def test_an_unstopped_reloader_does_not_keep_the_interpreter_alive(tmp_path):
+    import subprocess
+
+    (tmp_path / "lib.py").write_text("def f():\n    return 1\n")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import lib\n"
+        "from hotswap import AutoReloader\n"
+        "r = AutoReloader(sys.argv[1])\n"
+        "open(sys.argv[1] + '/lib.py', 'w').write('def f():\\n    return 2\\n')\n"
+        "assert r.wait_for_reload(timeout=5).ok and lib.f() == 2\n"
+        "print('exiting', flush=True)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "exiting"
+    assert "panic" not in done.stderr.lower()
+    assert time.monotonic() - started < 10
