@@ -28,6 +28,11 @@ def wait_until(predicate, timeout: float = 5.0, interval: float = 0.005) -> bool
     return predicate()
 
 
+def create_files(directory: Path, count: int, prefix: str = "f") -> None:
+    for i in range(count):
+        os.close(os.open(directory / f"{prefix}{i}.py", os.O_CREAT | os.O_WRONLY, 0o644))
+
+
 def collect(w, timeout: float = 5.0, quiet: float = 0.3) -> dict:
     """Every file reported until `quiet` seconds pass without a batch (at least one batch within `timeout`)."""
     files: dict = {}
@@ -99,15 +104,13 @@ def test_ignored_directories_are_not_watched(tmp_path):
     try:
         assert w.watched_dirs == 2, "only the root and src/ are watched"
         for name in [".git", "node_modules"]:
-            for i in range(1000):
-                (root / name / f"f{i}.py").write_text("x = 1\n")
+            create_files(root / name, 1000)
         for name in ignored[2:] + ["env", "target"]:
             (root / name / "m.py").write_text("x = 1\n")
         assert w.wait(0.3) is None
         # A directory created later with an ignored name is not watched either.
         (root / "src" / "node_modules").mkdir()
-        for i in range(200):
-            (root / "src" / "node_modules" / f"f{i}.py").write_text("x = 1\n")
+        create_files(root / "src" / "node_modules", 200)
         assert w.wait(0.3) is None
         # While a normal file still is.
         (root / "src" / "a.py").write_text("x = 1\n")
@@ -229,8 +232,7 @@ def test_ten_thousand_files_start_fast_and_idle_cheaply(tmp_path):
     for d in range(100):
         sub = root / f"d{d}"
         sub.mkdir(parents=True)
-        for i in range(100):
-            (sub / f"f{i}.py").write_text("")
+        create_files(sub, 100)
     started = time.perf_counter()
     w = Watcher([str(root)])
     elapsed = time.perf_counter() - started
