@@ -582,3 +582,28 @@ def test_an_unstopped_reloader_does_not_keep_the_interpreter_alive(tmp_path):
     assert done.stdout.strip() == "exiting"
     assert "panic" not in done.stderr.lower()
     assert time.monotonic() - started < 10
+
+
+def test_an_emptied_file_waits_a_bounded_time_then_applies_and_a_deleted_one_is_dropped(project, start):
+    module, path = project.module(source(1))
+    other, other_path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root)
+    # Emptied and closed, then nothing more: after the grace period the empty module is what the file says.
+    with open(path, "w"):
+        pass
+    assert reloader.wait_for_reload(timeout=0.5) is None
+    assert f() == 1
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.module == module.__name__
+    # Emptied, then deleted during the grace period: nothing is applied and nothing is left waiting.
+    with open(other_path, "w"):
+        pass
+    assert wait_until(lambda: reloader._deferred)
+    other_path.unlink()
+    assert wait_until(lambda: not reloader._deferred, timeout=3)
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+    assert other.f() == 1
+    cpu = time.process_time()
+    assert reloader.wait_for_reload(timeout=0.5) is None
+    assert time.process_time() - cpu < 0.05

@@ -288,13 +288,13 @@ class AutoReloader:
         changes: List[Tuple[ModuleType, str, bytes]] = []
         now = time.monotonic()
         for path in paths:
+            expired = self._deferred.pop(path, None)
             modules = self._modules.lookup(path)
             if not modules:
                 continue
             content = _read(path)
             if content is None:
                 continue
-            expired = self._deferred.pop(path, None)
             for module in modules:
                 baseline = _running_source(module)
                 if not content.strip() and baseline and baseline.strip() and (expired is None or expired > now):
