@@ -607,3 +607,24 @@ def test_an_emptied_file_waits_a_bounded_time_then_applies_and_a_deleted_one_is_
     cpu = time.process_time()
     assert reloader.wait_for_reload(timeout=0.5) is None
     assert time.process_time() - cpu < 0.05
+
+
+def test_a_module_reached_through_a_symlink_out_of_the_tree_is_not_reloaded(tmp_path, monkeypatch, start):
+    root, outside = (tmp_path / "root").resolve(), (tmp_path / "outside").resolve()
+    root.mkdir()
+    outside.mkdir()
+    name = f"ext_{uuid.uuid4().hex[:8]}"
+    (outside / f"{name}.py").write_text(source(1))
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    monkeypatch.syspath_prepend(str(root / "linked"))
+    importlib.invalidate_caches()
+    module = importlib.import_module(name)
+    try:
+        assert module.__file__.startswith(str(root))
+        reloader = start(root)
+        (outside / f"{name}.py").write_text(source(2))
+        (root / "linked" / f"{name}.py").write_text(source(3))
+        assert reloader.wait_for_reload(timeout=QUIET) is None
+        assert module.f() == 1
+    finally:
+        sys.modules.pop(name, None)
