@@ -824,4 +824,39 @@ mod tests {
         b.touch("m.py".into(), Touch::Closed, t0 + ms(1));
         assert_eq!(b.deadline(), Some(t0 + ms(6)));
     }
+
+    #[test]
+    fn batcher_thread_reports_saves_without_python() {
+        let dir = std::env::temp_dir().join(format!("hotswap-batcher-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("pkg")).unwrap();
+        std::fs::create_dir_all(dir.join(".git")).unwrap();
+        let root = std::fs::canonicalize(&dir).unwrap();
+        let filter = Filter {
+            roots: vec![root.clone()],
+            include: vec!["*.py".into()],
+            exclude: vec![],
+        };
+        let (result, fallback) = start_tree(filter, false, false);
+        let (tree, raw_rx) = result.unwrap();
+        assert!(fallback.is_none() && tree.native);
+        assert_eq!(tree.watched.len(), 2, "the root and pkg/, not .git/");
+        let (stop_tx, stop_rx) = bounded(1);
+        let (out_tx, out_rx) = unbounded();
+        let batcher = Batcher::new(ms(5), ms(100), ms(OPEN_WRITE_MAX_MS));
+        let handle = std::thread::spawn(move || run_batcher(tree, raw_rx, stop_rx, out_tx, batcher));
+        let target = root.join("pkg/m.py");
+        std::fs::write(root.join(".git/x.py"), "ignored").unwrap();
+        std::fs::write(root.join("pkg/m.py~"), "backup").unwrap();
+        std::fs::write(&target, "x = 1").unwrap();
+        let (files, notes) = out_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(files, vec![(target.to_string_lossy().into_owned(), true)]);
+        assert!(notes.is_empty());
+        stop_tx.send(()).unwrap();
+        handle.join().unwrap();
+        assert!(
+            out_rx.recv_timeout(ms(100)).is_err(),
+            "the batch channel is closed once stopped"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
