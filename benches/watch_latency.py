@@ -4,11 +4,10 @@ Save-to-live: from the moment the write of a module's file returns (open, write,
 thread, calling a reference taken before the edit (`from m import target`), first sees the new result. 50 saves
 per module size (about 60, 600 and 6,000 lines); p50 and p95 in milliseconds, time.perf_counter_ns.
 
-Usage: python benches/watch_latency.py            (hotswap in this interpreter; jurigged from benches/.venv)
-       python benches/watch_latency.py --tool jurigged --json   (what the first runs inside benches/.venv)
+Usage: python benches/watch_latency.py   (or `make bench`, which runs it in benches/.venv with jurigged installed)
 
-jurigged runs in its own virtual environment, benches/.venv (`python -m venv benches/.venv &&
-benches/.venv/bin/pip install jurigged`); without it the table says it was skipped and why.
+hotswap runs in this interpreter; jurigged in a separate process of an interpreter that has it (this one, else
+benches/.venv's). Without jurigged the output says it was skipped and why. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -126,18 +125,23 @@ def run(tool: str) -> list:
             sys.path.remove(workdir)
 
 
-def jurigged_results() -> tuple[list, str]:
-    if not os.path.exists(JURIGGED_PYTHON):
-        return (
-            [],
-            "skipped: benches/.venv does not exist (python -m venv benches/.venv && benches/.venv/bin/pip install jurigged)",
-        )
-    probe = subprocess.run([JURIGGED_PYTHON, "-c", "import jurigged"], capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        return [], "skipped: jurigged is not installed in benches/.venv (benches/.venv/bin/pip install jurigged)"
-    done = subprocess.run(
-        [JURIGGED_PYTHON, os.path.abspath(__file__), "--tool", "jurigged", "--json"], capture_output=True, text=True, check=False
-    )
+def jurigged_python() -> "str | None":
+    """An interpreter that can import jurigged: this one (as under `make bench`), or benches/.venv's."""
+    for candidate in (sys.executable, JURIGGED_PYTHON):
+        if os.path.exists(candidate):
+            probe = subprocess.run([candidate, "-c", "import jurigged"], capture_output=True, check=False)
+            if probe.returncode == 0:
+                return candidate
+    return None
+
+
+def jurigged_results() -> "tuple[list, str]":
+    python = jurigged_python()
+    if python is None:
+        return [], "skipped: not installed here nor in benches/.venv (`make bench` installs it)"
+    # Its own process: jurigged and hotswap both watch files and hook imports.
+    command = [python, os.path.abspath(__file__), "--tool", "jurigged", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return [], "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
     return json.loads(done.stdout), ""

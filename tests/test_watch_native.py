@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from hotswap import _native, watcher
 
 Watcher = _native.Watcher

@@ -16,8 +16,9 @@ import types
 import uuid
 from pathlib import Path
 
-import hotswap
 import pytest
+
+import hotswap
 from hotswap import AutoReloader, _native
 from hotswap import watcher as watcher_mod
 

@@ -59,9 +59,14 @@ def decode(data: bytes) -> str:
     return importlib.util.decode_source(data)
 
 
-def split(text: str, path: str) -> Tuple[_native.Stmt, ...]:
-    """Top-level statements of ``text``; raises SyntaxError (CPython's) for source CPython rejects."""
+def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_native.Stmt, ...]:
+    """Top-level statements of ``text``; raises SyntaxError (CPython's) for source CPython rejects.
+
+    With ``previous`` (the source the module runs, split), only the lines that differ from it are parsed.
+    """
     try:
+        if previous is not None:
+            return tuple(_native.split_statements_incremental(previous.text, previous.stmts, text, path))
         return tuple(_native.split_statements(text, path))
     except SyntaxError:
         tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)  # raises CPython's SyntaxError
@@ -323,7 +328,8 @@ def _describe(node: ast.stmt, text: str, lines: Optional[List[str]] = None) -> _
     def_text = _segment(text, lines, node, node.lineno, 0)
     return _native.Stmt(
         kind=kind, name=name, text=full, lineno=start_line, end_lineno=node.end_lineno,
-        def_lineno=node.lineno, def_text=def_text, decorators=[ast.get_source_segment(text, d) or "" for d in decorators],
+        def_lineno=node.lineno, def_text=def_text,
+        decorators=[ast.get_source_segment(text, d) or "" for d in decorators],
         binds=sorted(scan.binds), reads=sorted(scan.reads), calls_reloading=scan.calls_reloading,
         defaults=defaults, nested_scopes=nested, members=members,
     )

@@ -1,0 +1,97 @@
+"""Reload engine benchmark: a one-function edit in modules of about 60, 600 and 6,000 lines.
+
+Every tool reloads its own copy of the module; the rounds alternate between tools, in one process run, and
+the table quotes medians. `compile()` of the whole file is the reference; the last column is hotswap's time
+over it. The native apply step is also timed alone for 1,000 function patches in one batch.
+Run: `make bench` (or `python benches/reload_engine.py`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _modules import edit, line_count, make_module  # noqa: E402
+from _tools import available  # noqa: E402
+
+from hotswap import _native  # noqa: E402
+
+ROUNDS = 21
+
+
+def median_ms(samples):
+    return statistics.median(samples) / 1e6
+
+
+def bench_size(root: Path, functions: int, tools: dict) -> dict:
+    source = make_module(functions)
+    copies = {}
+    for index, (name, tool) in enumerate(tools.items()):
+        module_name = f"bench_engine_{functions}_{index}"
+        path = root / f"{module_name}.py"
+        path.write_text(source)
+        importlib.invalidate_caches()
+        module = importlib.import_module(module_name)
+        tool.prepare(module)
+        copies[name] = (module, path, module.target)
+    samples = {name: [] for name in tools}
+    samples["compile()"] = []
+    for round_ in range(ROUNDS):
+        new = edit(source, round_)
+        for name, tool in tools.items():
+            module, path, stale = copies[name]
+            path.write_text(new)
+            t0 = time.perf_counter_ns()
+            tool.reload(module)
+            samples[name].append(time.perf_counter_ns() - t0)
+            if name == "hotswap":
+                assert stale(0) == round_ + 2, "hotswap did not patch the stale reference"
+        t0 = time.perf_counter_ns()
+        compile(new, "bench.py", "exec", dont_inherit=True)
+        samples["compile()"].append(time.perf_counter_ns() - t0)
+    result = {name: median_ms(values) for name, values in samples.items()}
+    result["lines"] = line_count(source)
+    return result
+
+
+def bench_apply(count: int = 1000) -> float:
+    namespace: dict = {}
+    exec("\n".join(f"def f{i}(x):\n    return x + {i}" for i in range(count)), namespace)
+    donors: dict = {}
+    exec("\n".join(f"def f{i}(x):\n    return x - {i}" for i in range(count)), donors)
+    functions = [namespace[f"f{i}"] for i in range(count)]
+    originals = {fn.__name__: fn.__code__ for fn in functions}
+    samples = []
+    for round_ in range(ROUNDS):
+        codes = donors if round_ % 2 == 0 else None
+        ops = [("func", fn, codes[fn.__name__].__code__ if codes else originals[fn.__name__], None, fn.__defaults__,
+                fn.__kwdefaults__, fn.__annotations__, fn.__doc__, None) for fn in functions]
+        t0 = time.perf_counter_ns()
+        _native.apply(ops)
+        samples.append(time.perf_counter_ns() - t0)
+    return median_ms(samples)
+
+
+def main() -> None:
+    tools = {name: tool for name, tool in available().items() if tool is not None}
+    root = Path(tempfile.mkdtemp(prefix="hotswap-bench-"))
+    sys.path.insert(0, str(root))
+    columns = list(tools) + ["compile()"]
+    print(f"## Reload engine: one-function edit (CPython {sys.version.split()[0]}, medians of {ROUNDS})\n")
+    print("| module lines | " + " | ".join(columns) + " | hotswap / compile() |")
+    print("|---:|" + "---:|" * (len(columns) + 1))
+    for functions in (10, 100, 1000):
+        row = bench_size(root, functions, tools)
+        cells = " | ".join(f"{row[c]:.2f} ms" for c in columns)
+        print(f"| {row['lines']:,} | {cells} | {row['hotswap'] / row['compile()']:.2f} |")
+    print(f"\nNative apply step alone, 1,000 function patches in one batch: {bench_apply():.3f} ms (median)\n")
+
+
+if __name__ == "__main__":
+    main()
