@@ -97,6 +97,10 @@ class AutoReloader:
         clear: clear the terminal before each batch of reloads.
         on_reload: called with each ``ReloadReport`` of this reloader (after ``hotswap.on_reload`` hooks).
 
+    Attributes:
+        reports: the last 100 reports of this reloader, oldest first (a ``collections.deque``).
+        roots: the watched directories, as real paths.
+
     Example:
         >>> import tempfile
         >>> from hotswap import AutoReloader
