@@ -645,10 +645,17 @@ impl PyWatcher {
     #[pyo3(signature = (timeout_s = None))]
     fn wait(&self, py: Python<'_>, timeout_s: Option<f64>) -> PyResult<Option<BatchOut>> {
         let deadline = timeout_s.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        // Only the main thread receives signals (PyErr_CheckSignals does nothing elsewhere): on any other thread,
+        // such as AutoReloader's, block for the whole timeout instead of waking every slice.
+        let threading = py.import("threading")?;
+        let on_main = threading
+            .call_method0("current_thread")?
+            .is(&threading.call_method0("main_thread")?);
+        let max_slice = if on_main { WAIT_SLICE } else { Duration::from_secs(3600) };
         loop {
             let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-                None => WAIT_SLICE,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(max_slice),
+                None => max_slice,
             };
             match py.detach(|| self.batches.recv_timeout(slice)) {
                 Ok(batch) => return Ok(Some(batch)),

@@ -150,7 +150,7 @@ class Watcher:
         """
 
     def wait(self, timeout_s: Optional[float] = None) -> Optional[Tuple[List[Tuple[str, bool]], List[str]]]:
-        """Blocks (GIL released, signals checked every 50 ms) for the next batch.
+        """Blocks (GIL released; on the main thread, signals checked every 50 ms) for the next batch.
 
         Returns:
             ``(files, notes)``: ``files`` lists ``(real path, exists)`` in first-seen order, each path once, with
