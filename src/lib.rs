@@ -7,6 +7,7 @@ pub mod errors;
 pub mod log;
 pub mod patch;
 pub mod stmts;
+pub mod watch;
 
 /// Splits module source into top-level statements (see `stmts::Stmt`). Raises SyntaxError where the parser
 /// rejects the source, with the line it stopped at; the caller then falls back to CPython's parser.
@@ -52,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LOG_ENV", log::LOG_ENV)?;
     m.add("HotswapError", m.py().get_type::<errors::HotswapError>())?;
     m.add_class::<stmts::Stmt>()?;
+    m.add_class::<watch::PyWatcher>()?;
     m.add_function(wrap_pyfunction!(split_statements, m)?)?;
     m.add_function(wrap_pyfunction!(split_statements_incremental, m)?)?;
     m.add_class::<diff::Plan>()?;

@@ -1,0 +1,172 @@
+"""Save-to-live latency of AutoReloader, with jurigged as a reference.
+
+Save-to-live: from the moment the write of a module's file returns (open, write, close) to the moment a program
+thread, calling a reference taken before the edit (`from m import target`), first sees the new result. 50 saves
+per module size (about 60, 600 and 6,000 lines); p50 and p95 in milliseconds, time.perf_counter_ns.
+
+Usage: python benches/watch_latency.py   (or `make bench`, which runs it in benches/.venv with jurigged installed)
+
+hotswap runs in this interpreter; jurigged in a separate process of an interpreter that has it (this one, else
+benches/.venv's). Without jurigged the output says it was skipped and why. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SIZES = (60, 600, 6000)
+SAVES = 50
+TIMEOUT_S = 30.0
+HERE = os.path.dirname(os.path.abspath(__file__))
+JURIGGED_PYTHON = os.path.join(HERE, ".venv", "bin", "python")
+
+
+def make_source(lines: int, value: int) -> str:
+    body = [f"VALUE = {value}", "", "", "def target():", f"    return {value}", "", ""]
+    i = 0
+    while len(body) < lines:
+        body += [f"def helper_{i}(x):", f"    return x + {i}", ""]
+        i += 1
+    return "\n".join(body) + "\n"
+
+
+def write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+class Caller(threading.Thread):
+    """The program: calls the stale reference in a loop and timestamps each new result it sees."""
+
+    def __init__(self, func) -> None:
+        super().__init__(daemon=True)
+        self.func = func
+        self.seen: dict = {}
+        self.changed = threading.Condition()
+        self.halt = False
+
+    def run(self) -> None:
+        last = None
+        while not self.halt:
+            value = self.func()
+            if value != last:
+                now = time.perf_counter_ns()
+                with self.changed:
+                    self.seen[value] = now
+                    self.changed.notify_all()
+                last = value
+            time.sleep(0.00005)
+
+    def wait_for(self, value: int) -> int:
+        with self.changed:
+            if not self.changed.wait_for(lambda: value in self.seen, TIMEOUT_S):
+                raise TimeoutError(f"the new result {value} was never seen")
+            return self.seen[value]
+
+
+def start_tool(tool: str, workdir: str):
+    if tool == "hotswap":
+        from hotswap import AutoReloader
+
+        reloader = AutoReloader(workdir)
+        return reloader.stop
+    import jurigged
+
+    watcher = jurigged.watch(pattern=os.path.join(workdir, "*.py"), logger=lambda *a, **k: print(*a, file=sys.stderr))
+    return getattr(watcher, "stop", lambda: None)
+
+
+def measure(tool: str, lines: int, workdir: str) -> dict:
+    name = f"bench_{tool}_{lines}"
+    path = os.path.join(workdir, name + ".py")
+    write(path, make_source(lines, 0))
+    importlib.invalidate_caches()
+    module = importlib.import_module(name)
+    caller = Caller(module.target)
+    caller.start()
+    caller.wait_for(0)
+    time.sleep(0.5)  # setup: jurigged's watchdog observer starts asynchronously
+    latencies_ms = []
+    try:
+        for value in range(1, SAVES + 1):
+            write(path, make_source(lines, value))
+            written = time.perf_counter_ns()
+            latencies_ms.append((caller.wait_for(value) - written) / 1e6)
+            time.sleep(0.06)  # spacing between saves, longer than either tool's debounce
+    finally:
+        caller.halt = True
+        caller.join()
+    latencies_ms.sort()
+    return {
+        "lines": len(make_source(lines, 0).splitlines()),
+        "p50": statistics.median(latencies_ms),
+        "p95": latencies_ms[round(0.95 * (len(latencies_ms) - 1))],
+    }
+
+
+def run(tool: str) -> list:
+    with tempfile.TemporaryDirectory() as workdir:
+        workdir = os.path.realpath(workdir)
+        sys.path.insert(0, workdir)
+        stop = start_tool(tool, workdir)  # before the imports: jurigged registers modules as they are imported
+        try:
+            return [measure(tool, lines, workdir) for lines in SIZES]
+        finally:
+            stop()
+            sys.path.remove(workdir)
+
+
+def jurigged_python() -> "str | None":
+    """An interpreter that can import jurigged: this one (as under `make bench`), or benches/.venv's."""
+    for candidate in (sys.executable, JURIGGED_PYTHON):
+        if os.path.exists(candidate):
+            probe = subprocess.run([candidate, "-c", "import jurigged"], capture_output=True, check=False)
+            if probe.returncode == 0:
+                return candidate
+    return None
+
+
+def jurigged_results() -> "tuple[list, str]":
+    python = jurigged_python()
+    if python is None:
+        return [], "skipped: not installed here nor in benches/.venv (`make bench` installs it)"
+    # Its own process: jurigged and hotswap both watch files and hook imports.
+    command = [python, os.path.abspath(__file__), "--tool", "jurigged", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return [], "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+    return json.loads(done.stdout), ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tool", choices=("hotswap", "jurigged"), default="hotswap")
+    parser.add_argument("--json", action="store_true", help="print raw results as JSON (used for jurigged)")
+    args = parser.parse_args()
+    if args.json:
+        print(json.dumps(run(args.tool)))
+        return
+    rows = [("hotswap AutoReloader", r) for r in run("hotswap")]
+    jurigged, note = jurigged_results()
+    rows += [("jurigged (reference)", r) for r in jurigged]
+    print(f"Save-to-live latency, {SAVES} saves per size (ms), Python {sys.version.split()[0]}")
+    print()
+    print(f"| {'tool':<22} | {'lines':>6} | {'p50 ms':>8} | {'p95 ms':>8} |")
+    print(f"|{'-' * 24}|{'-' * 7}:|{'-' * 9}:|{'-' * 9}:|")
+    for tool, r in rows:
+        print(f"| {tool:<22} | {r['lines']:>6} | {r['p50']:>8.2f} | {r['p95']:>8.2f} |")
+    if note:
+        print(f"\njurigged {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""The native watcher (``hotswap._native.Watcher``) on its own: batching, ignored trees, editors' temp files,
+symlinks, open writes, stop, fallback to polling, Ctrl-C during a wait."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hotswap import _native, watcher
+
+Watcher = _native.Watcher
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.005) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def create_files(directory: Path, count: int, prefix: str = "f") -> None:
+    for i in range(count):
+        os.close(os.open(directory / f"{prefix}{i}.py", os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def collect(w, timeout: float = 5.0, quiet: float = 0.3) -> dict:
+    """Every file reported until `quiet` seconds pass without a batch (at least one batch within `timeout`)."""
+    files: dict = {}
+    batch = w.wait(timeout)
+    while batch is not None:
+        for path, exists in batch[0]:
+            files[path] = exists
+        batch = w.wait(quiet)
+    return files
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "tree"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "m.py").write_text("x = 1\n")
+    return root.resolve()
+
+
+@pytest.fixture
+def w(tree: Path):
+    native = Watcher([str(tree)])
+    yield native
+    native.stop()
+
+
+def test_constants_agree_with_python_side():
+    assert list(Watcher.default_ignored_dirs) == list(watcher.DEFAULT_IGNORED_DIRS)
+
+
+def test_write_reports_final_path_once(w, tree):
+    target = tree / "pkg" / "m.py"
+    for i in range(5):
+        target.write_text(f"x = {i}\n")
+    assert collect(w) == {str(target): True}
+
+
+def test_new_directories_are_watched_and_their_files_reported(w, tree):
+    sub = tree / "pkg" / "sub" / "deeper"
+    sub.mkdir(parents=True)
+    (sub / "n.py").write_text("y = 1\n")
+    assert collect(w) == {str(sub / "n.py"): True}
+    (sub / "n.py").write_text("y = 2\n")
+    assert collect(w) == {str(sub / "n.py"): True}
+
+
+def test_deleted_and_recreated_is_decided_from_final_state(w, tree):
+    target = tree / "pkg" / "m.py"
+    target.unlink()
+    assert collect(w) == {str(target): False}
+    target.write_text("x = 3\n")
+    target.unlink()
+    target.write_text("x = 4\n")
+    assert collect(w) == {str(target): True}
+
+
+def test_ignored_directories_are_not_watched(tmp_path):
+    root = tmp_path / "proj"
+    root.mkdir()
+    ignored = [".git", "node_modules", "__pycache__", ".venv", ".venv-3.12", "venv", ".tox", "site-packages"]
+    for name in ignored:
+        (root / name).mkdir()
+    (root / "env").mkdir()
+    (root / "env" / "pyvenv.cfg").write_text("home = /usr\n")
+    (root / "target").mkdir()
+    (root / "target" / "CACHEDIR.TAG").write_text("Signature: 8a477f597d28d172789f06886806bc55\n")
+    (root / "src").mkdir()
+    w = Watcher([str(root)])
+    try:
+        assert w.watched_dirs == 2, "only the root and src/ are watched"
+        for name in [".git", "node_modules"]:
+            create_files(root / name, 1000)
+        for name in ignored[2:] + ["env", "target"]:
+            (root / name / "m.py").write_text("x = 1\n")
+        assert w.wait(0.3) is None
+        # A directory created later with an ignored name is not watched either.
+        (root / "src" / "node_modules").mkdir()
+        create_files(root / "src" / "node_modules", 200)
+        assert w.wait(0.3) is None
+        # While a normal file still is.
+        (root / "src" / "a.py").write_text("x = 1\n")
+        assert collect(w) == {str(root.resolve() / "src" / "a.py"): True}
+    finally:
+        w.stop()
+
+
+def test_a_virtual_environment_created_later_stops_being_watched(w, tree):
+    env = tree / "newenv"
+    env.mkdir()
+    (env / "pyvenv.cfg").write_text("home = /usr\n")
+    collect(w, timeout=0.3)
+    (env / "lib.py").write_text("x = 1\n")
+    assert w.wait(0.3) is None
+
+
+def test_editor_temp_and_non_matching_files_are_ignored(w, tree):
+    for name in ["m.py~", "4913", ".m.py.swp", "m.py.___jb_tmp___", "m.py.___jb_old___", ".#m.py", "notes.txt"]:
+        (tree / "pkg" / name).write_text("junk\n")
+    assert w.wait(0.3) is None
+
+
+def test_include_and_exclude_patterns(tmp_path):
+    root = tmp_path / "r"
+    (root / "gen").mkdir(parents=True)
+    (root / "app").mkdir()
+    w = Watcher([str(root)], include=["*.py", "*.pyi"], exclude=["gen", "*_test.py"])
+    try:
+        assert w.watched_dirs == 2
+        (root / "gen" / "x.py").write_text("x\n")
+        (root / "app" / "a_test.py").write_text("x\n")
+        (root / "app" / "a.pyi").write_text("x\n")
+        (root / "app" / "b.py").write_text("x\n")
+        real = root.resolve() / "app"
+        assert collect(w) == {str(real / "a.pyi"): True, str(real / "b.py"): True}
+    finally:
+        w.stop()
+
+
+def test_symlinks_leading_outside_are_not_followed(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "ext.py").write_text("x = 1\n")
+    (root / "linked_dir").symlink_to(outside, target_is_directory=True)
+    (root / "linked.py").symlink_to(outside / "ext.py")
+    w = Watcher([str(root)])
+    try:
+        assert w.watched_dirs == 1
+        (outside / "ext.py").write_text("x = 2\n")
+        for i in range(100):
+            (outside / f"new{i}.py").write_text("x = 1\n")
+        assert w.wait(0.3) is None
+        # A symlink to outside created inside the tree is not reported either.
+        (root / "late.py").symlink_to(outside / "new1.py")
+        assert w.wait(0.3) is None
+    finally:
+        w.stop()
+
+
+def test_open_write_holds_the_batch_until_the_writer_closes(w, tree):
+    target = tree / "pkg" / "m.py"
+    with open(target, "r+") as f:
+        f.truncate(0)
+        f.flush()
+        f.write("def half(")
+        f.flush()
+        # Modified and still open: nothing is reported while the writer holds the file (bounded wait: 1 s).
+        assert w.wait(0.3) is None
+        f.write("):\n    return 1\n")
+    started = time.monotonic()
+    assert collect(w, quiet=0.1) == {str(target): True}
+    assert time.monotonic() - started < 0.5
+    assert target.read_text() == "def half():\n    return 1\n"
+
+
+def test_a_write_left_open_is_reported_after_a_bounded_wait(w, tree):
+    target = tree / "pkg" / "m.py"
+    with open(target, "w") as f:
+        f.write("x = 5\n")
+        f.flush()
+        started = time.monotonic()
+        batch = w.wait(3)
+        waited = time.monotonic() - started
+    assert batch is not None and batch[0] == [(str(target), True)]
+    assert 0.5 < waited < 2.0
+
+
+def test_stop_is_fast_idempotent_and_leaves_no_descriptor(tree):
+    before = fd_count()
+    w = Watcher([str(tree)])
+    assert fd_count() > before
+    started = time.perf_counter()
+    w.stop()
+    assert time.perf_counter() - started < 0.1
+    w.stop()
+    assert not w.running
+    assert fd_count() == before
+    assert w.wait(0.5) is None
+
+
+def test_polling_fallback(tree):
+    w = Watcher([str(tree)], simulate_native_error=True)
+    try:
+        assert w.backend == "poll"
+        assert "native backend unavailable" in w.fallback_reason
+        (tree / "pkg" / "m.py").write_text("x = 2\n")
+        assert collect(w) == {str(tree / "pkg" / "m.py"): True}
+    finally:
+        w.stop()
+    forced = Watcher([str(tree)], force_polling=True)
+    forced.stop()
+    assert forced.backend == "poll" and forced.fallback_reason == "force_polling=True"
+
+
+def test_ten_thousand_files_start_fast_and_idle_cheaply(tmp_path):
+    root = tmp_path / "big"
+    for d in range(100):
+        sub = root / f"d{d}"
+        sub.mkdir(parents=True)
+        create_files(sub, 100)
+    started = time.perf_counter()
+    w = Watcher([str(root)])
+    elapsed = time.perf_counter() - started
+    try:
+        assert elapsed < 1.0
+        assert w.watched_dirs == 101
+        cpu = time.process_time()
+        assert w.wait(0.5) is None
+        assert time.process_time() - cpu < 0.05
+    finally:
+        w.stop()
+
+
+def test_wait_can_be_interrupted_by_ctrl_c(w):
+    assert threading.current_thread() is threading.main_thread()
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        w.wait(10)
+    assert time.monotonic() - started < 1.0
+    timer.join()
+
+
+def test_roots_must_exist(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        Watcher([str(tmp_path / "missing")])
+    with pytest.raises(ValueError):
+        Watcher([])

@@ -1,0 +1,631 @@
+"""AutoReloader end to end: real files edited the way editors save them, while references taken before the
+edit keep being called; no fixed sleeps (``wait_for_reload`` with a timeout, or ``wait_until``)."""
+
+from __future__ import annotations
+
+import _thread
+import functools
+import importlib
+import logging
+import os
+import sys
+import textwrap
+import threading
+import time
+import types
+import uuid
+from pathlib import Path
+
+import pytest
+
+import hotswap
+from hotswap import AutoReloader, _native
+from hotswap import watcher as watcher_mod
+
+QUIET = 0.3  # how long "no reload happens" is watched for
+
+
+def wait_until(predicate, timeout: float = 5.0, interval: float = 0.005) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def hotswap_threads() -> list:
+    return [t for t in threading.enumerate() if t.name.startswith("hotswap")]
+
+
+def source(version: int, extra: str = "") -> str:
+    return textwrap.dedent(
+        f"""\
+        VERSION = {version}
+
+        def f():
+            return {version}
+
+        class C:
+            def m(self):
+                return {version} * 10
+        """
+    ) + textwrap.dedent(extra)
+
+
+# -- editors' save sequences, reproduced system call by system call ---------------------------------------------
+
+
+def save_in_place(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
+def save_vscode_open_gap(path: Path, text: str) -> None:
+    """Truncate, the empty file visible for a while (writer still holding it), then write and close."""
+    with open(path, "r+") as f:
+        f.truncate(0)
+        f.flush()
+        time.sleep(0.1)  # part of the editor's sequence (the visible gap), not a wait for the reloader
+        f.write(text)
+
+
+def save_vscode_closed_gap(path: Path, text: str) -> None:
+    """Truncate and close (an empty file, closed), a gap, then open again and write."""
+    with open(path, "w"):
+        pass
+    time.sleep(0.2)  # the gap between the editor's two writes
+    with open(path, "r+") as f:
+        f.write(text)
+
+
+def save_vim(path: Path, text: str) -> None:
+    """vim's default `backupcopy=auto` on Linux: probe, rename to `name~`, write a new inode, delete the backup."""
+    probe = path.parent / "4913"
+    fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o100644)
+    os.close(fd)
+    os.unlink(probe)
+    backup = path.with_name(path.name + "~")
+    os.rename(path, backup)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    os.write(fd, text.encode())
+    os.fsync(fd)
+    os.close(fd)
+    os.unlink(backup)
+
+
+def save_jetbrains(path: Path, text: str) -> None:
+    """JetBrains "safe write": temp file, original renamed to `___jb_old___`, temp renamed over, old deleted."""
+    tmp = path.with_name(path.name + ".___jb_tmp___")
+    old = path.with_name(path.name + ".___jb_old___")
+    tmp.write_text(text)
+    os.rename(path, old)
+    os.rename(tmp, path)
+    os.unlink(old)
+
+
+EDITORS = {
+    "in_place": save_in_place,
+    "vscode_open_gap": save_vscode_open_gap,
+    "vscode_closed_gap": save_vscode_closed_gap,
+    "vim": save_vim,
+    "jetbrains": save_jetbrains,
+}
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------------
+
+
+class Project:
+    """A source tree in a temporary directory, on sys.path; modules are imported from it by unique names."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.names: list = []
+
+    def write(self, relpath: str, text: str) -> Path:
+        path = self.root / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    def module(self, text: str, name: str = "") -> tuple:
+        name = name or f"wmod_{uuid.uuid4().hex[:8]}"
+        path = self.write(name.replace(".", "/") + ".py", text)
+        importlib.invalidate_caches()
+        module = importlib.import_module(name)
+        self.names.append(name)
+        return module, path
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    root = (tmp_path / "proj").resolve()
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    proj = Project(root)
+    yield proj
+    for name in list(sys.modules):
+        if any(name == n or name.startswith(n + ".") for n in proj.names):
+            sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def start():
+    started = []
+
+    def make(*args, **kwargs) -> AutoReloader:
+        reloader = AutoReloader(*args, **kwargs)
+        started.append(reloader)
+        return reloader
+
+    yield make
+    for reloader in started:
+        reloader.stop()
+
+
+class Caller(threading.Thread):
+    """A program thread calling stale references in a loop, recording what they return and any exception."""
+
+    def __init__(self, *funcs) -> None:
+        super().__init__(daemon=True)
+        self.funcs = funcs
+        self.results: list = []
+        self.errors: list = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                self.results.append(tuple(fn() for fn in self.funcs))
+            except BaseException as exc:  # recorded, asserted on by the test
+                self.errors.append(exc)
+            time.sleep(0.0005)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(5)
+
+
+# -- tests -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("editor", list(EDITORS))
+def test_each_editor_save_gives_exactly_one_reload_of_the_final_content(project, start, editor):
+    module, path = project.module(source(1))
+    f = module.f  # `from m import f`
+    bound = module.C().m  # a bound method of an instance made before the edit
+    seen = []
+    reloader = start(project.root, on_reload=seen.append)
+    caller = Caller(f, bound)
+    caller.start()
+    wait_until(lambda: caller.results)
+    old_inode = path.stat().st_ino
+    EDITORS[editor](path, source(2))
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.ok, report
+    assert report.module == module.__name__
+    assert (f(), bound()) == (2, 20)
+    assert wait_until(lambda: caller.results[-1] == (2, 20))
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+    caller.stop()
+    assert caller.errors == []
+    # The program never ran a transient state: only the old then the new behaviour, in that order.
+    assert set(caller.results) == {(1, 10), (2, 20)}
+    first_new = caller.results.index((2, 20))
+    assert all(r == (2, 20) for r in caller.results[first_new:])
+    assert len(seen) == 1
+    if editor == "vim":
+        assert path.stat().st_ino != old_inode, "the vim sequence writes a new inode"
+
+
+def test_touch_and_saving_the_same_content_do_nothing(project, start):
+    _, path = project.module(source(1))
+    reloader = start(project.root)
+    os.utime(path)
+    with open(path, "a"):
+        pass
+    path.write_text(path.read_text())
+    save_vim(path, path.read_text())
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+    assert list(reloader.reports) == []
+
+
+def test_a_burst_of_saves_gives_one_reload_of_the_last_content(project, start):
+    module, path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root, debounce_ms=50)
+    for version in range(2, 22):
+        path.write_text(source(version))
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.ok
+    assert f() == 21
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+
+
+def test_files_saved_together_reload_in_dependency_order(project, start):
+    pkg = f"wpkg_{uuid.uuid4().hex[:8]}"
+    project.write(f"{pkg}/__init__.py", "")
+    project.write(f"{pkg}/base.py", "def value():\n    return 1\n")
+    project.write(f"{pkg}/mid.py", "from . import base\n\ndef value():\n    return base.value() + 10\n")
+    project.write(
+        f"{pkg}/top.py", f"from {pkg}.mid import value as mid_value\n\ndef value():\n    return mid_value() + 100\n"
+    )
+    importlib.invalidate_caches()
+    top = importlib.import_module(f"{pkg}.top")
+    project.names.append(pkg)
+    value = top.value
+    assert value() == 111
+    reloader = start(project.root, debounce_ms=50)
+    # Saved in the reverse of dependency order.
+    (project.root / pkg / "top.py").write_text(
+        f"from {pkg}.mid import value as mid_value\n\ndef value():\n    return mid_value() + 300\n"
+    )
+    (project.root / pkg / "mid.py").write_text("from . import base\n\ndef value():\n    return base.value() + 20\n")
+    (project.root / pkg / "base.py").write_text("def value():\n    return 2\n")
+    reports = [reloader.wait_for_reload(timeout=5) for _ in range(3)]
+    assert [r.module for r in reports if r] == [f"{pkg}.base", f"{pkg}.mid", f"{pkg}.top"]
+    assert all(r.ok for r in reports)
+    assert value() == 322
+
+
+def test_a_deleted_file_leaves_its_module_and_a_recreated_one_applies(project, start):
+    module, path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root)
+    path.unlink()
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+    assert f() == 1 and module.VERSION == 1
+    path.write_text(source(3))
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.ok
+    assert f() == 3
+
+
+def test_files_no_loaded_module_came_from_are_ignored_and_not_imported(project, start):
+    reloader = start(project.root)
+    name = f"never_{uuid.uuid4().hex[:8]}"
+    path = project.write(f"{name}.py", "X = 1\n")
+    path.write_text("X = 2\n")
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+    assert name not in sys.modules
+
+
+def test_src_layout_packages_and_several_roots(tmp_path, monkeypatch, start):
+    first, second = (tmp_path / "one").resolve(), (tmp_path / "two").resolve()
+    pkg, lib = f"srcpkg_{uuid.uuid4().hex[:8]}", f"lib_{uuid.uuid4().hex[:8]}"
+    (first / "src" / pkg).mkdir(parents=True)
+    (first / "src" / pkg / "__init__.py").write_text("def hello():\n    return 'a'\n")
+    (first / "src" / pkg / "sub.py").write_text("def g():\n    return 1\n")
+    second.mkdir()
+    (second / f"{lib}.py").write_text("def h():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(first / "src"))
+    monkeypatch.syspath_prepend(str(second))
+    importlib.invalidate_caches()
+    try:
+        package = importlib.import_module(pkg)
+        sub = importlib.import_module(f"{pkg}.sub")
+        library = importlib.import_module(lib)
+        hello, g, h = package.hello, sub.g, library.h
+        reloader = start([first, str(second)])
+        (first / "src" / pkg / "sub.py").write_text("def g():\n    return 2\n")
+        report = reloader.wait_for_reload(timeout=5)
+        assert report is not None and report.module == f"{pkg}.sub" and g() == 2
+        (first / "src" / pkg / "__init__.py").write_text("def hello():\n    return 'b'\n")
+        report = reloader.wait_for_reload(timeout=5)
+        assert report is not None and report.module == pkg and hello() == "b"
+        (second / f"{lib}.py").write_text("def h():\n    return 2\n")
+        report = reloader.wait_for_reload(timeout=5)
+        assert report is not None and report.module == lib and h() == 2
+    finally:
+        for name in (pkg, f"{pkg}.sub", lib):
+            sys.modules.pop(name, None)
+
+
+def test_a_module_imported_after_the_reloader_started_is_reloaded(project, start):
+    reloader = start(project.root)
+    module, path = project.module(source(1))
+    f = module.f
+    path.write_text(source(2))
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.ok
+    assert f() == 2
+
+
+def test_broken_saves_are_reported_once_then_a_good_save_applies(project, start, caplog):
+    caplog.set_level(logging.WARNING, logger="hotswap")
+    module, path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root)
+    broken = source(2).replace("def f():", "def f(:")
+    path.write_text(broken)
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and not report.ok
+    assert f() == 1
+    # The same broken content saved again, and touched: not reported again.
+    path.write_text(broken)
+    os.utime(path)
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+    ours = [r for r in caplog.records if "keeps running its old code" in r.getMessage()]
+    assert len(ours) == 1
+    assert f"{path}:3" in ours[0].getMessage()
+    # An exception at import time is reported with its line too.
+    path.write_text(source(3, "\nraise RuntimeError('boom at import')\n"))
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and not report.ok
+    assert f() == 1
+    ours = [r for r in caplog.records if "keeps running its old code" in r.getMessage()]
+    assert len(ours) == 2 and "boom at import" in ours[1].getMessage()
+    assert f"{path}:" in ours[1].getMessage()
+    path.write_text(source(4))
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.ok
+    assert f() == 4
+
+
+def test_manual_mode_applies_only_when_asked(project, start):
+    module, path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root, apply="manual")
+    path.write_text(source(2))
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+    assert f() == 1
+    path.write_text(source(3))
+    assert wait_until(lambda: reloader._pending)  # queued by the watcher thread
+    reports = reloader.apply_pending()
+    assert [r.module for r in reports] == [module.__name__] and reports[0].ok
+    assert f() == 3
+    assert reloader.wait_for_reload(timeout=0) is reports[0]
+    assert reloader.apply_pending() == []
+
+
+def test_per_reloader_and_global_hooks_see_each_reload_once(project, start):
+    module, path = project.module(source(1))
+    mine, everyone = [], []
+    active = True
+
+    @hotswap.on_reload
+    def global_hook(report):
+        if active and report.module == module.__name__:
+            everyone.append(report)
+
+    try:
+        reloader = start(project.root, on_reload=mine.append)
+        path.write_text(source(2))
+        report = reloader.wait_for_reload(timeout=5)
+        assert report is not None
+        assert mine == [report]
+        assert wait_until(lambda: len(everyone) == 1)
+        assert everyone[0] is report
+    finally:
+        active = False
+
+
+def test_stale_references_called_throughout_many_saves(project, start):
+    module, path = project.module(source(1))
+    f, bound = module.f, module.C().m
+    reloader = start(project.root)
+    caller = Caller(f, bound)
+    caller.start()
+    for version, editor in zip(range(2, 8), ["in_place", "vim", "jetbrains", "in_place", "vim", "jetbrains"]):
+        EDITORS[editor](path, source(version))
+        report = reloader.wait_for_reload(timeout=5)
+        assert report is not None and report.ok
+        assert wait_until(lambda v=version: caller.results[-1] == (v, v * 10))
+    caller.stop()
+    assert caller.errors == []
+    versions = [r[0] for r in caller.results]
+    assert versions == sorted(versions) and versions[-1] == 7
+
+
+def test_stop_is_fast_idempotent_and_leaves_nothing_behind(project, start):
+    project.module(source(1))
+    before_fds, before_threads = fd_count(), hotswap_threads()
+    reloader = AutoReloader(project.root)
+    assert reloader.running and len(hotswap_threads()) == len(before_threads) + 1
+    started = time.perf_counter()
+    reloader.stop()
+    assert time.perf_counter() - started < 0.1
+    reloader.stop()
+    assert not reloader.running
+    assert hotswap_threads() == before_threads
+    assert fd_count() == before_fds
+    with AutoReloader(project.root) as in_context:
+        assert in_context.running
+    assert not in_context.running
+
+
+def test_excluded_patterns_are_not_reloaded(project, start):
+    module, path = project.module(source(1))
+    reloader = start(project.root, exclude=[path.name])
+    path.write_text(source(2))
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+    assert module.f() == 1
+
+
+def test_polling_when_forced_and_as_a_logged_fallback(project, start, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="hotswap")
+    module, path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root, force_polling=True)
+    assert reloader.backend == "poll"
+    path.write_text(source(2))
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.ok and f() == 2
+    reloader.stop()
+    broken_native = types.SimpleNamespace(Watcher=functools.partial(_native.Watcher, simulate_native_error=True))
+    monkeypatch.setattr(watcher_mod, "_native", broken_native)
+    caplog.clear()
+    reloader = start(project.root)
+    assert reloader.backend == "poll"
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "polling" in r.getMessage()]
+    assert len(warnings) == 1 and "native backend unavailable" in warnings[0].getMessage()
+    path.write_text(source(3))
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.ok and f() == 3
+
+
+def test_clear_clears_the_terminal_before_reloading(project, start, capsys):
+    _, path = project.module(source(1))
+    reloader = start(project.root, clear=True)
+    path.write_text(source(2))
+    assert reloader.wait_for_reload(timeout=5) is not None
+    assert "\x1b[2J\x1b[H" in capsys.readouterr().out
+
+
+def test_wait_for_reload_can_be_interrupted(project, start):
+    reloader = start(project.root)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        reloader.wait_for_reload(timeout=10)
+    assert time.monotonic() - started < 1.0
+    timer.join()
+
+
+def test_bad_arguments(project):
+    with pytest.raises(ValueError):
+        AutoReloader(project.root, apply="later")
+    with pytest.raises(FileNotFoundError):
+        AutoReloader(project.root / "missing")
+    assert hotswap_threads() == []
+
+
+def test_dependency_order_and_import_scan():
+    assert sorted(watcher_mod.imported_names("a.b.c", "a.b", b"from .. import x\nfrom . import (\n  y)\n")) == [
+        "a",
+        "a.b",
+        "a.x",
+    ]
+    mods = {n: types.ModuleType(n) for n in ("p.a", "p.b", "p.c")}
+    for m in mods.values():
+        m.__package__ = "p"
+    changes = [
+        (mods["p.a"], "a.py", b"from .b import thing\n"),
+        (mods["p.b"], "b.py", b"import p.c\n"),
+        (mods["p.c"], "c.py", b"import os\n"),
+    ]
+    assert [m.__name__ for m, _, _ in watcher_mod.dependency_order(changes)] == ["p.c", "p.b", "p.a"]
+    # A cycle keeps the saved order.
+    cyclic = [(mods["p.a"], "a.py", b"from . import b\n"), (mods["p.b"], "b.py", b"from . import a\n")]
+    assert [m.__name__ for m, _, _ in watcher_mod.dependency_order(cyclic)] == ["p.a", "p.b"]
+
+
+def test_idle_reloader_costs_almost_no_cpu(project, start):
+    project.module(source(1))
+    reloader = start(project.root)
+    assert reloader.backend == "native"
+    cpu = time.process_time()
+    assert reloader.wait_for_reload(timeout=1.0) is None
+    assert time.process_time() - cpu < 0.05
+
+
+SCRIPT = """\
+import sys, time
+import hotswap
+from hotswap import AutoReloader
+
+
+def step():
+    return "old"
+
+
+if not hotswap.currently_reloading():  # unchanged, so not run again when this file is reloaded
+    with AutoReloader(path=sys.argv[1]) as reloader:
+        print("ready", step(), flush=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and step() != "new":
+            time.sleep(0.002)
+        print("saw", step(), flush=True)
+"""
+
+
+def test_a_long_running_script_edits_its_own_main_module(tmp_path):
+    import subprocess
+
+    script = tmp_path / "app.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready old"
+        save_vim(script, SCRIPT.replace('return "old"', 'return "new"'))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert out.strip() == "saw new", err
+    assert proc.returncode == 0, err
+
+
+def test_an_unstopped_reloader_does_not_keep_the_interpreter_alive(tmp_path):
+    import subprocess
+
+    (tmp_path / "lib.py").write_text("def f():\n    return 1\n")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import lib\n"
+        "from hotswap import AutoReloader\n"
+        "r = AutoReloader(sys.argv[1])\n"
+        "open(sys.argv[1] + '/lib.py', 'w').write('def f():\\n    return 2\\n')\n"
+        "assert r.wait_for_reload(timeout=5).ok and lib.f() == 2\n"
+        "print('exiting', flush=True)\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "exiting"
+    assert "panic" not in done.stderr.lower()
+    assert time.monotonic() - started < 10
+
+
+def test_an_emptied_file_waits_a_bounded_time_then_applies_and_a_deleted_one_is_dropped(project, start):
+    module, path = project.module(source(1))
+    other, other_path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root)
+    # Emptied and closed, then nothing more: after the grace period the empty module is what the file says.
+    with open(path, "w"):
+        pass
+    assert reloader.wait_for_reload(timeout=0.5) is None
+    assert f() == 1
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.module == module.__name__
+    # Emptied, then deleted during the grace period: nothing is applied and nothing is left waiting.
+    with open(other_path, "w"):
+        pass
+    assert wait_until(lambda: reloader._deferred)
+    other_path.unlink()
+    assert wait_until(lambda: not reloader._deferred, timeout=3)
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+    assert other.f() == 1
+    cpu = time.process_time()
+    assert reloader.wait_for_reload(timeout=0.5) is None
+    assert time.process_time() - cpu < 0.05
+
+
+def test_a_module_reached_through_a_symlink_out_of_the_tree_is_not_reloaded(tmp_path, monkeypatch, start):
+    root, outside = (tmp_path / "root").resolve(), (tmp_path / "outside").resolve()
+    root.mkdir()
+    outside.mkdir()
+    name = f"ext_{uuid.uuid4().hex[:8]}"
+    (outside / f"{name}.py").write_text(source(1))
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    monkeypatch.syspath_prepend(str(root / "linked"))
+    importlib.invalidate_caches()
+    module = importlib.import_module(name)
+    try:
+        assert module.__file__.startswith(str(root))
+        reloader = start(root)
+        (outside / f"{name}.py").write_text(source(2))
+        (root / "linked" / f"{name}.py").write_text(source(3))
+        assert reloader.wait_for_reload(timeout=QUIET) is None
+        assert module.f() == 1
+    finally:
+        sys.modules.pop(name, None)
