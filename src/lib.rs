@@ -3,9 +3,11 @@
 use pyo3::prelude::*;
 
 pub mod errors;
+pub mod imports;
 pub mod log;
 pub mod patch;
 pub mod stmts;
+pub mod template;
 
 /// Splits module source into top-level statements (see `stmts::Stmt`). Raises SyntaxError where the parser
 /// rejects the source, with the line it stopped at; the caller then falls back to CPython's parser.
@@ -26,5 +28,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stmts::Stmt>()?;
     m.add_function(wrap_pyfunction!(split_statements, m)?)?;
     m.add_function(wrap_pyfunction!(patch::apply, m)?)?;
+    m.add_class::<imports::ImportSite>()?;
+    m.add_function(wrap_pyfunction!(imports::scan_import_sites, m)?)?;
+    m.add_function(wrap_pyfunction!(imports::scan_source_imports, m)?)?;
+    m.add("TemplateError", m.py().get_type::<template::TemplateError>())?;
+    m.add("ChildExitedError", m.py().get_type::<template::ChildExitedError>())?;
+    m.add("IsolatedCallError", m.py().get_type::<template::IsolatedCallError>())?;
     Ok(())
 }
