@@ -125,15 +125,21 @@ def _os_thread_count() -> int:
         return threading.active_count()
 
 
-def _thread_names() -> List[str]:
-    names = []
-    try:
-        for tid in sorted(os.listdir("/proc/self/task")):
-            with open(f"/proc/self/task/{tid}/comm") as f:
-                names.append(f.read().strip())
-    except OSError:
-        names = [t.name for t in threading.enumerate()]
-    return names
+def _extra_threads() -> str:
+    """Describes the threads other than the main one: Python thread names, and OS names of native ones."""
+    python = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    native = []
+    with contextlib.suppress(OSError):
+        for tid in sorted(os.listdir("/proc/self/task"), key=int):
+            if int(tid) != os.getpid():
+                with open(f"/proc/self/task/{tid}/comm") as f:
+                    native.append(f.read().strip())
+    parts = []
+    if python:
+        parts.append("Python threads: " + ", ".join(python))
+    if len(native) > len(python):
+        parts.append("OS threads: " + ", ".join(native))
+    return "; ".join(parts) or "unnamed"
 
 
 def _set_parent_death_signal(sig: int) -> bool:
@@ -310,9 +316,9 @@ class _Template:
                 failed[name] = f"{type(exc).__name__}: {exc}"
                 continue
             if _os_thread_count() > before and not self._threads_end(before):
-                names = _thread_names()
+                started = _os_thread_count() - before
                 self.send({"op": "threaded", "module": name,
-                           "reason": f"started {len(names) - 1} thread(s) at import ({', '.join(names[1:])})"})
+                           "reason": f"started {started} thread(s) at import ({_extra_threads()})"})
                 self.ctl.close()
                 os._exit(3)
             loaded.append(name)
@@ -384,7 +390,7 @@ class _Template:
             for fd in fds:
                 os.close(fd)
             self.send({"op": "error", "id": call_id,
-                       "reason": f"template has {threads} threads ({', '.join(_thread_names())}); refusing to fork"})
+                       "reason": f"template has {threads} threads ({_extra_threads()}); refusing to fork"})
             return
         pid = os.fork()
         if pid == 0:
@@ -688,6 +694,7 @@ class ImportEnvironment:
         self._template: Optional[_TemplateHandle] = None
         self._retired: List[_TemplateHandle] = []
         self.restarts: List[str] = []
+        self._open: Dict[int, IsolatedProcess] = {}  # calls whose channel is open
         if self.fork:
             self._template = self._new_template()
 
@@ -779,8 +786,15 @@ class ImportEnvironment:
         with self._lock:
             templates = ([self._template] if self._template else []) + self._retired
             self._template, self._retired = None, []
+            procs, self._open = list(self._open.values()), {}
         for template in templates:
             template.close()
+        for proc in procs:
+            if proc._chan is not None:
+                proc._chan.close()
+                proc._chan = None
+            if proc._popen is not None:
+                self._spawn_stop(proc)
 
     # -------------------------------------------------------------------- calls
 
@@ -812,6 +826,7 @@ class ImportEnvironment:
                 if fd != own:
                     os.close(fd)
         proc = IsolatedProcess(id=call_id, pid=0, name=name, _template=template, _chan=host_chan)
+        self._open[call_id] = proc
         deadline = time.monotonic() + 30.0
         while call_id not in template.started:
             if call_id in template.errors:
@@ -857,7 +872,10 @@ class ImportEnvironment:
             readable, _, _ = select.select([proc._chan], [], [], remaining)
             if not readable:
                 continue
-            data = proc._chan.recv(1 << 16)
+            try:
+                data = proc._chan.recv(1 << 16)
+            except OSError:  # ECONNRESET: the child died with our request unread
+                data = b""
             if not data:
                 self._close_chan(proc)
                 return self._raise_exited(proc)
@@ -878,6 +896,7 @@ class ImportEnvironment:
         if proc._chan is not None:
             proc._chan.close()
             proc._chan = None
+        self._open.pop(proc.id, None)
 
     def _wait_exit(self, proc: IsolatedProcess, timeout: float) -> Optional[int]:
         template = proc._template
@@ -955,7 +974,9 @@ class ImportEnvironment:
         boot = ("import sys; sys.path[:] = __import__('json').loads(sys.argv[3]); "
                 "from hotswap.template import _spawned_main; _spawned_main(sys.argv[1], sys.argv[2])")
         popen = subprocess.Popen([sys.executable, "-c", boot, request, result, json.dumps(sys.path)])
-        return IsolatedProcess(id=call_id, pid=popen.pid, name=name, _popen=popen, _files=(workdir, request, result))
+        proc = IsolatedProcess(id=call_id, pid=popen.pid, name=name, _popen=popen, _files=(workdir, request, result))
+        self._open[call_id] = proc
+        return proc
 
     def _spawn_communicate(self, proc: IsolatedProcess, timeout: Optional[float]) -> Any:
         assert proc._popen is not None
@@ -970,6 +991,7 @@ class ImportEnvironment:
                 with open(result, "rb") as f:
                     proc._outcome = f.read()
             self._spawn_cleanup(proc)
+            self._open.pop(proc.id, None)
             if proc._outcome is None:
                 err = ChildExitedError(f"isolated call {proc.name} (pid {proc.pid}) ended with "
                                        f"{_describe_status(proc.returncode)} without reporting a result")
@@ -989,6 +1011,7 @@ class ImportEnvironment:
         if popen is not None:
             proc.returncode = popen.returncode
         self._spawn_cleanup(proc)
+        self._open.pop(proc.id, None)
         return proc.returncode
 
     @staticmethod
