@@ -36,6 +36,7 @@ import ctypes.util
 import dataclasses
 import gc
 import importlib
+import io
 import itertools
 import json
 import logging
@@ -51,6 +52,7 @@ import tempfile
 import threading
 import time
 import traceback
+import types
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from ._native import ChildExitedError, IsolatedCallError, TemplateError
@@ -208,7 +210,6 @@ def _load_main(main_path: Optional[str]) -> None:
     if not main_path:
         return
     import runpy
-    import types
 
     module = types.ModuleType("__mp_main__")
     sys.modules["__mp_main__"] = sys.modules["__main__"] = module
@@ -216,17 +217,28 @@ def _load_main(main_path: Optional[str]) -> None:
 
 
 _child_channel: Optional[socket.socket] = None
+_child_events_path: Optional[str] = None  # spawn mode: events are appended to this file, one JSON line each
+_emit_lock = threading.Lock()
 
 
 def emit_event(event: Dict[str, Any]) -> bool:
-    """From inside an isolated call: sends a JSON event to the host (``IsolatedProcess.events``). False outside one."""
-    if _child_channel is None:
-        return False
-    try:
-        _send_frame(_child_channel, _EVENT, json.dumps(event).encode())
-    except OSError:
-        return False
-    return True
+    """From inside an isolated call: sends a JSON event to the host (``IsolatedProcess.events``).
+
+    Thread-safe. Returns False outside an isolated call or when the host is gone.
+    """
+    data = json.dumps(event).encode()
+    with _emit_lock:
+        try:
+            if _child_channel is not None:
+                _send_frame(_child_channel, _EVENT, data)
+                return True
+            if _child_events_path is not None:
+                with open(_child_events_path, "ab") as f:
+                    f.write(data + b"\n")
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def _perform_call(meta: Dict[str, Any], body: bytes) -> bytes:
@@ -527,6 +539,7 @@ class IsolatedProcess:
     _popen: Optional[subprocess.Popen] = dataclasses.field(default=None, repr=False)  # spawn mode
     _files: Tuple[str, ...] = dataclasses.field(default=(), repr=False)  # spawn mode
     _finished: bool = dataclasses.field(default=False, repr=False)
+    _events_offset: int = dataclasses.field(default=0, repr=False)  # spawn mode
 
 
 def _std_fds() -> List[int]:
@@ -546,9 +559,22 @@ def _call_meta() -> Dict[str, Any]:
     return {"sys_path": list(sys.path), "cwd": os.getcwd(), "main_path": getattr(main, "__file__", None)}
 
 
+class _CallPickler(pickle.Pickler):
+    """Notes whether the call refers to a function or class of ``__main__`` (the child must then load the script)."""
+
+    uses_main = False
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
+            self.uses_main = True
+        return NotImplemented
+
+
 def _pickle_call(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[bytes, bool]:
-    body = pickle.dumps((func, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
-    return body, b"__main__" in body
+    buffer = io.BytesIO()
+    pickler = _CallPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dump((func, args, kwargs))
+    return buffer.getvalue(), pickler.uses_main
 
 
 class _TemplateHandle:
@@ -901,6 +927,7 @@ class ImportEnvironment:
     def _wait_exit(self, proc: IsolatedProcess, timeout: float) -> Optional[int]:
         template = proc._template
         deadline = time.monotonic() + timeout
+        template.pump(0)
         while proc.id not in template.exited and template.dead_status is None and time.monotonic() < deadline:
             template.pump(min(0.1, max(0.0, deadline - time.monotonic())))
         if proc.id in template.exited:
@@ -932,6 +959,64 @@ class ImportEnvironment:
                                "without reporting a result")
         err.returncode = status  # type: ignore[attr-defined]
         raise err
+
+    def poll_events(self, proc: IsolatedProcess, timeout: Optional[float] = 0.0) -> List[Dict[str, Any]]:
+        """Waits up to ``timeout`` seconds for events from the call (``emit_event``) and returns the new ones.
+
+        Returns early, possibly with no event, when the call's process has ended (see ``poll_isolated``).
+        """
+        new: List[Dict[str, Any]] = []
+        if proc._popen is not None or proc._files:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                new.extend(self._spawn_events(proc))
+                if new or proc._popen is None or proc._popen.poll() is not None:
+                    new.extend(self._spawn_events(proc))
+                    return new
+                if deadline is not None and time.monotonic() >= deadline:
+                    return new
+                time.sleep(0.02)
+        if proc._chan is None:
+            return new
+        readable, _, _ = select.select([proc._chan], [], [], timeout)
+        while readable:
+            try:
+                data = proc._chan.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                self._close_chan(proc)
+                break
+            proc._reader.feed(data)
+            frame = proc._reader.pop()
+            while frame is not None:
+                kind, body = frame
+                if kind == _EVENT:
+                    event = json.loads(body)
+                    proc.events.append(event)
+                    new.append(event)
+                elif kind == _VALUE:
+                    proc._outcome = body
+                frame = proc._reader.pop()
+            readable, _, _ = select.select([proc._chan], [], [], 0)
+        return new
+
+    def _spawn_events(self, proc: IsolatedProcess) -> List[Dict[str, Any]]:
+        if not proc._files:
+            return []
+        path = os.path.join(proc._files[0], "events")
+        offset = proc._events_offset
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            return []
+        complete = data[:data.rfind(b"\n") + 1]
+        proc._events_offset = offset + len(complete)
+        events = [json.loads(line) for line in complete.splitlines() if line]
+        proc.events.extend(events)
+        return events
 
     def stop_isolated(self, proc: IsolatedProcess) -> Optional[int]:
         """Ends the call: SIGTERM, then SIGKILL after the grace period; waits for it and returns its exit status."""
@@ -1024,9 +1109,11 @@ class ImportEnvironment:
 
 
 def _spawned_main(request: str, result: str) -> None:
-    """Entry point of a spawned (no-fork) call: the forked child's steps, with two files as the channel."""
+    """Entry point of a spawned (no-fork) call: the forked child's steps, with files as the channel."""
+    global _child_events_path
     with open(request, "rb") as f:
         meta, body = f.read().split(b"\n", 1)
+    _child_events_path = os.path.join(os.path.dirname(result), "events")
     code = 0
     try:
         payload = _perform_call(json.loads(meta), body)
