@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import dataclasses
 import gc
 import importlib
@@ -78,6 +77,9 @@ _META, _REQUEST, _EVENT, _VALUE = b"M", b"R", b"E", b"V"
 _THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                "NUMEXPR_NUM_THREADS")
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_SPARE = 0  # call id of the spare child in the template's table (calls are numbered from 1)
+#: Requests up to this size are written before the child exists (a Unix socket buffers at least this much).
+_EARLY_WRITE_MAX = 64 * 1024
 
 
 # --------------------------------------------------------------------------------------------------------- common
@@ -144,13 +146,19 @@ def _extra_threads() -> str:
     return "; ".join(parts) or "unnamed"
 
 
+_libc: Optional[ctypes.CDLL] = None
+
+
 def _set_parent_death_signal(sig: int) -> bool:
     """Asks Linux to send ``sig`` to this process when its parent (thread) dies. False where unsupported."""
+    global _libc
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
+        if _libc is None:
+            # The process's own symbols include libc's; ctypes.util.find_library would run ldconfig each time.
+            _libc = ctypes.CDLL(None, use_errno=True)
+        return _libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
@@ -311,8 +319,11 @@ class _Template:
     def __init__(self, config: Dict[str, Any]) -> None:
         self.config = config
         self.ctl = socket.socket(fileno=config["control_fd"])
-        self.children: Dict[int, Tuple[int, Optional[float]]] = {}  # pid -> (call id, SIGKILL deadline)
+        self.children: Dict[int, Tuple[int, Optional[float]]] = {}  # pid -> (call id or _SPARE, SIGKILL deadline)
         self.by_id: Dict[int, int] = {}
+        # One child forked ahead of time, waiting for its call: an exec then costs a message, not a fork.
+        self.spare: Optional[Tuple[int, socket.socket]] = None
+        self.spare_error = ""
 
     def send(self, message: Dict[str, Any]) -> None:
         self.ctl.send(json.dumps(message).encode())
@@ -364,6 +375,8 @@ class _Template:
             if self.ctl in readable and not self.handle_message():
                 self.shutdown()
                 return
+            if self.spare is None and not select.select([self.ctl], [], [], 0)[0]:
+                self.make_spare()
 
     def handle_message(self) -> bool:
         try:
@@ -391,7 +404,8 @@ class _Template:
                     os.kill(pid, int(message["signal"]))
         return True
 
-    def fork_child(self, call_id: int, fds: List[int]) -> None:
+    def make_spare(self) -> None:
+        """Forks the next child now; it prepares itself and waits for its call's fds (``fork_child``)."""
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         # Fork only with exactly one OS thread: a lock another thread holds at fork time (malloc's, the
@@ -399,21 +413,45 @@ class _Template:
         # that left a thread running, so this can only fail if preloaded code started one later.
         threads = _os_thread_count()
         if threads != 1:
-            for fd in fds:
-                os.close(fd)
-            self.send({"op": "error", "id": call_id,
-                       "reason": f"template has {threads} threads ({_extra_threads()}); refusing to fork"})
+            self.spare_error = f"template has {threads} threads ({_extra_threads()}); refusing to fork"
             return
+        parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         pid = os.fork()
         if pid == 0:
-            self.become_child(fds)
-        for fd in fds:
-            os.close(fd)
-        self.children[pid] = (call_id, None)
-        self.by_id[call_id] = pid
-        self.send({"op": "started", "id": call_id, "pid": pid})
+            parent_end.close()
+            self.wait_for_call(child_end)
+        child_end.close()
+        self.children[pid] = (_SPARE, None)
+        self.spare = (pid, parent_end)
 
-    def become_child(self, fds: List[int]) -> None:
+    def fork_child(self, call_id: int, fds: List[int]) -> None:
+        """Hands the call's fds to the spare child (forking one first if there is none) and reports its pid."""
+        try:
+            for _attempt in range(2):
+                if self.spare is None:
+                    self.make_spare()
+                if self.spare is None:
+                    self.send({"op": "error", "id": call_id, "reason": self.spare_error})
+                    return
+                pid, sock = self.spare
+                self.spare = None
+                try:
+                    socket.send_fds(sock, [b"call"], fds)
+                except OSError:
+                    continue  # the spare died (it is reaped as such); fork another
+                finally:
+                    sock.close()
+                self.children[pid] = (call_id, None)
+                self.by_id[call_id] = pid
+                self.send({"op": "started", "id": call_id, "pid": pid})
+                return
+            self.send({"op": "error", "id": call_id, "reason": "the forked child died before its call"})
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def wait_for_call(self, sock: socket.socket) -> None:
+        """In a spare child: become independent of the template's state, then wait for a call. Never returns."""
         try:
             template_pid = os.getppid()
             _set_parent_death_signal(signal.SIGKILL)
@@ -431,6 +469,13 @@ class _Template:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+            try:
+                data, fds, _, _ = socket.recv_fds(sock, 64, 4)
+            except OSError:
+                os._exit(0)
+            if not data or len(fds) != 4:
+                os._exit(0)  # the template is shutting down
+            sock.close()
             chan_fd, std = fds[0], fds[1:4]
             for target, fd in enumerate(std):
                 os.dup2(fd, target)
@@ -450,7 +495,10 @@ class _Template:
             if pid == 0:
                 return
             call_id, _ = self.children.pop(pid, (None, None))
-            if call_id is None:
+            if call_id == _SPARE and self.spare is not None and self.spare[0] == pid:
+                self.spare[1].close()
+                self.spare = None
+            if call_id is None or call_id == _SPARE:
                 continue
             self.by_id.pop(call_id, None)
             with contextlib.suppress(OSError):
@@ -465,6 +513,9 @@ class _Template:
                 self.children[pid] = (call_id, None)
 
     def shutdown(self, grace_s: float = 2.0) -> None:
+        if self.spare is not None:
+            self.spare[1].close()  # the spare sees EOF and exits
+            self.spare = None
         for pid in self.children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -839,6 +890,7 @@ class ImportEnvironment:
         if not self.fork:
             return self._spawn_exec(call_id, name, meta, body)
         template = self._current_template()
+        meta_bytes = json.dumps(meta).encode()
         host_chan, child_chan = socket.socketpair()
         std = _std_fds()
         try:
@@ -853,25 +905,38 @@ class ImportEnvironment:
                     os.close(fd)
         proc = IsolatedProcess(id=call_id, pid=0, name=name, _template=template, _chan=host_chan)
         self._open[call_id] = proc
+        frames = (_FRAME.pack(_META, len(meta_bytes)) + meta_bytes + _FRAME.pack(_REQUEST, len(body)) + body)
+        # A request that fits in the socket buffer is written at once, so the child finds it the moment it starts;
+        # a bigger one only once the child exists (or the write could wait for a reader that never comes).
+        early = len(frames) <= _EARLY_WRITE_MAX
+        if early:
+            self._write_request(host_chan, frames)
         deadline = time.monotonic() + 30.0
         while call_id not in template.started:
             if call_id in template.errors:
                 self._finish(proc)
+                self._close_chan(proc)
                 raise TemplateError(f"cannot start {name}: {template.errors.pop(call_id)}")
             if template.dead_status is not None:
                 self._finish(proc)
+                self._close_chan(proc)
                 raise TemplateError(template.crash_message())
             if time.monotonic() > deadline:
                 self._finish(proc)
+                self._close_chan(proc)
                 raise TemplateError(f"the template (pid {template.popen.pid}) did not fork {name} within 30 s")
             template.pump(0.05)
         proc.pid = template.started.pop(call_id)
+        if not early:
+            self._write_request(host_chan, frames)
+        return proc
+
+    @staticmethod
+    def _write_request(chan: socket.socket, frames: bytes) -> None:
         try:
-            _send_frame(host_chan, _META, json.dumps(meta).encode())
-            _send_frame(host_chan, _REQUEST, body)
+            chan.sendall(frames)
         except OSError:
             pass  # the child died before reading; communicate_isolated reports how
-        return proc
 
     def communicate_isolated(self, proc: IsolatedProcess, timeout: Optional[float] = None) -> Any:
         """Waits for the call's return value and returns it, or re-raises its exception.
