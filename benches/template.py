@@ -68,7 +68,6 @@ def main() -> int:
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     os.environ["PYTHONPATH"] = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     from benchproj import work
-
     from hotswap import isolate_imports
 
     results = {"hotswap": [], "fresh interpreter": [], "firehot": []}

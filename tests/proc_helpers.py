@@ -6,7 +6,7 @@ import os
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, TypeVar
+from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -23,7 +23,7 @@ def wait_until(predicate: Callable[[], T], timeout: float = 10.0, interval: floa
         time.sleep(interval)
 
 
-def proc_state(pid: int) -> Optional[str]:
+def proc_state(pid: int) -> str | None:
     """The process's state letter from /proc (R, S, Z, ...), or None when it no longer exists."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -37,7 +37,7 @@ def gone(pid: int) -> bool:
     return proc_state(pid) in (None, "Z", "X")
 
 
-def children_of(pid: int) -> Dict[int, str]:
+def children_of(pid: int) -> dict[int, str]:
     """Direct children of ``pid`` and their state letters."""
     out = {}
     for entry in os.listdir("/proc"):
@@ -59,7 +59,7 @@ def write(path: Path, source: str) -> Path:
     return path
 
 
-def descendants(pid: int) -> List[int]:
+def descendants(pid: int) -> list[int]:
     found, todo = [], [pid]
     while todo:
         kids = list(children_of(todo.pop()))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-from proc_helpers import write
-
 import hotswap
+import pytest
 from hotswap import _native
 from hotswap.imports import classify
+from proc_helpers import write
 
 
 def sites(source: str, package: str = ""):

@@ -7,9 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
-from typing import List
 
 import pytest
 from proc_helpers import descendants, gone, wait_until, write
@@ -27,18 +25,18 @@ PROGRAM = """\
 class Run:
     """A `hotswap run` process whose output lines are collected by threads, for polling."""
 
-    def __init__(self, args: List[str], cwd: Path, env: dict, stdin: int = subprocess.DEVNULL) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict, stdin: int = subprocess.DEVNULL) -> None:
         self.popen = subprocess.Popen([sys.executable, "-m", "hotswap", "run", *args], cwd=cwd, env=env,
                                       stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.out: List[str] = []
-        self.err: List[str] = []
+        self.out: list[str] = []
+        self.err: list[str] = []
         self.threads = [threading.Thread(target=self._drain, args=(s, d), daemon=True)
                         for s, d in ((self.popen.stdout, self.out), (self.popen.stderr, self.err))]
         for t in self.threads:
             t.start()
 
     @staticmethod
-    def _drain(stream, dest: List[str]) -> None:
+    def _drain(stream, dest: list[str]) -> None:
         for line in stream:
             dest.append(line.rstrip("\n"))
 
@@ -57,7 +55,7 @@ class Run:
         except AssertionError:
             raise AssertionError(f"{text!r} not in stderr={self.err} stdout={self.out}") from None
 
-    def runs(self) -> List[str]:
+    def runs(self) -> list[str]:
         return [line for line in list(self.out) if line.startswith("run ")]
 
     def close(self) -> None:
@@ -81,7 +79,7 @@ def app(tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(site), *[p for p in sys.path if p]])
     env["PYTHONUNBUFFERED"] = "1"
-    runs: List[Run] = []
+    runs: list[Run] = []
 
     def start(*args: str, stdin: int = subprocess.DEVNULL) -> Run:
         run = Run(list(args), root, env, stdin)
@@ -101,7 +99,7 @@ def edit(path: Path, text: str) -> None:
 
 
 def test_runs_the_program_from_a_template_that_preloaded_its_third_party_imports(app):
-    root, start = app
+    _root, start = app
     run = start("main.py")
     line = run.wait_out(lambda s: s.startswith("run 1"), what="first run")
     pid = int(line.split("pid=")[1].split()[0])
@@ -149,7 +147,7 @@ def test_a_crashed_program_restarts_on_the_next_save(app):
 
 
 def test_sigint_ends_program_template_and_supervisor_without_orphans(app):
-    root, start = app
+    _root, start = app
     run = start("main.py")
     line = run.wait_out(lambda s: s.startswith("run 1"), what="first run")
     program = int(line.split("pid=")[1].split()[0])
@@ -161,7 +159,7 @@ def test_sigint_ends_program_template_and_supervisor_without_orphans(app):
 
 
 def test_no_template_mode_runs_a_fresh_interpreter(app):
-    root, start = app
+    _root, start = app
     run = start("--no-template", "main.py")
     line = run.wait_out(lambda s: s.startswith("run 1"), what="first run")
     pid = int(line.split("pid=")[1].split()[0])
@@ -181,8 +179,8 @@ def test_module_mode_and_arguments(app):
 
 
 def test_usage_errors():
-    out = subprocess.run([sys.executable, "-m", "hotswap", "run", "missing.py"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "hotswap", "run", "missing.py"], check=False, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 2 and "no such file: missing.py" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "hotswap", "walk"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "hotswap", "walk"], check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "unknown command" in out.stderr

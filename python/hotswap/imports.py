@@ -20,11 +20,11 @@ import importlib.util
 import os
 import sys
 import sysconfig
-from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence, Tuple, Union
+from collections.abc import Iterable, Sequence
 
 from . import _native
 
-__all__ = ["ImportRecord", "ImportScan", "scan_imports", "resolve_target"]
+__all__ = ["ImportRecord", "ImportScan", "resolve_target", "scan_imports"]
 
 #: Values of ``ImportRecord.kind``.
 KINDS = ("stdlib", "first_party", "third_party", "missing")
@@ -45,7 +45,7 @@ class ImportRecord:
     """
 
     module: str
-    name: Optional[str]
+    name: str | None
     lineno: int
     kind: str
     type_checking_only: bool
@@ -63,11 +63,11 @@ class ImportScan:
         skipped: ``(file, reason)`` for each file that could not be read or parsed by either parser.
     """
 
-    roots: Tuple[str, ...]
-    imports: Tuple[ImportRecord, ...]
-    skipped: Tuple[Tuple[str, str], ...] = ()
+    roots: tuple[str, ...]
+    imports: tuple[ImportRecord, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
 
-    def modules(self, kind: str, *, include_type_checking: bool = False) -> FrozenSet[str]:
+    def modules(self, kind: str, *, include_type_checking: bool = False) -> frozenset[str]:
         """The distinct modules of one kind, e.g. ``scan.modules("third_party")``."""
         return frozenset(
             record.module
@@ -76,12 +76,12 @@ class ImportScan:
         )
 
     @property
-    def third_party(self) -> Tuple[str, ...]:
+    def third_party(self) -> tuple[str, ...]:
         """The third-party modules a template preloads, sorted: imports outside ``if TYPE_CHECKING:`` only."""
         return tuple(sorted(self.modules("third_party")))
 
 
-def _stdlib_names() -> FrozenSet[str]:
+def _stdlib_names() -> frozenset[str]:
     names = set(sys.builtin_module_names)
     names.update(getattr(sys, "stdlib_module_names", ()))  # 3.10+
     names.add("__future__")
@@ -102,21 +102,21 @@ def _within(path: str, roots: Sequence[str]) -> bool:
     return False
 
 
-def _spec_locations(spec: importlib.machinery.ModuleSpec) -> List[str]:
+def _spec_locations(spec: importlib.machinery.ModuleSpec) -> list[str]:
     locations = list(spec.submodule_search_locations or ())
     if spec.origin and spec.origin not in ("built-in", "frozen", "namespace"):
         locations.append(spec.origin)
     return locations
 
 
-def _find_top(top: str) -> Optional[importlib.machinery.ModuleSpec]:
+def _find_top(top: str) -> importlib.machinery.ModuleSpec | None:
     try:
         return importlib.util.find_spec(top)
     except (ImportError, ValueError):  # ValueError: a module in sys.modules whose __spec__ is None
         return None
 
 
-def classify(module: str, roots: Sequence[str], _cache: Optional[Dict[str, str]] = None) -> str:
+def classify(module: str, roots: Sequence[str], _cache: dict[str, str] | None = None) -> str:
     """Classifies a dotted module name as "stdlib", "first_party", "third_party" or "missing".
 
     Only the top-level name is looked up, with ``importlib.util.find_spec``, which imports nothing.
@@ -150,7 +150,7 @@ def classify(module: str, roots: Sequence[str], _cache: Optional[Dict[str, str]]
     return kind
 
 
-def resolve_target(target: Union[str, "os.PathLike[str]"]) -> str:
+def resolve_target(target: str | os.PathLike[str]) -> str:
     """The file or directory to scan for ``target``: an existing path, or an importable module or package name.
 
     A dotted name is resolved part by part on the file system (``PathFinder``), so no package is imported.
@@ -175,14 +175,14 @@ def resolve_target(target: Union[str, "os.PathLike[str]"]) -> str:
     if spec is None:
         raise FileNotFoundError(f"{path!r} is neither a file, a directory nor an importable module")
     if spec.submodule_search_locations:
-        return os.path.abspath(list(spec.submodule_search_locations)[0])
+        return os.path.abspath(next(iter(spec.submodule_search_locations)))
     if spec.origin and os.path.exists(spec.origin):
         return os.path.abspath(spec.origin)
     raise FileNotFoundError(f"module {path!r} has no source on disk (origin {spec.origin!r})")
 
 
-def _package_of(file: str) -> List[str]:
-    parts: List[str] = []
+def _package_of(file: str) -> list[str]:
+    parts: list[str] = []
     directory = os.path.dirname(os.path.abspath(file))
     while os.path.isfile(os.path.join(directory, "__init__.py")):
         parts.append(os.path.basename(directory))
@@ -200,14 +200,14 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _cpython_sites(file: str) -> List[Tuple[str, Optional[str], int, int, bool]]:
+def _cpython_sites(file: str) -> list[tuple[str, str | None, int, int, bool]]:
     """The CPython-``ast`` twin of the native walk (``src/imports.rs`` ``walk``): keep the two in step."""
     with open(file, "rb") as f:
         tree = ast.parse(f.read(), filename=file)
     package = _package_of(file)
-    out: List[Tuple[str, Optional[str], int, int, bool]] = []
+    out: list[tuple[str, str | None, int, int, bool]] = []
 
-    def resolve(level: int, module: Optional[str]) -> str:
+    def resolve(level: int, module: str | None) -> str:
         if level == 0:
             return module or ""
         keep = len(package) - (level - 1)
@@ -253,9 +253,9 @@ def _cpython_sites(file: str) -> List[Tuple[str, Optional[str], int, int, bool]]
 
 
 def scan_imports(
-    path: Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]],
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
-    first_party: Sequence[Union[str, "os.PathLike[str]"]] = (),
+    first_party: Sequence[str | os.PathLike[str]] = (),
 ) -> ImportScan:
     """Lists and classifies every import of a package, directory or file (or of several).
 
@@ -277,10 +277,10 @@ def scan_imports(
     targets = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     roots = tuple(resolve_target(t) for t in targets)
     sites, failed = _native.scan_import_sites(list(roots))
-    raw: List[Tuple[str, Optional[str], int, int, bool, str]] = [
+    raw: list[tuple[str, str | None, int, int, bool, str]] = [
         (s.module, s.name, s.lineno, s.level, s.type_checking_only, s.file) for s in sites
     ]
-    skipped: List[Tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
     for file, reason in failed:
         if reason.startswith("cannot read"):
             skipped.append((file, reason))
@@ -292,7 +292,7 @@ def scan_imports(
             continue
         raw.extend((m, n, line, level, tc, file) for m, n, line, level, tc in found)
     first_party_roots = list(roots) + [os.path.abspath(os.fspath(p)) for p in first_party]
-    cache: Dict[str, str] = {}
+    cache: dict[str, str] = {}
     records = [
         ImportRecord(
             module=m, name=n, lineno=line, kind=classify(m, first_party_roots, cache), type_checking_only=tc,

@@ -26,7 +26,8 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from .template import ImportEnvironment, IsolatedProcess, emit_event
 
@@ -44,7 +45,7 @@ def _say(message: str) -> None:
 # ----------------------------------------------------------------------------------------------------- the child
 
 
-def run_program(spec: Dict[str, Any]) -> int:
+def run_program(spec: dict[str, Any]) -> int:
     """Runs the user's program in this (forked) process with an ``AutoReloader`` reporting to the supervisor."""
     sys.argv = list(spec["argv"])
     reloader = None
@@ -60,7 +61,7 @@ def run_program(spec: Dict[str, Any]) -> int:
 
         try:
             reloader = AutoReloader(spec["paths"], mode=spec["mode"], clear=spec["clear"], on_reload=on_reload)
-        except Exception as err:  # a reloader that cannot start must not stop the program
+        except Exception as err:  # noqa: BLE001 - a reloader that cannot start must not stop the program
             emit_event({"event": "no_reloader", "reason": f"{type(err).__name__}: {err}"})
     emit_event({"event": "started", "pid": os.getpid()})
     try:
@@ -89,9 +90,9 @@ def run_program(spec: Dict[str, Any]) -> int:
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "dist-packages"}
 
 
-def _snapshot(paths: Sequence[str]) -> Dict[str, Tuple[int, int]]:
+def _snapshot(paths: Sequence[str]) -> dict[str, tuple[int, int]]:
     """(mtime_ns, size) of every .py file under ``paths``."""
-    out: Dict[str, Tuple[int, int]] = {}
+    out: dict[str, tuple[int, int]] = {}
     for root in paths:
         if os.path.isfile(root):
             with contextlib.suppress(OSError):
@@ -117,7 +118,7 @@ class _Interrupted(Exception):
 class Supervisor:
     """Runs one program under ``hotswap run``; see the module docstring."""
 
-    def __init__(self, *, script: Optional[str], module: Optional[str], args: Sequence[str], paths: Sequence[str],
+    def __init__(self, *, script: str | None, module: str | None, args: Sequence[str], paths: Sequence[str],
                  mode: str, template: bool, clear: bool) -> None:
         self.script = os.path.abspath(script) if script else None
         self.module = module
@@ -126,9 +127,9 @@ class Supervisor:
         self.mode = mode
         self.use_template = template
         self.clear = clear
-        self.env: Optional[ImportEnvironment] = None
-        self.proc: Optional[IsolatedProcess] = None
-        self.last_status: Optional[int] = None
+        self.env: ImportEnvironment | None = None
+        self.proc: IsolatedProcess | None = None
+        self.last_status: int | None = None
         self.reloader_available = True
         self.interrupted = False
 
@@ -170,7 +171,7 @@ class Supervisor:
             return 128 + signal.SIGINT
         return 128 - status if status < 0 else status
 
-    def _spec(self) -> Dict[str, Any]:
+    def _spec(self) -> dict[str, Any]:
         argv = [self.script or self.module or ""] + self.args
         return {"argv": argv, "script": self.script, "module": self.module, "paths": self.paths,
                 "mode": self.mode, "clear": self.clear}
@@ -245,7 +246,7 @@ class Supervisor:
                     f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""))
                 third_party = self.env.modules
 
-    def _wait_status(self, proc: IsolatedProcess) -> Optional[int]:
+    def _wait_status(self, proc: IsolatedProcess) -> int | None:
         """The channel closed: the child ended or is ending; the template reports its status promptly."""
         assert self.env is not None
         deadline = time.monotonic() + 5.0
@@ -256,7 +257,7 @@ class Supervisor:
             time.sleep(0.01)
         return None
 
-    def _third_party(self) -> Tuple[str, ...]:
+    def _third_party(self) -> tuple[str, ...]:
         assert self.env is not None
         return self.env._preload_set(self.env._scan())
 
@@ -299,7 +300,7 @@ class Supervisor:
             return False
 
 
-def main_run(argv: List[str]) -> int:
+def main_run(argv: list[str]) -> int:
     """``hotswap run ...``: parses the arguments and runs the supervisor."""
     parser = argparse.ArgumentParser(
         prog="hotswap run",
@@ -334,7 +335,7 @@ def main_run(argv: List[str]) -> int:
     return supervisor.run()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """The ``hotswap`` console script: ``hotswap run ...``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):

@@ -52,7 +52,8 @@ import threading
 import time
 import traceback
 import types
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable
 
 from ._native import ChildExitedError, IsolatedCallError, TemplateError
 from .imports import ImportScan, scan_imports
@@ -98,7 +99,7 @@ class _FrameReader:
     def feed(self, data: bytes) -> None:
         self.buffer += data
 
-    def pop(self) -> Optional[Tuple[bytes, bytes]]:
+    def pop(self) -> tuple[bytes, bytes] | None:
         """The next complete frame, or None."""
         if len(self.buffer) < _FRAME.size:
             return None
@@ -110,7 +111,7 @@ class _FrameReader:
         return kind, body
 
 
-def _read_frame_blocking(sock: socket.socket, reader: _FrameReader) -> Tuple[bytes, bytes]:
+def _read_frame_blocking(sock: socket.socket, reader: _FrameReader) -> tuple[bytes, bytes]:
     while True:
         frame = reader.pop()
         if frame is not None:
@@ -146,7 +147,7 @@ def _extra_threads() -> str:
     return "; ".join(parts) or "unnamed"
 
 
-_libc: Optional[ctypes.CDLL] = None
+_libc: ctypes.CDLL | None = None
 
 
 def _set_parent_death_signal(sig: int) -> bool:
@@ -172,7 +173,7 @@ def _exit_status(wait_status: int) -> int:
     return os.WEXITSTATUS(wait_status)
 
 
-def _describe_status(status: Optional[int]) -> str:
+def _describe_status(status: int | None) -> str:
     if status is None:
         return "an unknown status"
     if status < 0:
@@ -200,11 +201,11 @@ def _outcome_to_result(body: bytes, name: str) -> Any:
     if outcome[0] == "ok":
         return outcome[1]
     _, exc_bytes, type_name, message, tb_text = outcome
-    exc: Optional[BaseException] = None
+    exc: BaseException | None = None
     if exc_bytes is not None:
         try:
             exc = pickle.loads(exc_bytes)
-        except Exception as err:  # the class does not exist here, or its __reduce__ disagrees with __init__
+        except Exception as err:  # noqa: BLE001 - the class does not exist here, or its __reduce__ disagrees with __init__
             message = f"{message} (could not re-create {type_name} here: {type(err).__name__}: {err})"
     if not isinstance(exc, BaseException):
         exc = IsolatedCallError(f"{name} raised {type_name}: {message}")
@@ -213,7 +214,7 @@ def _outcome_to_result(body: bytes, name: str) -> Any:
     raise exc from _RemoteTraceback(tb_text)
 
 
-def _load_main(main_path: Optional[str]) -> None:
+def _load_main(main_path: str | None) -> None:
     """Loads the host's ``__main__`` script as ``__mp_main__`` (as multiprocessing's spawn does)."""
     if not main_path:
         return
@@ -224,12 +225,12 @@ def _load_main(main_path: Optional[str]) -> None:
     module.__dict__.update(runpy.run_path(main_path, run_name="__mp_main__"))
 
 
-_child_channel: Optional[socket.socket] = None
-_child_events_path: Optional[str] = None  # spawn mode: events are appended to this file, one JSON line each
+_child_channel: socket.socket | None = None
+_child_events_path: str | None = None  # spawn mode: events are appended to this file, one JSON line each
 _emit_lock = threading.Lock()
 
 
-def emit_event(event: Dict[str, Any]) -> bool:
+def emit_event(event: dict[str, Any]) -> bool:
     """From inside an isolated call: sends a JSON event to the host (``IsolatedProcess.events``).
 
     Thread-safe. Returns False outside an isolated call or when the host is gone.
@@ -249,7 +250,7 @@ def emit_event(event: Dict[str, Any]) -> bool:
     return False
 
 
-def _perform_call(meta: Dict[str, Any], body: bytes) -> bytes:
+def _perform_call(meta: dict[str, Any], body: bytes) -> bytes:
     """In the child: runs the pickled call and returns the pickled outcome. SystemExit propagates (the child exits
     with its code, unreported)."""
     sys.path[:] = meta["sys_path"]
@@ -259,15 +260,15 @@ def _perform_call(meta: Dict[str, Any], body: bytes) -> bytes:
         if meta.get("main_path"):
             _load_main(meta["main_path"])
         func, args, kwargs = pickle.loads(body)
-        outcome: Tuple[Any, ...] = ("ok", func(*args, **kwargs))
+        outcome: tuple[Any, ...] = ("ok", func(*args, **kwargs))
         return pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:  # noqa: BLE001 - everything the user's code raises is reported
         tb_text = traceback.format_exc()
         try:
-            exc_bytes: Optional[bytes] = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception:
+            exc_bytes: bytes | None = pickle.dumps(exc, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - any pickling failure: send type, message and traceback
             exc_bytes = None
         type_name = f"{type(exc).__module__}.{type(exc).__qualname__}"
         return pickle.dumps(("err", exc_bytes, type_name, str(exc), tb_text), protocol=pickle.HIGHEST_PROTOCOL)
@@ -316,26 +317,26 @@ def _child_main(chan: socket.socket) -> None:
 class _Template:
     """The template process, seen from inside it."""
 
-    def __init__(self, config: Dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.ctl = socket.socket(fileno=config["control_fd"])
-        self.children: Dict[int, Tuple[int, Optional[float]]] = {}  # pid -> (call id or _SPARE, SIGKILL deadline)
-        self.by_id: Dict[int, int] = {}
+        self.children: dict[int, tuple[int, float | None]] = {}  # pid -> (call id or _SPARE, SIGKILL deadline)
+        self.by_id: dict[int, int] = {}
         # One child forked ahead of time, waiting for its call: an exec then costs a message, not a fork.
-        self.spare: Optional[Tuple[int, socket.socket]] = None
+        self.spare: tuple[int, socket.socket] | None = None
         self.spare_error = ""
 
-    def send(self, message: Dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> None:
         self.ctl.send(json.dumps(message).encode())
 
-    def preload(self) -> Tuple[List[str], Dict[str, str]]:
-        loaded: List[str] = []
-        failed: Dict[str, str] = {}
+    def preload(self) -> tuple[list[str], dict[str, str]]:
+        loaded: list[str] = []
+        failed: dict[str, str] = {}
         for name in self.config["modules"]:
             before = _os_thread_count()
             try:
                 importlib.import_module(name)
-            except (Exception, SystemExit) as exc:
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a failed import is reported, not fatal
                 failed[name] = f"{type(exc).__name__}: {exc}"
                 continue
             if _os_thread_count() > before and not self._threads_end(before):
@@ -424,7 +425,7 @@ class _Template:
         self.children[pid] = (_SPARE, None)
         self.spare = (pid, parent_end)
 
-    def fork_child(self, call_id: int, fds: List[int]) -> None:
+    def fork_child(self, call_id: int, fds: list[int]) -> None:
         """Hands the call's fds to the spare child (forking one first if there is none) and reports its pid."""
         try:
             for _attempt in range(2):
@@ -534,7 +535,7 @@ class _Template:
             break
 
 
-def _template_main(config: Dict[str, Any]) -> None:
+def _template_main(config: dict[str, Any]) -> None:
     """Entry point of the template process (see ``_BOOT``)."""
     if not _set_parent_death_signal(signal.SIGKILL) and sys.platform.startswith("linux"):
         print("hotswap template: PR_SET_PDEATHSIG unavailable", file=sys.stderr)
@@ -581,19 +582,19 @@ class IsolatedProcess:
     id: int
     pid: int
     name: str
-    events: List[Dict[str, Any]] = dataclasses.field(default_factory=list)
-    returncode: Optional[int] = None
+    events: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    returncode: int | None = None
     _template: Any = dataclasses.field(default=None, repr=False)
-    _chan: Optional[socket.socket] = dataclasses.field(default=None, repr=False)
+    _chan: socket.socket | None = dataclasses.field(default=None, repr=False)
     _reader: _FrameReader = dataclasses.field(default_factory=_FrameReader, repr=False)
-    _outcome: Optional[bytes] = dataclasses.field(default=None, repr=False)
-    _popen: Optional[subprocess.Popen] = dataclasses.field(default=None, repr=False)  # spawn mode
-    _files: Tuple[str, ...] = dataclasses.field(default=(), repr=False)  # spawn mode
+    _outcome: bytes | None = dataclasses.field(default=None, repr=False)
+    _popen: subprocess.Popen | None = dataclasses.field(default=None, repr=False)  # spawn mode
+    _files: tuple[str, ...] = dataclasses.field(default=(), repr=False)  # spawn mode
     _finished: bool = dataclasses.field(default=False, repr=False)
     _events_offset: int = dataclasses.field(default=0, repr=False)  # spawn mode
 
 
-def _std_fds() -> List[int]:
+def _std_fds() -> list[int]:
     """The host's fds 0, 1, 2 to hand to a child; /dev/null for any the host has closed."""
     fds = []
     for fd in (0, 1, 2):
@@ -605,7 +606,7 @@ def _std_fds() -> List[int]:
     return fds
 
 
-def _call_meta() -> Dict[str, Any]:
+def _call_meta() -> dict[str, Any]:
     main = sys.modules.get("__main__")
     return {"sys_path": list(sys.path), "cwd": os.getcwd(), "main_path": getattr(main, "__file__", None)}
 
@@ -621,7 +622,7 @@ class _CallPickler(pickle.Pickler):
         return NotImplemented
 
 
-def _pickle_call(func: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Tuple[bytes, bool]:
+def _pickle_call(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bytes, bool]:
     buffer = io.BytesIO()
     pickler = _CallPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
     pickler.dump((func, args, kwargs))
@@ -633,16 +634,16 @@ class _TemplateHandle:
 
     def __init__(self, modules: Sequence[str], *, start_timeout_s: float, limit_native_threads: bool) -> None:
         self.modules = list(modules)
-        self.excluded: Dict[str, str] = {}
-        self.failed: Dict[str, str] = {}
-        self.loaded: List[str] = []
+        self.excluded: dict[str, str] = {}
+        self.failed: dict[str, str] = {}
+        self.loaded: list[str] = []
         self.lock = threading.RLock()
-        self.started: Dict[int, int] = {}
-        self.exited: Dict[int, int] = {}
-        self.errors: Dict[int, str] = {}
+        self.started: dict[int, int] = {}
+        self.exited: dict[int, int] = {}
+        self.errors: dict[int, str] = {}
         self.live = 0
         self.pending: set = set()  # calls whose exit status someone may still ask for
-        self.dead_status: Optional[int] = None
+        self.dead_status: int | None = None
         self.elapsed_ms = 0.0
         self.limit_native_threads = limit_native_threads
         while True:
@@ -677,7 +678,7 @@ class _TemplateHandle:
         child.close()
         self.ctl = host
 
-    def _wait_ready(self, timeout_s: float) -> Dict[str, Any]:
+    def _wait_ready(self, timeout_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
         while True:
             remaining = deadline - time.monotonic()
@@ -699,7 +700,7 @@ class _TemplateHandle:
     def alive(self) -> bool:
         return self.dead_status is None and self.popen.poll() is None
 
-    def pump(self, timeout: Optional[float]) -> None:
+    def pump(self, timeout: float | None) -> None:
         """Reads control messages for up to ``timeout`` seconds (0: only what is there)."""
         with self.lock:
             if self.dead_status is not None:
@@ -723,7 +724,7 @@ class _TemplateHandle:
                     self.errors[message["id"]] = message["reason"]
                 readable, _, _ = select.select([self.ctl], [], [], 0)
 
-    def send(self, message: Dict[str, Any], fds: Sequence[int] = ()) -> None:
+    def send(self, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
         data = json.dumps(message).encode()
         if fds:
             socket.send_fds(self.ctl, [data], list(fds))
@@ -753,8 +754,8 @@ class _TemplateHandle:
 class ImportEnvironment:
     """What ``isolate_imports`` yields: run functions in fresh processes that start with the imports done."""
 
-    def __init__(self, package: Union[str, "os.PathLike[str]", Sequence[Any]], ignored_modules: Sequence[str] = (),
-                 *, fork: Optional[bool] = None, grace_s: float = 3.0, start_timeout_s: float = 300.0,
+    def __init__(self, package: str | os.PathLike[str] | Sequence[Any], ignored_modules: Sequence[str] = (),
+                 *, fork: bool | None = None, grace_s: float = 3.0, start_timeout_s: float = 300.0,
                  limit_native_threads: bool = True) -> None:
         self.package = package
         self.ignored_modules = frozenset(ignored_modules)
@@ -765,13 +766,13 @@ class ImportEnvironment:
         self.start_timeout_s = start_timeout_s
         self.limit_native_threads = limit_native_threads
         self.scan: ImportScan = self._scan()
-        self.modules: Tuple[str, ...] = self._preload_set(self.scan)
+        self.modules: tuple[str, ...] = self._preload_set(self.scan)
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
-        self._template: Optional[_TemplateHandle] = None
-        self._retired: List[_TemplateHandle] = []
-        self.restarts: List[str] = []
-        self._open: Dict[int, IsolatedProcess] = {}  # calls whose channel is open
+        self._template: _TemplateHandle | None = None
+        self._retired: list[_TemplateHandle] = []
+        self.restarts: list[str] = []
+        self._open: dict[int, IsolatedProcess] = {}  # calls whose channel is open
         if self.fork:
             self._template = self._new_template()
 
@@ -783,7 +784,7 @@ class ImportEnvironment:
             logger.warning("hotswap: skipped %s while scanning imports: %s", file, reason)
         return scan
 
-    def _preload_set(self, scan: ImportScan) -> Tuple[str, ...]:
+    def _preload_set(self, scan: ImportScan) -> tuple[str, ...]:
         def ignored(module: str) -> bool:
             return any(module == i or module.startswith(i + ".") for i in self.ignored_modules)
 
@@ -794,19 +795,19 @@ class ImportEnvironment:
                                limit_native_threads=self.limit_native_threads)
 
     @property
-    def preloaded(self) -> Tuple[str, ...]:
+    def preloaded(self) -> tuple[str, ...]:
         """Modules the current template imported."""
         return tuple(self._template.loaded) if self._template else ()
 
     @property
-    def not_preloaded(self) -> Dict[str, str]:
+    def not_preloaded(self) -> dict[str, str]:
         """Modules left out of the current template, with the reason (import failed, or started threads)."""
         if not self._template:
             return {}
         return {**{m: f"import failed: {r}" for m, r in self._template.failed.items()}, **self._template.excluded}
 
     @property
-    def template_pid(self) -> Optional[int]:
+    def template_pid(self) -> int | None:
         """The current template's process id (None in spawn mode)."""
         return self._template.popen.pid if self._template else None
 
@@ -875,7 +876,7 @@ class ImportEnvironment:
 
     # -------------------------------------------------------------------- calls
 
-    def exec(self, func: Callable[..., Any], *args: Any, name: Optional[str] = None, **kwargs: Any) -> IsolatedProcess:
+    def exec(self, func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> IsolatedProcess:
         """Runs ``func(*args, **kwargs)`` in a new process forked from the template.
 
         The child imports ``func``'s module fresh from disk. ``func``, its arguments and its return value are
@@ -938,7 +939,7 @@ class ImportEnvironment:
         except OSError:
             pass  # the child died before reading; communicate_isolated reports how
 
-    def communicate_isolated(self, proc: IsolatedProcess, timeout: Optional[float] = None) -> Any:
+    def communicate_isolated(self, proc: IsolatedProcess, timeout: float | None = None) -> Any:
         """Waits for the call's return value and returns it, or re-raises its exception.
 
         The exception keeps its type when it can be unpickled here (else ``IsolatedCallError``); the child's
@@ -952,7 +953,6 @@ class ImportEnvironment:
         if proc._popen is not None or proc._files:
             return self._spawn_communicate(proc, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        template = proc._template
         while proc._outcome is None:
             if proc._chan is None:
                 return self._raise_exited(proc)
@@ -989,7 +989,7 @@ class ImportEnvironment:
             proc._chan = None
         self._open.pop(proc.id, None)
 
-    def _wait_exit(self, proc: IsolatedProcess, timeout: float) -> Optional[int]:
+    def _wait_exit(self, proc: IsolatedProcess, timeout: float) -> int | None:
         template = proc._template
         deadline = time.monotonic() + timeout
         template.pump(0)
@@ -1025,12 +1025,12 @@ class ImportEnvironment:
         err.returncode = status  # type: ignore[attr-defined]
         raise err
 
-    def poll_events(self, proc: IsolatedProcess, timeout: Optional[float] = 0.0) -> List[Dict[str, Any]]:
+    def poll_events(self, proc: IsolatedProcess, timeout: float | None = 0.0) -> list[dict[str, Any]]:
         """Waits up to ``timeout`` seconds for events from the call (``emit_event``) and returns the new ones.
 
         Returns early, possibly with no event, when the call's process has ended (see ``poll_isolated``).
         """
-        new: List[Dict[str, Any]] = []
+        new: list[dict[str, Any]] = []
         if proc._popen is not None or proc._files:
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
@@ -1066,7 +1066,7 @@ class ImportEnvironment:
             readable, _, _ = select.select([proc._chan], [], [], 0)
         return new
 
-    def _spawn_events(self, proc: IsolatedProcess) -> List[Dict[str, Any]]:
+    def _spawn_events(self, proc: IsolatedProcess) -> list[dict[str, Any]]:
         if not proc._files:
             return []
         path = os.path.join(proc._files[0], "events")
@@ -1083,7 +1083,7 @@ class ImportEnvironment:
         proc.events.extend(events)
         return events
 
-    def stop_isolated(self, proc: IsolatedProcess) -> Optional[int]:
+    def stop_isolated(self, proc: IsolatedProcess) -> int | None:
         """Ends the call: SIGTERM, then SIGKILL after the grace period; waits for it and returns its exit status."""
         if proc._popen is not None or proc._files:
             return self._spawn_stop(proc)
@@ -1105,7 +1105,7 @@ class ImportEnvironment:
         with contextlib.suppress(OSError):
             proc._template.send({"op": "signal", "id": proc.id, "signal": int(sig)})
 
-    def poll_isolated(self, proc: IsolatedProcess) -> Optional[int]:
+    def poll_isolated(self, proc: IsolatedProcess) -> int | None:
         """The call's exit status if its process has ended (it is then reaped), else None."""
         if proc._popen is not None:
             proc.returncode = proc._popen.poll()
@@ -1116,7 +1116,7 @@ class ImportEnvironment:
 
     # --------------------------------------------------------------- spawn mode
 
-    def _spawn_exec(self, call_id: int, name: str, meta: Dict[str, Any], body: bytes) -> IsolatedProcess:
+    def _spawn_exec(self, call_id: int, name: str, meta: dict[str, Any], body: bytes) -> IsolatedProcess:
         workdir = tempfile.mkdtemp(prefix="hotswap-call-")
         request, result = os.path.join(workdir, "request"), os.path.join(workdir, "result")
         with open(request, "wb") as f:
@@ -1128,7 +1128,7 @@ class ImportEnvironment:
         self._open[call_id] = proc
         return proc
 
-    def _spawn_communicate(self, proc: IsolatedProcess, timeout: Optional[float]) -> Any:
+    def _spawn_communicate(self, proc: IsolatedProcess, timeout: float | None) -> Any:
         assert proc._popen is not None
         if proc._outcome is None:
             try:
@@ -1136,7 +1136,7 @@ class ImportEnvironment:
             except subprocess.TimeoutExpired:
                 raise TimeoutError(f"isolated call {proc.name} (pid {proc.pid}) gave no result within {timeout} s; "
                                    "it is still running (stop it with stop_isolated)") from None
-            workdir, _, result = proc._files
+            _workdir, _, result = proc._files
             if os.path.exists(result):
                 with open(result, "rb") as f:
                     proc._outcome = f.read()
@@ -1149,7 +1149,7 @@ class ImportEnvironment:
                 raise err
         return _outcome_to_result(proc._outcome, proc.name)
 
-    def _spawn_stop(self, proc: IsolatedProcess) -> Optional[int]:
+    def _spawn_stop(self, proc: IsolatedProcess) -> int | None:
         popen = proc._popen
         if popen is not None and popen.poll() is None:
             popen.terminate()
@@ -1194,10 +1194,10 @@ def _spawned_main(request: str, result: str) -> None:
 
 @contextlib.contextmanager
 def isolate_imports(
-    package: Union[str, "os.PathLike[str]", Sequence[Any]],
-    ignored_modules: Optional[Sequence[str]] = None,
+    package: str | os.PathLike[str] | Sequence[Any],
+    ignored_modules: Sequence[str] | None = None,
     *,
-    fork: Optional[bool] = None,
+    fork: bool | None = None,
     grace_s: float = 3.0,
     start_timeout_s: float = 300.0,
     limit_native_threads: bool = True,
