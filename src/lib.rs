@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+pub mod diff;
 pub mod errors;
 pub mod imports;
 pub mod log;
@@ -14,9 +15,34 @@ pub mod template;
 #[pyfunction]
 #[pyo3(signature = (source, path = "<unknown>"))]
 fn split_statements(py: Python<'_>, source: &str, path: &str) -> PyResult<Vec<stmts::Stmt>> {
-    py.detach(|| stmts::split(source, path)).map_err(|err| {
-        pyo3::exceptions::PySyntaxError::new_err((err.message, (path.to_string(), err.lineno, err.col, py.None())))
-    })
+    py.detach(|| stmts::split(source, path)).map_err(|err| syntax_error(py, err, path))
+}
+
+/// Splits `new` reusing what `old` (split into `old_stmts`) shares with it; see `stmts::split_incremental`.
+#[pyfunction]
+#[pyo3(signature = (old, old_stmts, new, path = "<unknown>"))]
+fn split_statements_incremental(
+    py: Python<'_>,
+    old: &str,
+    old_stmts: Vec<PyRef<'_, stmts::Stmt>>,
+    new: &str,
+    path: &str,
+) -> PyResult<Vec<stmts::Stmt>> {
+    let old_stmts: Vec<stmts::Stmt> = old_stmts.iter().map(|s| (**s).clone()).collect();
+    py.detach(|| stmts::split_incremental(old, &old_stmts, new, path)).map_err(|err| syntax_error(py, err, path))
+}
+
+fn syntax_error(py: Python<'_>, err: stmts::ParseFailure, path: &str) -> PyErr {
+    pyo3::exceptions::PySyntaxError::new_err((err.message, (path.to_string(), err.lineno, err.col, py.None())))
+}
+
+/// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`.
+#[pyfunction]
+#[pyo3(signature = (old, new, *, whole_module = false))]
+fn plan(old: Vec<PyRef<'_, stmts::Stmt>>, new: Vec<PyRef<'_, stmts::Stmt>>, whole_module: bool) -> diff::Plan {
+    let old: Vec<&stmts::Stmt> = old.iter().map(|s| &**s).collect();
+    let new: Vec<&stmts::Stmt> = new.iter().map(|s| &**s).collect();
+    diff::plan(&old, &new, whole_module)
 }
 
 #[pymodule]
@@ -27,7 +53,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HotswapError", m.py().get_type::<errors::HotswapError>())?;
     m.add_class::<stmts::Stmt>()?;
     m.add_function(wrap_pyfunction!(split_statements, m)?)?;
+    m.add_function(wrap_pyfunction!(split_statements_incremental, m)?)?;
+    m.add_class::<diff::Plan>()?;
+    m.add_class::<diff::Step>()?;
+    m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(patch::apply, m)?)?;
+    m.add_function(wrap_pyfunction!(patch::find_functions, m)?)?;
     m.add_class::<imports::ImportSite>()?;
     m.add_function(wrap_pyfunction!(imports::scan_import_sites, m)?)?;
     m.add_function(wrap_pyfunction!(imports::scan_source_imports, m)?)?;

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import _log
 from ._native import __version__
-from .reload import ReloadReport, currently_reloading, on_reload, reload
+from .reload import ReloadReport, currently_reloading, on_reload, reload, running_source, track
 
 if TYPE_CHECKING:
     from .imports import scan_imports
@@ -34,8 +35,12 @@ __all__ = [
     "isolate_imports",
     "on_reload",
     "reload",
+    "running_source",
     "scan_imports",
+    "track",
 ]
+
+_log.configure()
 
 # The watcher and the template are imported on first use, so `import hotswap` (and the pytest plugin when its
 # options are off) starts no thread and loads nothing it does not need.

@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 import threading
-from typing import Callable, Optional, Tuple, TypeVar
+import time
+import types
+from typing import Callable, Optional, Tuple, TypeVar, Union
+
+from . import _engine, _native, _source
+from ._source import running_source, track
 
 logger = logging.getLogger("hotswap")
 
-__all__ = ["ReloadReport", "currently_reloading", "on_reload", "reload"]
+__all__ = ["ReloadReport", "currently_reloading", "on_reload", "reload", "running_source", "track"]
+
+_source.install_import_hook()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,3 +122,116 @@ def _run_hooks(report: ReloadReport) -> None:
             hook(report)
         except Exception:
             logger.exception("on_reload hook %r failed", hook)
+
+
+# One reload at a time in the whole process: two threads reloading the same module must not interleave.
+_reload_lock = threading.RLock()
+
+
+def reload(
+    module: Union[types.ModuleType, str], *, mode: str = "changed", source: Union[bytes, str, None] = None
+) -> ReloadReport:
+    """Applies the module's current source to the running program, in place.
+
+    Only what changed runs again; changed functions and classes keep their identity, so references taken
+    before the edit (``from m import f``, bound methods, callbacks in registries, instances) run the new code.
+    A failure in the module's code never raises: the report has ``ok=False`` and the module is unchanged.
+
+    Args:
+        module: the module object or its name in ``sys.modules``.
+        mode: ``"changed"`` runs new and changed statements (and those reading a name they rebind);
+            ``"module"`` runs every top-level statement, as a re-import would, still patching in place.
+        source: the new source, if the caller already read it; default, the module's file.
+
+    Raises:
+        TypeError: ``module`` is not a module or a name.
+        ValueError: no such module, a built-in or extension module, a module without a source file, or a bad
+            ``mode``.
+
+    Example:
+        >>> import hotswap, json.tool
+        >>> hotswap.reload("json.tool").ok
+        True
+    """
+    if mode not in ("changed", "module"):
+        raise ValueError(f"mode must be 'changed' or 'module', not {mode!r}")
+    if isinstance(module, str):
+        found = sys.modules.get(module)
+        if found is None:
+            raise ValueError(f"no module named {module!r} is imported")
+        module = found
+    path = _source.module_path(module)
+    start = time.perf_counter()
+    with _reload_lock:
+        report = _reload(module, path, mode, source, start)
+    if report.ok:
+        logger.info("%s", report.summary())
+    else:
+        logger.warning("%s", report.summary())
+    _run_hooks(report)
+    return report
+
+
+def _reload(module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float) -> ReloadReport:
+    name = module.__name__
+
+    def failed(error: str) -> ReloadReport:
+        return ReloadReport(name, path, False, error=error, duration_ms=(time.perf_counter() - start) * 1000)
+
+    try:
+        if source is None:
+            source = _source.read(path)
+    except OSError as exc:
+        return failed(f"{path}: cannot read the source: {exc}")
+    try:
+        text = source if isinstance(source, str) else _source.decode(source)
+    except (UnicodeDecodeError, SyntaxError) as exc:  # SyntaxError: a bad coding cookie
+        return failed(f"{path}: cannot decode the source: {exc}")
+    old = _source.baseline(module, path)
+    try:
+        new_stmts = _source.split(text, path, old)
+    except SyntaxError as exc:
+        return failed(_engine._format_user_error(exc, path))
+    whole = mode == "module" or old is None
+    old_stmts = old.stmts if old is not None else new_stmts
+    plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole)
+    tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound))
+    _state.depth = getattr(_state, "depth", 0) + 1
+    try:
+        for step in plan.steps:
+            stmt = new_stmts[step.index]
+            old_stmt = old_stmts[step.old_index] if step.old_index is not None and old is not None else None
+            if step.action == "run":
+                tx.step_run(stmt, step.reason, old_stmt)
+            elif step.action == "patch":
+                tx.step_patch(stmt, step.reason, old_stmt)
+            else:
+                tx.step_move(stmt, old_stmt)
+        if old is not None:
+            tx.remove(plan.removed)
+        tx.patch_closures()
+    except _engine.ReloadFailed as exc:
+        tx.rollback()
+        return failed(str(exc))
+    except BaseException:
+        tx.rollback()
+        raise
+    finally:
+        _state.depth -= 1
+    try:
+        tx.commit()
+    except Exception as exc:  # the native step undid its own writes; put the namespace back too
+        tx.rollback()
+        return failed(f"{path}: could not apply the reload, nothing was changed: {type(exc).__name__}: {exc}")
+    _source.set_baseline(module, text, new_stmts)
+    return ReloadReport(
+        module=name,
+        path=path,
+        ok=True,
+        patched=tuple(dict.fromkeys(tx.patched)),
+        added=tuple(dict.fromkeys(tx.added)),
+        removed=tuple(dict.fromkeys(tx.removed)),
+        executed=tx.executed,
+        needs_restart="; ".join(tx.needs_restart) or None,
+        duration_ms=(time.perf_counter() - start) * 1000,
+    )

@@ -1,0 +1,340 @@
+"""Module sources: the baseline each module runs, reading and decoding new source, and splitting it.
+
+A module's baseline is the source it is running. It is recorded when the module is imported after hotswap
+(an import hook reads the file the import system is about to load), or when hotswap first sees the module;
+after each successful reload it becomes the reloaded source. For a module first seen at reload time, the
+byte-compiled cache tells whether the file on disk is still the one that was imported; if it cannot tell,
+the baseline is unknown and the reload re-runs the whole module (still patching definitions in place).
+
+Splitting is native (rustpython-parser). Where that parser rejects source CPython accepts (3.12 f-strings,
+for one), CPython's own ``ast`` splits it instead: a reload never fails for the parser's sake.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import marshal
+import os
+import sys
+import sysconfig
+import threading
+from types import ModuleType
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from . import _native
+
+
+class Baseline(NamedTuple):
+    text: str
+    stmts: Tuple[_native.Stmt, ...]
+
+
+_baselines: Dict[str, Baseline] = {}  # by module name
+_imported_sources: Dict[str, bytes] = {}  # by resolved file path, filled by the import hook
+_lock = threading.Lock()
+
+
+def module_path(module: ModuleType) -> str:
+    """The resolved source path of a module, or raises ValueError/TypeError as ``reload()`` documents."""
+    if not isinstance(module, ModuleType):
+        raise TypeError(f"expected a module or a module name, got {type(module).__name__}")
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
+    if not origin or origin in ("built-in", "frozen"):
+        raise ValueError(f"module {module.__name__!r} is built in and has no source file to reload")
+    if not origin.endswith(".py"):
+        raise ValueError(f"module {module.__name__!r} is not Python source ({os.path.basename(origin)}); "
+                         "extension modules cannot be reloaded in place")
+    return os.path.realpath(origin)
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def decode(data: bytes) -> str:
+    """Decodes source bytes as the import system does (BOM, coding cookie, UTF-8 default)."""
+    return importlib.util.decode_source(data)
+
+
+def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_native.Stmt, ...]:
+    """Top-level statements of ``text``; raises SyntaxError (CPython's) for source CPython rejects.
+
+    With ``previous`` (the source the module runs, split), only the lines that differ from it are parsed.
+    """
+    try:
+        if previous is not None:
+            return tuple(_native.split_statements_incremental(previous.text, previous.stmts, text, path))
+        return tuple(_native.split_statements(text, path))
+    except SyntaxError:
+        tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)  # raises CPython's SyntaxError
+        return tuple(_describe(node, text) for node in tree.body)
+
+
+def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
+    """The source ``module`` runs, or None when it cannot be known (see the module docstring)."""
+    with _lock:
+        known = _baselines.get(module.__name__)
+        if known is not None:
+            return known
+        data = _imported_sources.pop(path, None)
+    if data is None:
+        data = _unchanged_since_import(module, path)
+        if data is None:
+            return None
+    try:
+        text = decode(data)
+        found = Baseline(text, split(text, path))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    with _lock:
+        return _baselines.setdefault(module.__name__, found)
+
+
+def set_baseline(module: ModuleType, text: str, stmts: Sequence[_native.Stmt]) -> None:
+    with _lock:
+        _baselines[module.__name__] = Baseline(text, tuple(stmts))
+
+
+def _unchanged_since_import(module: ModuleType, path: str) -> Optional[bytes]:
+    """The file's bytes if its byte-code cache proves it is what the module was compiled from.
+
+    The cache header alone (mtime and size) cannot tell a same-size edit saved within the same second, so the
+    cached code object is compared with a compile of the file: equal code means the same statements.
+    """
+    cached = getattr(module, "__cached__", None)
+    if not cached:
+        return None
+    try:
+        data = read(path)
+        with open(cached, "rb") as file:
+            pyc = file.read()
+    except OSError:
+        return None
+    # pyc layout (PEP 552): magic, flags, then either source mtime + size or a source hash, then the code.
+    if len(pyc) < 16 or pyc[:4] != importlib.util.MAGIC_NUMBER:
+        return None
+    try:
+        cached_code = marshal.loads(pyc[16:])
+        disk_code = compile(data, path, "exec", dont_inherit=True)
+    except (ValueError, EOFError, TypeError, SyntaxError):
+        return None
+    return data if cached_code == disk_code else None
+
+
+def track(module: ModuleType) -> None:
+    """Records ``module``'s baseline now (from disk) if none is recorded yet."""
+    path = module_path(module)
+    with _lock:
+        if module.__name__ in _baselines:
+            return
+    if baseline(module, path) is None:
+        try:
+            text = decode(read(path))
+            set_baseline(module, text, split(text, path))
+        except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+            pass
+
+
+def running_source(module: ModuleType) -> Optional[bytes]:
+    """The source ``module`` is running (its baseline) as UTF-8 bytes, or None if unknown."""
+    found = baseline(module, module_path(module))
+    return None if found is None else found.text.encode("utf-8")
+
+
+# --- the import hook ------------------------------------------------------------------------------------------
+
+_LIBRARY_DIRS = tuple(
+    os.path.realpath(p) + os.sep
+    for p in {sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    if p
+)
+
+
+class BaselineFinder:
+    """A ``sys.meta_path`` entry that finds nothing itself: it notes the source of user modules being imported.
+
+    It asks the finders after it for the spec (so pytest's assertion rewriter and editable installs work as
+    before) and records the bytes of a ``.py`` origin outside the standard library and site-packages.
+    """
+
+    def find_spec(self, name: str, path: Optional[Sequence[str]] = None, target: Optional[ModuleType] = None):
+        finders = sys.meta_path
+        try:
+            start = finders.index(self) + 1
+        except ValueError:
+            return None
+        for finder in finders[start:]:
+            find_spec = getattr(finder, "find_spec", None)
+            if find_spec is None:
+                continue
+            spec = find_spec(name, path, target)
+            if spec is None:
+                continue
+            origin = spec.origin
+            if origin and origin.endswith(".py"):
+                real = os.path.realpath(origin)
+                if not real.startswith(_LIBRARY_DIRS):
+                    try:
+                        data = read(real)
+                    except OSError:
+                        pass
+                    else:
+                        with _lock:
+                            _imported_sources[real] = data
+            return spec
+        return None
+
+    def invalidate_caches(self) -> None:
+        pass
+
+
+def install_import_hook() -> None:
+    if not any(isinstance(finder, BaselineFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, BaselineFinder())
+
+
+# --- CPython-ast fallback splitter (mirrors src/stmts.rs) ------------------------------------------------------
+
+def _segment(text: str, lines: List[str], node: ast.AST, start_line: int, start_col: int) -> str:
+    end_line, end_col = node.end_lineno, node.end_col_offset  # type: ignore[attr-defined]
+    if start_line == end_line:
+        return _line_bytes(lines[start_line - 1])[start_col:end_col].decode("utf-8")
+    parts = [_line_bytes(lines[start_line - 1])[start_col:].decode("utf-8")]
+    parts.extend(lines[start_line:end_line - 1])
+    parts.append(_line_bytes(lines[end_line - 1])[:end_col].decode("utf-8"))
+    return "".join(parts)
+
+
+def _line_bytes(line: str) -> bytes:
+    return line.encode("utf-8")
+
+
+class _Scan(ast.NodeVisitor):
+    """What a statement binds and reads while it runs (function bodies don't run; class bodies do)."""
+
+    def __init__(self) -> None:
+        self.binds: set = set()
+        self.reads: set = set()
+        self.calls_reloading = False
+        self.nested = False
+
+    def visit_Name(self, node: ast.Name) -> None:
+        (self.reads if isinstance(node.ctx, ast.Load) else self.binds).add(node.id)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if (isinstance(func, ast.Name) and func.id == "currently_reloading") or (
+                isinstance(func, ast.Attribute) and func.attr == "currently_reloading"):
+            self.calls_reloading = True
+        self.generic_visit(node)
+
+    def signature(self, args: ast.arguments, returns: Optional[ast.expr]) -> None:
+        for default in list(args.defaults) + [d for d in args.kw_defaults if d is not None]:
+            self.visit(default)
+        for arg in args.posonlyargs + args.args + args.kwonlyargs + [a for a in (args.vararg, args.kwarg) if a]:
+            if arg.annotation is not None:
+                self.visit(arg.annotation)
+        if returns is not None:
+            self.visit(returns)
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        self.nested = True
+        self.signature(node.args, None)
+
+    def _comprehension(self, node) -> None:
+        for gen in node.generators:
+            self.visit(gen.iter)
+            for cond in gen.ifs:
+                self.visit(cond)
+        for elt in ("elt", "key", "value"):
+            if hasattr(node, elt):
+                self.visit(getattr(node, elt))
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
+
+    def visit_alias(self, node: ast.alias) -> None:
+        self.binds.add(node.asname or node.name.split(".")[0])
+
+    def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
+        if node.name:
+            self.binds.add(node.name)
+        self.generic_visit(node)
+
+    def _def(self, node) -> None:
+        self.nested = True
+        self.binds.add(node.name)
+        for deco in node.decorator_list:
+            self.visit(deco)
+        self.signature(node.args, node.returns)
+
+    visit_FunctionDef = visit_AsyncFunctionDef = _def
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.nested = True
+        self.binds.add(node.name)
+        for expr in node.decorator_list + node.bases + [k.value for k in node.keywords]:
+            self.visit(expr)
+        body = _Scan()
+        for stmt in node.body:
+            body.visit(stmt)
+        self.reads |= body.reads
+        self.calls_reloading |= body.calls_reloading
+
+    def generic_visit(self, node: ast.AST) -> None:
+        # Match-statement captures bind names (MatchAs, MatchStar, MatchMapping.rest).
+        name = getattr(node, "name", None) if type(node).__name__ in ("MatchAs", "MatchStar") else None
+        rest = getattr(node, "rest", None) if type(node).__name__ == "MatchMapping" else None
+        for bound in (name, rest):
+            if isinstance(bound, str):
+                self.binds.add(bound)
+        super().generic_visit(node)
+
+
+def _has_nested(body: List[ast.stmt]) -> bool:
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.GeneratorExp))
+               for stmt in body for n in ast.walk(stmt))
+
+
+def _describe(node: ast.stmt, text: str, lines: Optional[List[str]] = None) -> _native.Stmt:
+    lines = lines if lines is not None else text.splitlines(keepends=True)
+    decorators = list(getattr(node, "decorator_list", ()))
+    start_line = decorators[0].lineno if decorators else node.lineno
+    start_col = lines[start_line - 1].index("@") if decorators else node.col_offset
+    full = _segment(text, lines, node, start_line, start_col)
+    scan = _Scan()
+    kind, name, members, defaults, nested = "other", None, [], [], False
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        kind, name = "def", node.name
+        scan._def(node)
+        args = node.args
+        positional = args.posonlyargs + args.args
+        for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
+            defaults.append((arg.arg, ast.get_source_segment(text, default) or "", sorted(_reads(default))))
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+            if default is not None:
+                defaults.append((arg.arg, ast.get_source_segment(text, default) or "", sorted(_reads(default))))
+        nested = _has_nested(node.body)
+    elif isinstance(node, ast.ClassDef):
+        kind, name = "class", node.name
+        scan.visit_ClassDef(node)
+        members = [_describe(member, text, lines) for member in node.body]
+        nested = True
+    else:
+        scan.visit(node)
+        nested = scan.nested
+    def_text = _segment(text, lines, node, node.lineno, 0)
+    return _native.Stmt(
+        kind=kind, name=name, text=full, lineno=start_line, end_lineno=node.end_lineno,
+        def_lineno=node.lineno, def_text=def_text, decorators=[ast.get_source_segment(text, d) or "" for d in decorators],
+        binds=sorted(scan.binds), reads=sorted(scan.reads), calls_reloading=scan.calls_reloading,
+        defaults=defaults, nested_scopes=nested, members=members,
+    )
+
+
+def _reads(node: ast.AST) -> set:
+    scan = _Scan()
+    scan.visit(node)
+    return scan.reads

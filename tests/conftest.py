@@ -1,0 +1,72 @@
+"""Shared fixtures: modules written to a temporary directory, imported, then edited on disk."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+import hotswap
+
+
+class ModuleFactory:
+    """Writes modules under a temporary directory on sys.path and edits them the way an editor would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.names: list[str] = []
+
+    def path(self, name: str) -> Path:
+        return self.root.joinpath(*name.split(".")).with_suffix(".py")
+
+    def write(self, name: str, source: str) -> Path:
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    def load(self, source: str, name: str | None = None):
+        """Creates and imports a fresh module with ``source``; returns the module."""
+        name = name or f"mod_{uuid.uuid4().hex[:10]}"
+        self.write(name, source)
+        importlib.invalidate_caches()
+        module = importlib.import_module(name)
+        self.names.append(name)
+        return module
+
+    def edit(self, module, source: str, **kwargs) -> hotswap.ReloadReport:
+        """Saves new source for ``module`` and reloads it; returns the report."""
+        self.write(module.__name__, source)
+        return hotswap.reload(module, **kwargs)
+
+
+@pytest.fixture
+def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    factory = ModuleFactory(tmp_path)
+    yield factory
+    for name in factory.names:
+        sys.modules.pop(name, None)
+
+
+def warm(func: Callable, *args, times: int = 3000, **kwargs):
+    """Calls ``func`` enough times for CPython 3.11+ to specialise its call sites; returns the last result."""
+    result = None
+    for _ in range(times):
+        result = func(*args, **kwargs)
+    return result
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.005) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,287 @@
+"""Classes keep their identity: members are patched on the live class, so instances and subclasses follow."""
+
+from __future__ import annotations
+
+import abc
+import sys
+import threading
+
+import pytest
+
+from conftest import warm
+
+BASE = """
+    class Shape:
+        sides = 0
+        registry = []
+
+        def __init__(self, size):
+            self.size = size
+
+        def area(self):
+            return self.size * self.size
+
+        @property
+        def label(self):
+            return "shape"
+
+        @staticmethod
+        def kind():
+            return "static"
+
+        @classmethod
+        def make(cls):
+            return cls(1)
+
+        class Meta:
+            version = 1
+            def describe(self):
+                return "meta1"
+"""
+
+
+def test_instances_bound_methods_and_isinstance_survive(modules):
+    m = modules.load(BASE)
+    Shape = m.Shape
+    s = Shape(3)
+    area = s.area
+    registry = Shape.registry
+    warm(area)
+    new = (BASE.replace("return self.size * self.size", "return self.size * 2")
+           .replace('return "shape"', 'return "SHAPE"')
+           .replace('return "static"', 'return "STATIC"')
+           .replace('return "meta1"', 'return "meta2"'))
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.Shape is Shape and isinstance(s, m.Shape)
+    assert area() == 6 and s.area() == 6 and warm(s.area) == 6
+    assert s.label == "SHAPE" and Shape.kind() == "STATIC" and isinstance(Shape.make(), Shape)
+    assert Shape.registry is registry
+    assert Shape.Meta().describe() == "meta2"
+    assert "Shape.area" in report.patched
+
+
+def test_added_and_removed_members(modules):
+    m = modules.load(BASE)
+    Shape = m.Shape
+    s = Shape(2)
+    new = BASE.replace("        @staticmethod\n        def kind():\n            return \"static\"\n", "").replace(
+        "    sides = 0\n", "    sides = 0\n\n        def perimeter(self):\n            return 4 * self.size\n"
+        "\n        color = 'red'\n")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert s.perimeter() == 8 and Shape.color == "red"
+    assert not hasattr(Shape, "kind")
+    assert "Shape.kind" in report.removed and "Shape.perimeter" in report.added
+    # Added methods see the module's globals (not a scratch copy): a later global change is visible.
+    m.__dict__["Shape"].perimeter.__globals__["MARK"] = 1
+    assert m.MARK == 1
+
+
+def test_class_attribute_changes_and_state_survival(modules):
+    src = """
+        class C:
+            limit = 10
+            cache = {}
+    """
+    m = modules.load(src)
+    C = m.C
+    C.cache["k"] = 1
+    C.runtime_value = 5  # set by the program, not by the class body
+    report = modules.edit(m, src.replace("limit = 10", "limit = 20"))
+    assert report.ok
+    assert C.limit == 20 and C.cache == {"k": 1} and C.runtime_value == 5
+
+
+def test_zero_argument_super_in_changed_and_new_methods(modules):
+    src = """
+        class Base:
+            def greet(self):
+                return "base"
+        class Child(Base):
+            def greet(self):
+                return "child"
+    """
+    m = modules.load(src)
+    child = m.Child()
+    greet = child.greet
+    new = src.replace('return "child"', 'return "child+" + super().greet()').replace(
+        "class Child(Base):\n", "class Child(Base):\n            def other(self):\n                return super().greet()\n")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert greet() == "child+base" and child.other() == "base"
+
+
+def test_subclass_sees_patched_base(modules):
+    src = """
+        class Base:
+            def value(self):
+                return 1
+        class Sub(Base):
+            pass
+    """
+    m = modules.load(src)
+    sub = m.Sub()
+    warm(sub.value)
+    modules.edit(m, src.replace("return 1", "return 2"))
+    assert sub.value() == 2 and warm(sub.value) == 2
+
+
+def test_dataclass_fields_and_generated_methods_are_redone(modules):
+    src = """
+        import dataclasses
+
+        @dataclasses.dataclass
+        class Point:
+            x: int
+            y: int = 0
+
+            def norm(self):
+                return abs(self.x) + abs(self.y)
+    """
+    m = modules.load(src)
+    Point = m.Point
+    p = Point(1, 2)
+    new = src.replace("y: int = 0", "y: int = 5\n            z: int = 7")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.Point is Point
+    q = Point(1)
+    assert (q.y, q.z) == (5, 7)
+    assert [f.name for f in __import__("dataclasses").fields(Point)] == ["x", "y", "z"]
+    assert repr(q) == "Point(x=1, y=5, z=7)"
+    assert p.norm() == 3 and isinstance(p, Point)
+
+
+def test_enum_members_keep_identity_and_new_ones_appear(modules):
+    src = """
+        import enum
+
+        class Color(enum.Enum):
+            RED = 1
+            GREEN = 2
+
+            def describe(self):
+                return self.name.lower()
+    """
+    m = modules.load(src)
+    Color = m.Color
+    red = Color.RED
+    new = src.replace("GREEN = 2", "GREEN = 2\n            BLUE = 3").replace("self.name.lower()", "self.name.title()")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert Color.RED is red and Color(1) is red
+    assert Color.BLUE.value == 3 and isinstance(Color.BLUE, Color) and Color(3) is Color.BLUE
+    assert [c.name for c in Color] == ["RED", "GREEN", "BLUE"]
+    assert red.describe() == "Red"
+
+
+def test_namedtuple_fields_are_redone(modules):
+    src = """
+        from typing import NamedTuple
+
+        class Pair(NamedTuple):
+            a: int
+            b: int = 0
+    """
+    m = modules.load(src)
+    Pair = m.Pair
+    report = modules.edit(m, src.replace("b: int = 0", "b: int = 0\n            c: int = 9"))
+    assert report.ok, report.error
+    assert Pair._fields == ("a", "b", "c")
+    assert Pair(1).c == 9 and m.Pair is Pair
+
+
+def test_abstract_methods_are_recomputed(modules):
+    src = """
+        import abc
+
+        class Base(abc.ABC):
+            @abc.abstractmethod
+            def run(self):
+                ...
+
+        class Impl(Base):
+            def run(self):
+                return 1
+    """
+    m = modules.load(src)
+    Base = m.Base
+    new = src.replace("            def run(self):\n                ...\n",
+                      "            def run(self):\n                ...\n\n            @abc.abstractmethod\n"
+                      "            def stop(self):\n                ...\n")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert Base.__abstractmethods__ == frozenset({"run", "stop"})
+
+
+def test_lru_cache_method_is_cleared(modules):
+    src = """
+        import functools
+
+        class C:
+            @functools.lru_cache(maxsize=None)
+            def value(self):
+                return 1
+    """
+    m = modules.load(src)
+    c = m.C()
+    assert c.value() == 1
+    modules.edit(m, src.replace("return 1", "return 2"))
+    assert c.value() == 2
+
+
+def test_changed_slots_needs_restart_and_old_instances_work(modules):
+    src = """
+        class P:
+            __slots__ = ("a",)
+            def __init__(self):
+                self.a = 1
+            def get(self):
+                return self.a
+    """
+    m = modules.load(src)
+    OldP = m.P
+    old = OldP()
+    new = src.replace('("a",)', '("a", "b")').replace("self.a = 1", "self.a = 1\n                self.b = 2")
+    report = modules.edit(m, new)
+    assert report.ok
+    assert report.needs_restart and "__slots__ changed ('a',) -> ('a', 'b')" in report.needs_restart
+    assert m.P is not OldP and m.P().b == 2
+    assert old.get() == 1 and isinstance(old, OldP)
+
+
+def test_changed_bases_needs_restart(modules):
+    src = """
+        class A:
+            pass
+        class B:
+            pass
+        class C(A):
+            pass
+    """
+    m = modules.load(src)
+    report = modules.edit(m, src.replace("class C(A)", "class C(B)"))
+    assert report.ok and "bases changed" in (report.needs_restart or "")
+    assert m.C.__bases__ == (m.B,)
+
+
+def test_runtime_checkable_protocol_members_follow(modules):
+    src = """
+        from typing import Protocol, runtime_checkable
+
+        @runtime_checkable
+        class Closer(Protocol):
+            def close(self): ...
+
+        class File:
+            def close(self):
+                pass
+    """
+    m = modules.load(src)
+    Closer = m.Closer
+    assert isinstance(m.File(), Closer)
+    new = src.replace("def close(self): ...", "def close(self): ...\n            def flush(self): ...")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert not isinstance(m.File(), Closer)

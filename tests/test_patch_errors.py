@@ -1,0 +1,158 @@
+"""A reload is a transaction: bad input is reported and leaves the module and every live object as before."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+import hotswap
+
+BASE = """
+    X = 1
+    def f():
+        return "old"
+    class C:
+        def m(self):
+            return "old"
+"""
+
+
+def _state(m):
+    return dict(m.__dict__), m.f.__code__, m.C.m.__code__
+
+
+@pytest.mark.parametrize(
+    "broken, where",
+    [
+        ("X = 1\ndef f(:\n    pass\n", "line 2"),
+        ('X = 2\nY = 1 / 0\ndef f():\n    return "new"\n', "line 2"),
+        ('X = 2\ndef f():\n    return "new"\nclass C:\n    def m(self):\n        return "new"\n    boom = undefined_name\n',
+         "line 7"),
+        ('X = 2\ndef f():\n    return "new"\nraise SystemExit(3)\n', "line 4"),
+        ('X = 2\ndef f():\n    return "new"\nraise KeyboardInterrupt\n', "line 4"),
+    ],
+    ids=["syntax", "exception", "class-body", "systemexit", "keyboardinterrupt"],
+)
+def test_failed_reload_changes_nothing(modules, broken, where):
+    m = modules.load(BASE)
+    f, c = m.f, m.C()
+    before = _state(m)
+    report = modules.edit(m, broken)
+    assert not report.ok
+    assert m.__name__ in report.path or report.path.endswith(".py")
+    assert where in report.error, report.error
+    assert _state(m) == before
+    assert f() == "old" and c.m() == "old" and m.X == 1
+    # The next good save applies normally, against the source that was running.
+    report = modules.edit(m, BASE.replace('return "old"', 'return "new"'))
+    assert report.ok, report.error
+    assert f() == "new" and c.m() == "new"
+
+
+def test_undecodable_bytes_are_reported(modules):
+    m = modules.load(BASE)
+    modules.path(m.__name__).write_bytes(b"X = '\xff\xfe'\n")
+    report = hotswap.reload(m)
+    assert not report.ok and "decode" in report.error.lower()
+    assert m.X == 1
+
+
+def test_missing_file_is_reported(modules):
+    m = modules.load(BASE)
+    modules.path(m.__name__).unlink()
+    report = hotswap.reload(m)
+    assert not report.ok and "cannot read" in report.error
+    assert m.f() == "old"
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(TypeError):
+        hotswap.reload(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="built in"):
+        hotswap.reload(sys)
+    with pytest.raises(ValueError, match="no module named"):
+        hotswap.reload("no_such_module_anywhere")
+    with pytest.raises(ValueError, match="mode"):
+        hotswap.reload("json", mode="bogus")
+    with pytest.raises(ValueError, match="no source file"):
+        hotswap.reload(types.ModuleType("synthetic"))
+    import _json  # an extension module (or built in, depending on the build)
+
+    with pytest.raises(ValueError):
+        hotswap.reload(_json)
+
+
+def test_report_is_frozen_and_readable(modules):
+    m = modules.load(BASE)
+    report = modules.edit(m, BASE.replace('return "old"', 'return "new"', 1))
+    with pytest.raises(Exception):
+        report.ok = False  # type: ignore[misc]
+    assert "patched=('f',)" in repr(report)
+    assert report.summary().startswith(f"{m.__name__}: patched 1")
+
+
+def test_hooks_see_every_report_and_a_failing_hook_is_contained(modules):
+    seen = []
+    hotswap.on_reload(seen.append)
+
+    @hotswap.on_reload
+    def broken(report):
+        raise RuntimeError("hook bug")
+
+    try:
+        m = modules.load(BASE)
+        report = modules.edit(m, BASE.replace("X = 1", "X = 2"))
+        assert seen and seen[-1] is report and report.ok
+    finally:
+        hooks = sys.modules["hotswap.reload"]._hooks
+        hooks[:] = [h for h in hooks if h is not broken and getattr(h, "__self__", None) is not seen]
+
+
+def test_main_module_only_patches_definitions(modules, monkeypatch):
+    src = "counter = []\ncounter.append(1)\ndef f():\n    return 1\n"
+    path = modules.write("fake_main", src)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(path)
+    exec(compile(src, str(path), "exec"), main.__dict__)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    hotswap.track(main)
+    f = main.f
+    path.write_text(src.replace("return 1", "return 2").replace("append(1)", "append(2)"))
+    report = hotswap.reload(main)
+    assert report.ok, report.error
+    assert f() == 2 and main.counter == [1]
+
+
+def test_baseline_recorded_at_import(modules):
+    m = modules.load(BASE)
+    f = m.f
+    report = modules.edit(m, BASE.replace('return "old"', 'return "new"', 1))
+    assert report.ok and report.executed == 0 and report.patched == ("f",)
+    assert f() == "new"
+
+
+def test_unknown_baseline_reruns_the_module(modules):
+    from hotswap import _source
+
+    m = modules.load(BASE)
+    _source._imported_sources.pop(str(modules.path(m.__name__).resolve()), None)
+    f = m.f
+    # Same size, same second: the byte-code cache header alone would call this file unchanged.
+    report = modules.edit(m, BASE.replace('return "old"', 'return "new"', 1))
+    assert report.ok and report.executed >= 1
+    assert f() == "new" and m.f is f
+
+
+def test_first_sight_of_an_unchanged_module_needs_no_rerun(modules):
+    from hotswap import _source
+
+    import py_compile
+
+    m = modules.load(BASE)
+    path = str(modules.path(m.__name__).resolve())
+    _source._imported_sources.pop(path, None)
+    py_compile.compile(path, cfile=m.__cached__)  # as the import would have, were byte-code writes on
+    report = hotswap.reload(m)
+    assert report.ok and report.executed == 0 and not report.patched
