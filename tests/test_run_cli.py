@@ -184,3 +184,28 @@ def test_usage_errors():
     assert out.returncode == 2 and "no such file: missing.py" in out.stderr
     out = subprocess.run([sys.executable, "-m", "hotswap", "walk"], check=False, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "unknown command" in out.stderr
+
+
+def test_a_reload_report_that_needs_a_restart_restarts_the_program(app):
+    root, start = app
+    # The program reports what the in-process reloader reports when an edit cannot be patched in place, through
+    # the same channel; this exercises the supervisor's side whatever reloader is installed.
+    write(root / "slots.py", """\
+        import os, sys
+        import helper
+        from hotswap.template import emit_event
+        print("run", helper.VALUE, os.getpid(), flush=True)
+        if not os.path.exists("reported"):
+            open("reported", "w").close()
+            emit_event({"event": "reload", "module": "helper", "path": helper.__file__, "ok": True,
+                        "needs_restart": "cannot patch helper.C: __slots__ changed", "summary": ""})
+        import time
+        while True:
+            time.sleep(0.05)
+    """)
+    run = start("slots.py")
+    first = run.wait_out(lambda s: s.startswith("run 1 "), what="first run")
+    run.wait_err("restarting: helper: cannot patch helper.C: __slots__ changed")
+    second = run.wait_out(lambda s: s.startswith("run 1 ") and s != first, what="the restarted program")
+    assert first.split()[2] != second.split()[2]
+    wait_until(lambda: gone(int(first.split()[2])), timeout=10, what="the first program to be stopped")

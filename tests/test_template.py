@@ -239,9 +239,11 @@ def test_sigkill_of_the_host_takes_the_template_and_its_children_down(project, t
     try:
         template, child = map(int, popen.stdout.readline().split())
         assert not gone(template) and not gone(child)
+        family = [template, *children_of(template)]  # the call's child and the spare
+        assert child in family
         popen.kill()
         popen.wait(10)
-        wait_until(lambda: gone(template) and gone(child), timeout=10, what="template and child to die")
+        wait_until(lambda: all(gone(pid) for pid in family), timeout=10, what="template and children to die")
     finally:
         popen.kill()
         popen.wait()

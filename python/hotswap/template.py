@@ -2,8 +2,10 @@
 
 Mechanism. The host starts a *template* process (``sys.executable``, the host's ``sys.path``) that imports the
 project's third-party modules (found by ``scan_imports``) one at a time, never first-party code, then runs
-``gc.freeze()`` and waits. ``exec`` asks it to ``fork``; the child imports the function's module fresh from disk,
-calls it, and writes the pickled return value (or exception) back. Channels:
+``gc.freeze()`` and keeps one *spare* child forked ahead of time (forking a template holding pandas, sympy and
+sqlalchemy took 6 to 15 ms here; handing the spare its call takes one message). ``exec`` hands the call to the
+spare; the child imports the function's module fresh from disk, calls it, and writes the pickled return value (or
+exception) back, while the template forks the next spare whenever it is idle. Channels:
 
 - host <-> template: an inherited ``SOCK_SEQPACKET`` socketpair carrying small JSON messages only (exec, stop,
   signal; started, exited, ready). Nothing is unpickled from it.
@@ -19,11 +21,18 @@ after; the template also exits when its control socket closes, killing its child
 leaves nothing behind. ``PR_SET_PDEATHSIG`` fires when the *thread* that started the template ends: start the
 environment from a thread that outlives it (the main thread, typically).
 
+Native thread pools: OpenBLAS, OpenMP and MKL start threads when numpy-like packages are imported, and a process
+with threads must not fork. By default the template sets ``OPENBLAS_NUM_THREADS`` and friends to 1 (unless the
+user set them) so such packages can be preloaded; children restore the user's environment for their subprocesses,
+but their own BLAS stays single-threaded. Any other module that leaves a thread running after its import is left
+out of the preload (the template restarts without it) and reported in ``ImportEnvironment.not_preloaded``.
+
 Why Python and not Rust: the template must fork with exactly one OS thread and then run Python code in the
 child; everything here is a handful of blocking syscalls (``select`` releases the GIL, so waiting costs the
 host nothing) and the cost of a call is dominated by ``fork`` and the child's own imports. A Rust supervisor
 would add a thread (forbidden in the template) or duplicate this protocol across the boundary for no measured
-gain. Trade-off: the host-side wait loop is Python, about 50 us per call.
+gain. Trade-off: the host-side wait loop is Python (a few ``select`` calls per call), and one idle spare process
+exists per template (its memory is shared copy-on-write with the template).
 
 Without ``os.fork`` (Windows), or with ``fork=False``, each call spawns a fresh interpreter with the same API.
 """
