@@ -329,6 +329,7 @@ class _Template:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
         self.ctl = socket.socket(fileno=config["control_fd"])
+        self.pid = os.getpid()
         self.children: dict[int, tuple[int, float | None]] = {}  # pid -> (call id or _SPARE, SIGKILL deadline)
         self.by_id: dict[int, int] = {}
         # One child forked ahead of time, waiting for its call: an exec then costs a message, not a fork.
@@ -463,10 +464,9 @@ class _Template:
     def wait_for_call(self, sock: socket.socket) -> None:
         """In a spare child: become independent of the template's state, then wait for a call. Never returns."""
         try:
-            template_pid = os.getppid()
             _set_parent_death_signal(signal.SIGKILL)
-            if os.getppid() != template_pid:
-                os._exit(1)
+            if os.getppid() != self.pid:
+                os._exit(1)  # the template died between fork and prctl
             signal.set_wakeup_fd(-1)
             for fd in self.wake:
                 os.close(fd)
