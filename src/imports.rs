@@ -407,7 +407,10 @@ pub fn scan_source_imports(source: &str, path: &str, package: &str) -> PyResult<
 mod tests {
     use super::*;
 
-    fn sites(source: &str) -> Vec<(Option<String>, Option<String>, usize, u32, bool)> {
+    /// (module, name, lineno, level, type_checking_only)
+    type Site = (Option<String>, Option<String>, usize, u32, bool);
+
+    fn sites(source: &str) -> Vec<Site> {
         imports_of_source(source, "<test>")
             .unwrap()
             .into_iter()
@@ -490,7 +493,7 @@ mod tests {
         std::fs::write(pkg.join("__pycache__").join("x.py"), "import never\n").unwrap();
         std::fs::write(root.join(".hidden").join("y.py"), "import never\n").unwrap();
         std::fs::write(root.join("bad.py"), "def (:\n").unwrap();
-        let result = scan_files(&collect_files(&[root.clone()]));
+        let result = scan_files(&collect_files(std::slice::from_ref(&root)));
         let found: Vec<_> = result
             .sites
             .iter()
@@ -502,7 +505,7 @@ mod tests {
         );
         assert_eq!(result.failed.len(), 1);
         assert!(result.failed[0].0.ends_with("bad.py"));
-        let again = scan_files(&collect_files(&[root.clone()]));
+        let again = scan_files(&collect_files(std::slice::from_ref(&root)));
         assert_eq!(again.sites, result.sites);
         std::fs::remove_dir_all(&root).unwrap();
     }
