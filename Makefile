@@ -19,18 +19,22 @@ demo: ## create .venv, build, and run the scripted demo (edits a module while a 
 	$(VENV)/bin/python examples/demo.py
 
 .PHONY: test
-test: ## cargo test, then every pytest suite on each CPython 3.9-3.13 on this machine (3.11 required)
+test: ## cargo test, every pytest suite on each CPython 3.9-3.13 here (3.11 required), then on a debug-checks build
 	cargo test --quiet
 	scripts/test-pythons.sh release $(PYTHONS)
+	scripts/test-pythons.sh debug-checks 3.11
 
 .PHONY: test-debug
-test-debug: ## the pytest suites against a build with Rust debug assertions and overflow checks
+test-debug: ## the pytest suites on each interpreter against a build with Rust debug assertions and overflow checks
 	scripts/test-pythons.sh debug-checks $(PYTHONS)
 
+BENCH_VENV := benches/.venv
+
 .PHONY: bench
-bench: ## run every benchmark in benches/ and write benches/RESULTS.md
-	@scripts/venv.sh $(VENV) $(PYTHON) release
-	$(VENV)/bin/python benches/run_all.py
+bench: ## run every benchmark in benches/ (comparison tools in benches/.venv) and write benches/RESULTS.md
+	@scripts/venv.sh $(BENCH_VENV) $(PYTHON) release
+	$(BENCH_VENV)/bin/python -m pip install -q -r benches/requirements.txt
+	$(BENCH_VENV)/bin/python benches/run_all.py
 
 .PHONY: lint
 lint: ## rustfmt, clippy and ruff

@@ -1,10 +1,8 @@
 """Reload engine benchmark: a one-function edit in modules of about 60, 600 and 6,000 lines.
 
-Columns, all medians over the same alternating runs in one process:
-- hotswap.reload: the whole reload (read, split, plan, build the changed function, native apply);
-- compile(): compiling the whole module once, the reference;
-- importlib.reload: re-executing the whole module (what a plain reload costs);
-- native apply: hotswap's apply step alone for 1,000 function patches.
+Every tool reloads its own copy of the module; the rounds alternate between tools, in one process run, and
+the table quotes medians. `compile()` of the whole file is the reference; the last column is hotswap's time
+over it. The native apply step is also timed alone for 1,000 function patches in one batch.
 Run: `make bench` (or `python benches/reload_engine.py`).
 """
 
@@ -19,82 +17,80 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import hotswap  # noqa: E402
-from hotswap import _native  # noqa: E402
 from _modules import edit, line_count, make_module  # noqa: E402
+from _tools import available  # noqa: E402
 
-ROUNDS = 31
+from hotswap import _native  # noqa: E402
+
+ROUNDS = 21
 
 
-def ms(samples):
+def median_ms(samples):
     return statistics.median(samples) / 1e6
 
 
-def bench_size(root: Path, functions: int) -> dict:
-    # Two copies: importlib.reload replaces every object, which would leave hotswap nothing stale to check.
-    name = f"bench_engine_{functions}"
+def bench_size(root: Path, functions: int, tools: dict) -> dict:
     source = make_module(functions)
-    path = root / f"{name}.py"
-    path.write_text(source)
-    plain_path = root / f"{name}_plain.py"
-    plain_path.write_text(source)
-    importlib.invalidate_caches()
-    module = importlib.import_module(name)
-    plain = importlib.import_module(f"{name}_plain")
-    stale = module.target
-    reload_ns, compile_ns, importlib_ns = [], [], []
-    for i in range(ROUNDS):
-        new = edit(source, i)
-        path.write_text(new)
+    copies = {}
+    for index, (name, tool) in enumerate(tools.items()):
+        module_name = f"bench_engine_{functions}_{index}"
+        path = root / f"{module_name}.py"
+        path.write_text(source)
+        importlib.invalidate_caches()
+        module = importlib.import_module(module_name)
+        tool.prepare(module)
+        copies[name] = (module, path, module.target)
+    samples = {name: [] for name in tools}
+    samples["compile()"] = []
+    for round_ in range(ROUNDS):
+        new = edit(source, round_)
+        for name, tool in tools.items():
+            module, path, stale = copies[name]
+            path.write_text(new)
+            t0 = time.perf_counter_ns()
+            tool.reload(module)
+            samples[name].append(time.perf_counter_ns() - t0)
+            if name == "hotswap":
+                assert stale(0) == round_ + 2, "hotswap did not patch the stale reference"
         t0 = time.perf_counter_ns()
-        report = hotswap.reload(module)
-        t1 = time.perf_counter_ns()
-        assert report.ok and report.patched == ("target",), report
-        assert stale(0) == i + 2
-        reload_ns.append(t1 - t0)
-        t0 = time.perf_counter_ns()
-        compile(new, str(path), "exec", dont_inherit=True)
-        compile_ns.append(time.perf_counter_ns() - t0)
-        plain_path.write_text(new)
-        t0 = time.perf_counter_ns()
-        importlib.reload(plain)
-        importlib_ns.append(time.perf_counter_ns() - t0)
-    return {
-        "lines": line_count(source),
-        "reload": ms(reload_ns),
-        "compile": ms(compile_ns),
-        "importlib": ms(importlib_ns),
-    }
+        compile(new, "bench.py", "exec", dont_inherit=True)
+        samples["compile()"].append(time.perf_counter_ns() - t0)
+    result = {name: median_ms(values) for name, values in samples.items()}
+    result["lines"] = line_count(source)
+    return result
 
 
 def bench_apply(count: int = 1000) -> float:
     namespace: dict = {}
     exec("\n".join(f"def f{i}(x):\n    return x + {i}" for i in range(count)), namespace)
-    functions = [namespace[f"f{i}"] for i in range(count)]
-    donors = {}
+    donors: dict = {}
     exec("\n".join(f"def f{i}(x):\n    return x - {i}" for i in range(count)), donors)
+    functions = [namespace[f"f{i}"] for i in range(count)]
+    originals = {fn.__name__: fn.__code__ for fn in functions}
     samples = []
     for round_ in range(ROUNDS):
-        source = functions if round_ % 2 == 0 else [namespace[f"f{i}"] for i in range(count)]
-        ops = [("func", fn, donors[fn.__name__].__code__ if round_ % 2 == 0 else fn.__code__, None, fn.__defaults__,
-                fn.__kwdefaults__, fn.__annotations__, fn.__doc__, None) for fn in source]
+        codes = donors if round_ % 2 == 0 else None
+        ops = [("func", fn, codes[fn.__name__].__code__ if codes else originals[fn.__name__], None, fn.__defaults__,
+                fn.__kwdefaults__, fn.__annotations__, fn.__doc__, None) for fn in functions]
         t0 = time.perf_counter_ns()
         _native.apply(ops)
         samples.append(time.perf_counter_ns() - t0)
-    return ms(samples)
+    return median_ms(samples)
 
 
 def main() -> None:
+    tools = {name: tool for name, tool in available().items() if tool is not None}
     root = Path(tempfile.mkdtemp(prefix="hotswap-bench-"))
     sys.path.insert(0, str(root))
+    columns = list(tools) + ["compile()"]
     print(f"## Reload engine: one-function edit (CPython {sys.version.split()[0]}, medians of {ROUNDS})\n")
-    print("| module lines | hotswap.reload | compile() whole file | importlib.reload | reload / compile |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| module lines | " + " | ".join(columns) + " | hotswap / compile() |")
+    print("|---:|" + "---:|" * (len(columns) + 1))
     for functions in (10, 100, 1000):
-        row = bench_size(root, functions)
-        print(f"| {row['lines']:,} | {row['reload']:.2f} ms | {row['compile']:.2f} ms | {row['importlib']:.2f} ms "
-              f"| {row['reload'] / row['compile']:.2f} |")
-    print(f"\nNative apply step, 1,000 function patches in one batch: {bench_apply():.3f} ms (median)")
+        row = bench_size(root, functions, tools)
+        cells = " | ".join(f"{row[c]:.2f} ms" for c in columns)
+        print(f"| {row['lines']:,} | {cells} | {row['hotswap'] / row['compile()']:.2f} |")
+    print(f"\nNative apply step alone, 1,000 function patches in one batch: {bench_apply():.3f} ms (median)\n")
 
 
 if __name__ == "__main__":

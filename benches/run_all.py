@@ -36,7 +36,8 @@ def main() -> int:
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr)
             failed.append(script.name)
-            sections.append(f"## {script.name}\n\nfailed (exit {proc.returncode}):\n\n```\n{proc.stderr[-2000:]}\n```\n")
+            tail = proc.stderr[-2000:]
+            sections.append(f"## {script.name}\n\nfailed (exit {proc.returncode}):\n\n```\n{tail}\n```\n")
         else:
             sections.append(proc.stdout.strip() + "\n")
     (HERE / "RESULTS.md").write_text("\n".join(header) + "\n" + "\n".join(sections))

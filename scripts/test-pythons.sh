@@ -23,6 +23,7 @@ while read -r version path; do
   fi
   echo "=== CPython $version ($path), profile $profile"
   venv=".venvs/$version"
+  [ "$profile" = release ] || venv=".venvs/$version-$profile"
   if ! scripts/venv.sh "$venv" "$path" "$profile"; then
     failed+=("$version (build)")
     continue

@@ -47,7 +47,10 @@ pub struct Step {
 #[pymethods]
 impl Step {
     fn __repr__(&self) -> String {
-        format!("Step({} #{} from {:?}: {})", self.action, self.index, self.old_index, self.reason)
+        format!(
+            "Step({} #{} from {:?}: {})",
+            self.action, self.index, self.old_index, self.reason
+        )
     }
 }
 
@@ -155,10 +158,19 @@ pub fn plan(old: &[&Stmt], new: &[&Stmt], whole_module: bool) -> Plan {
         .into_iter()
         .enumerate()
         .filter_map(|(index, action)| {
-            action.map(|(action, reason)| Step { index, old_index: matches[index], action: action.as_str(), reason })
+            action.map(|(action, reason)| Step {
+                index,
+                old_index: matches[index],
+                action: action.as_str(),
+                reason,
+            })
         })
         .collect();
-    Plan { steps, removed, rebound: rebound.into_iter().collect() }
+    Plan {
+        steps,
+        removed,
+        rebound: rebound.into_iter().collect(),
+    }
 }
 
 #[cfg(test)]
@@ -198,7 +210,12 @@ mod tests {
         let plan = run(before, &after);
         assert_eq!(
             actions(&plan),
-            vec![(0, "run", "new"), (1, "run", "reads"), (2, "run", "reads"), (4, "patch", "reads")]
+            vec![
+                (0, "run", "new"),
+                (1, "run", "reads"),
+                (2, "run", "reads"),
+                (4, "patch", "reads")
+            ]
         );
         assert_eq!(plan.rebound, vec!["X", "Y", "Z"]);
     }
@@ -206,14 +223,20 @@ mod tests {
     #[test]
     fn patched_definitions_do_not_rebind_their_name() {
         // `f` keeps its identity, so `handlers = [f]` must not run again.
-        let plan = run("def f():\n    return 1\nhandlers = [f]\n", "def f():\n    return 2\nhandlers = [f]\n");
+        let plan = run(
+            "def f():\n    return 1\nhandlers = [f]\n",
+            "def f():\n    return 2\nhandlers = [f]\n",
+        );
         assert_eq!(actions(&plan), vec![(0, "patch", "changed")]);
         assert!(plan.rebound.is_empty());
     }
 
     #[test]
     fn new_definitions_run_and_removed_ones_are_listed() {
-        let plan = run("def f():\n    pass\nclass Old:\n    pass\n", "def f():\n    pass\ndef g():\n    pass\n");
+        let plan = run(
+            "def f():\n    pass\nclass Old:\n    pass\n",
+            "def f():\n    pass\ndef g():\n    pass\n",
+        );
         assert_eq!(actions(&plan), vec![(1, "run", "new")]);
         assert_eq!(plan.removed, vec!["Old".to_string()]);
     }

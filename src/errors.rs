@@ -3,4 +3,9 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 
-create_exception!(hotswap._native, HotswapError, PyException, "Base class of hotswap's own errors.");
+create_exception!(
+    hotswap._native,
+    HotswapError,
+    PyException,
+    "Base class of hotswap's own errors."
+);

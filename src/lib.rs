@@ -15,7 +15,8 @@ pub mod template;
 #[pyfunction]
 #[pyo3(signature = (source, path = "<unknown>"))]
 fn split_statements(py: Python<'_>, source: &str, path: &str) -> PyResult<Vec<stmts::Stmt>> {
-    py.detach(|| stmts::split(source, path)).map_err(|err| syntax_error(py, err, path))
+    py.detach(|| stmts::split(source, path))
+        .map_err(|err| syntax_error(py, err, path))
 }
 
 /// Splits `new` reusing what `old` (split into `old_stmts`) shares with it; see `stmts::split_incremental`.
@@ -29,7 +30,8 @@ fn split_statements_incremental(
     path: &str,
 ) -> PyResult<Vec<stmts::Stmt>> {
     let old_stmts: Vec<stmts::Stmt> = old_stmts.iter().map(|s| (**s).clone()).collect();
-    py.detach(|| stmts::split_incremental(old, &old_stmts, new, path)).map_err(|err| syntax_error(py, err, path))
+    py.detach(|| stmts::split_incremental(old, &old_stmts, new, path))
+        .map_err(|err| syntax_error(py, err, path))
 }
 
 fn syntax_error(py: Python<'_>, err: stmts::ParseFailure, path: &str) -> PyErr {

@@ -15,14 +15,28 @@ use pyo3::{ffi, intern};
 /// One write, decoded from the planner's tuple.
 enum Op<'py> {
     /// ("func", function, code, closure | None, defaults, kwdefaults, annotations, doc, type_params | None)
-    Func { func: Bound<'py, PyAny>, fields: FuncFields<'py> },
+    Func {
+        func: Bound<'py, PyAny>,
+        fields: FuncFields<'py>,
+    },
     /// ("setattr", obj, name, value) and ("delattr", obj, name): on a class through `type.__setattr__`
     /// (skipping a metaclass `__setattr__`, e.g. Enum's member guard), otherwise the object's own setattr.
-    SetAttr { obj: Bound<'py, PyAny>, name: Bound<'py, PyString>, value: Option<Bound<'py, PyAny>> },
+    SetAttr {
+        obj: Bound<'py, PyAny>,
+        name: Bound<'py, PyString>,
+        value: Option<Bound<'py, PyAny>>,
+    },
     /// ("setitem", dict, key, value) and ("delitem", dict, key)
-    SetItem { dict: Bound<'py, PyDict>, key: Bound<'py, PyAny>, value: Option<Bound<'py, PyAny>> },
+    SetItem {
+        dict: Bound<'py, PyDict>,
+        key: Bound<'py, PyAny>,
+        value: Option<Bound<'py, PyAny>>,
+    },
     /// ("cell", cell, value)
-    Cell { cell: Bound<'py, PyAny>, value: Bound<'py, PyAny> },
+    Cell {
+        cell: Bound<'py, PyAny>,
+        value: Bound<'py, PyAny>,
+    },
 }
 
 /// What a function patch writes, in the order it writes it.
@@ -39,21 +53,40 @@ struct FuncFields<'py> {
 
 /// What an applied op replaced, to undo it.
 enum Undo<'py> {
-    Func { func: Bound<'py, PyAny>, old: FuncFields<'py> },
-    SetAttr { obj: Bound<'py, PyAny>, name: Bound<'py, PyString>, old: Option<Bound<'py, PyAny>> },
-    SetItem { dict: Bound<'py, PyDict>, key: Bound<'py, PyAny>, old: Option<Bound<'py, PyAny>> },
-    Cell { cell: Bound<'py, PyAny>, old: Option<Bound<'py, PyAny>> },
+    Func {
+        func: Bound<'py, PyAny>,
+        old: FuncFields<'py>,
+    },
+    SetAttr {
+        obj: Bound<'py, PyAny>,
+        name: Bound<'py, PyString>,
+        old: Option<Bound<'py, PyAny>>,
+    },
+    SetItem {
+        dict: Bound<'py, PyDict>,
+        key: Bound<'py, PyAny>,
+        old: Option<Bound<'py, PyAny>>,
+    },
+    Cell {
+        cell: Bound<'py, PyAny>,
+        old: Option<Bound<'py, PyAny>>,
+    },
 }
 
 fn decode<'py>(op: &Bound<'py, PyAny>) -> PyResult<Op<'py>> {
-    let op = op.cast::<PyTuple>().map_err(|_| PyTypeError::new_err("patch op must be a tuple"))?;
+    let op = op
+        .cast::<PyTuple>()
+        .map_err(|_| PyTypeError::new_err("patch op must be a tuple"))?;
     let tag: String = op.get_item(0)?.extract()?;
     let arg = |i: usize| op.get_item(i);
     let expect = |n: usize| {
         if op.len() == n {
             Ok(())
         } else {
-            Err(PyValueError::new_err(format!("patch op {tag:?} takes {n} items, got {}", op.len())))
+            Err(PyValueError::new_err(format!(
+                "patch op {tag:?} takes {n} items, got {}",
+                op.len()
+            )))
         }
     };
     Ok(match tag.as_str() {
@@ -80,16 +113,27 @@ fn decode<'py>(op: &Bound<'py, PyAny>) -> PyResult<Op<'py>> {
         "setattr" | "delattr" => {
             expect(if tag == "setattr" { 4 } else { 3 })?;
             let value = if tag == "setattr" { Some(arg(3)?) } else { None };
-            Op::SetAttr { obj: arg(1)?, name: arg(2)?.cast_into::<PyString>()?, value }
+            Op::SetAttr {
+                obj: arg(1)?,
+                name: arg(2)?.cast_into::<PyString>()?,
+                value,
+            }
         }
         "setitem" | "delitem" => {
             expect(if tag == "setitem" { 4 } else { 3 })?;
             let value = if tag == "setitem" { Some(arg(3)?) } else { None };
-            Op::SetItem { dict: arg(1)?.cast_into::<PyDict>()?, key: arg(2)?, value }
+            Op::SetItem {
+                dict: arg(1)?.cast_into::<PyDict>()?,
+                key: arg(2)?,
+                value,
+            }
         }
         "cell" => {
             expect(3)?;
-            Op::Cell { cell: arg(1)?, value: arg(2)? }
+            Op::Cell {
+                cell: arg(1)?,
+                value: arg(2)?,
+            }
         }
         other => return Err(PyValueError::new_err(format!("unknown patch op {other:?}"))),
     })
@@ -104,7 +148,11 @@ fn read_func<'py>(func: &Bound<'py, PyAny>, with_type_params: bool) -> PyResult<
         kwdefaults: func.getattr(intern!(py, "__kwdefaults__"))?,
         annotations: func.getattr(intern!(py, "__annotations__"))?,
         doc: func.getattr(intern!(py, "__doc__"))?,
-        type_params: if with_type_params { Some(func.getattr(intern!(py, "__type_params__"))?) } else { None },
+        type_params: if with_type_params {
+            Some(func.getattr(intern!(py, "__type_params__"))?)
+        } else {
+            None
+        },
     })
 }
 
@@ -147,7 +195,9 @@ fn type_setattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: Optio
     let py = obj.py();
     let ty = py.get_type::<PyType>();
     match value {
-        Some(value) => ty.call_method1(intern!(py, "__setattr__"), (obj, name, value)).map(drop),
+        Some(value) => ty
+            .call_method1(intern!(py, "__setattr__"), (obj, name, value))
+            .map(drop),
         None => ty.call_method1(intern!(py, "__delattr__"), (obj, name)).map(drop),
     }
 }

@@ -68,7 +68,11 @@ impl Stmt {
             "def" => "def",
             "class" => "class",
             "other" => "other",
-            other => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown statement kind {other:?}"))),
+            other => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "unknown statement kind {other:?}"
+                )))
+            }
         };
         Ok(Stmt {
             kind,
@@ -89,7 +93,10 @@ impl Stmt {
     }
 
     fn __repr__(&self) -> String {
-        format!("Stmt({} {:?} lines {}-{})", self.kind, self.name, self.lineno, self.end_lineno)
+        format!(
+            "Stmt({} {:?} lines {}-{})",
+            self.kind, self.name, self.lineno, self.end_lineno
+        )
     }
 }
 
@@ -132,7 +139,11 @@ pub fn split(source: &str, path: &str) -> Result<Vec<Stmt>, ParseFailure> {
         let lines = Lines::new(source);
         let offset = usize::from(err.offset).min(source.len());
         let lineno = lines.line_of(offset).max(1);
-        ParseFailure { message: err.error.to_string(), lineno, col: offset - lines.start_of(lineno) + 1 }
+        ParseFailure {
+            message: err.error.to_string(),
+            lineno,
+            col: offset - lines.start_of(lineno) + 1,
+        }
     })?;
     let lines = Lines::new(source);
     Ok(suite.into_iter().map(|stmt| describe(stmt, source, &lines)).collect())
@@ -161,20 +172,31 @@ pub fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str, path: &str) -
     let (ob, nb) = (old.as_bytes(), new.as_bytes());
     let prefix = ob.iter().zip(nb).take_while(|(a, b)| a == b).count();
     let max_suffix = ob.len().min(nb.len()) - prefix;
-    let suffix = ob.iter().rev().zip(nb.iter().rev()).take(max_suffix).take_while(|(a, b)| a == b).count();
+    let suffix = ob
+        .iter()
+        .rev()
+        .zip(nb.iter().rev())
+        .take(max_suffix)
+        .take_while(|(a, b)| a == b)
+        .count();
     let (old_lines, new_lines) = (Lines::new(old), Lines::new(new));
     // 1-based lines of the old text holding the first and the last changed byte (or the insertion point).
     let first_changed = old_lines.line_of(prefix).max(1);
     let last_changed = old_lines.line_of((ob.len() - suffix).max(prefix)).max(first_changed);
     let head = old_stmts.iter().take_while(|s| s.end_lineno < first_changed).count();
-    let tail_start =
-        old_stmts[head..].iter().position(|s| s.lineno > last_changed).map_or(old_stmts.len(), |i| head + i);
+    let tail_start = old_stmts[head..]
+        .iter()
+        .position(|s| s.lineno > last_changed)
+        .map_or(old_stmts.len(), |i| head + i);
     let delta = new_lines.starts.len() as isize - old_lines.starts.len() as isize;
     // The region of the new text to parse: from the line after the last reused head statement to the line
     // before the first reused tail statement.
     let region_first = old_stmts[..head].last().map_or(1, |s| s.end_lineno + 1);
-    let region_start =
-        if region_first <= new_lines.starts.len() { new_lines.start_of(region_first) } else { nb.len() };
+    let region_start = if region_first <= new_lines.starts.len() {
+        new_lines.start_of(region_first)
+    } else {
+        nb.len()
+    };
     let region_end = match old_stmts.get(tail_start) {
         Some(s) => match s.lineno.checked_add_signed(delta) {
             Some(line) if line >= 1 && line <= new_lines.starts.len() => new_lines.start_of(line),
@@ -194,7 +216,11 @@ pub fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str, path: &str) -
     let mut out = Vec::with_capacity(head + middle.len() + old_stmts.len() - tail_start);
     out.extend(old_stmts[..head].iter().cloned());
     out.extend(middle);
-    out.extend(old_stmts[tail_start..].iter().map(|s| if delta == 0 { s.clone() } else { s.shifted(delta) }));
+    out.extend(
+        old_stmts[tail_start..]
+            .iter()
+            .map(|s| if delta == 0 { s.clone() } else { s.shifted(delta) }),
+    );
     Ok(out)
 }
 
@@ -208,7 +234,9 @@ fn decorated_start(source: &str, stmt_start: usize, decorators: &[ast::Expr]) ->
     match decorators.first() {
         Some(first) => {
             let expr_start = usize::from(first.range().start());
-            source[..expr_start].rfind('@').map_or(stmt_start, |at| at.min(stmt_start))
+            source[..expr_start]
+                .rfind('@')
+                .map_or(stmt_start, |at| at.min(stmt_start))
         }
         None => stmt_start,
     }
@@ -254,14 +282,32 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
     let start = match stmt {
         ast::Stmt::FunctionDef(def) => {
             let start = decorated_start(source, stmt_start, &def.decorator_list);
-            describe_def(&mut out, &mut scan, source, lines, def.name.to_string(), def.decorator_list, *def.args,
-                def.returns, def.body);
+            describe_def(
+                &mut out,
+                &mut scan,
+                source,
+                lines,
+                def.name.to_string(),
+                def.decorator_list,
+                *def.args,
+                def.returns,
+                def.body,
+            );
             start
         }
         ast::Stmt::AsyncFunctionDef(def) => {
             let start = decorated_start(source, stmt_start, &def.decorator_list);
-            describe_def(&mut out, &mut scan, source, lines, def.name.to_string(), def.decorator_list, *def.args,
-                def.returns, def.body);
+            describe_def(
+                &mut out,
+                &mut scan,
+                source,
+                lines,
+                def.name.to_string(),
+                def.decorator_list,
+                *def.args,
+                def.returns,
+                def.body,
+            );
             start
         }
         ast::Stmt::ClassDef(class) => {
@@ -269,7 +315,11 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
             out.kind = "class";
             out.name = Some(class.name.to_string());
             out.def_lineno = keyword_line(source, lines, &class.decorator_list, lines.line_of(stmt_start));
-            out.decorators = class.decorator_list.iter().map(|d| slice(source, d.range()).to_string()).collect();
+            out.decorators = class
+                .decorator_list
+                .iter()
+                .map(|d| slice(source, d.range()).to_string())
+                .collect();
             scan.binds.insert(class.name.to_string());
             for expr in class.decorator_list.into_iter().chain(class.bases) {
                 scan.visit_expr(expr);
@@ -277,7 +327,11 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
             for keyword in class.keywords {
                 scan.visit_expr(keyword.value);
             }
-            out.members = class.body.into_iter().map(|member| describe(member, source, lines)).collect();
+            out.members = class
+                .body
+                .into_iter()
+                .map(|member| describe(member, source, lines))
+                .collect();
             for member in &out.members {
                 scan.reads.extend(member.reads.iter().cloned());
                 scan.calls_reloading |= member.calls_reloading;
@@ -318,7 +372,10 @@ fn describe_def(
 ) {
     out.kind = "def";
     out.def_lineno = keyword_line(source, lines, &decorators, 0);
-    out.decorators = decorators.iter().map(|d| slice(source, d.range()).to_string()).collect();
+    out.decorators = decorators
+        .iter()
+        .map(|d| slice(source, d.range()).to_string())
+        .collect();
     for arg in args.posonlyargs.iter().chain(&args.args).chain(&args.kwonlyargs) {
         if let Some(default) = &arg.default {
             let mut reads = Scan::default();
@@ -355,7 +412,14 @@ struct Scan {
 
 impl Scan {
     fn visit_signature(&mut self, args: ast::Arguments, returns: Option<Box<ast::Expr>>) {
-        let ast::Arguments { posonlyargs, args, vararg, kwonlyargs, kwarg, .. } = args;
+        let ast::Arguments {
+            posonlyargs,
+            args,
+            vararg,
+            kwonlyargs,
+            kwarg,
+            ..
+        } = args;
         for arg in posonlyargs.into_iter().chain(args).chain(kwonlyargs) {
             if let Some(default) = arg.default {
                 self.visit_expr(*default);
@@ -534,7 +598,10 @@ mod tests {
     fn splits_top_level_statements_with_exact_text_and_lines() {
         let src = "import os\n\nX = 1\n\n@deco(X)\n# note\ndef f(a, b=X + 1, *, c=[]):\n    return a\n\nclass C(Base):\n    y = X\n    def m(self):\n        pass\n";
         let stmts = split(src, "<test>").unwrap();
-        let kinds: Vec<_> = stmts.iter().map(|s| (s.kind, s.name.as_deref(), s.lineno, s.end_lineno)).collect();
+        let kinds: Vec<_> = stmts
+            .iter()
+            .map(|s| (s.kind, s.name.as_deref(), s.lineno, s.end_lineno))
+            .collect();
         assert_eq!(
             kinds,
             vec![
@@ -551,13 +618,19 @@ mod tests {
         assert_eq!(f.decorators, vec!["deco(X)".to_string()]);
         assert_eq!(
             f.defaults,
-            vec![("b".into(), "X + 1".into(), vec!["X".into()]), ("c".into(), "[]".into(), vec![])]
+            vec![
+                ("b".into(), "X + 1".into(), vec!["X".into()]),
+                ("c".into(), "[]".into(), vec![])
+            ]
         );
         assert_eq!(f.reads, vec!["X".to_string(), "deco".to_string()]);
         let c = &stmts[3];
         assert_eq!(c.reads, vec!["Base".to_string(), "X".to_string()]);
         let members: Vec<_> = c.members.iter().map(|m| (m.kind, m.binds.clone())).collect();
-        assert_eq!(members, vec![("other", vec!["y".to_string()]), ("def", vec!["m".to_string()])]);
+        assert_eq!(
+            members,
+            vec![("other", vec!["y".to_string()]), ("def", vec!["m".to_string()])]
+        );
     }
 
     #[test]

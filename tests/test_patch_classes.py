@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import abc
-import sys
-import threading
+import dataclasses
 
 import pytest
 
@@ -106,7 +104,8 @@ def test_zero_argument_super_in_changed_and_new_methods(modules):
     child = m.Child()
     greet = child.greet
     new = src.replace('return "child"', 'return "child+" + super().greet()').replace(
-        "class Child(Base):\n", "class Child(Base):\n            def other(self):\n                return super().greet()\n")
+        "class Child(Base):\n",
+        "class Child(Base):\n            def other(self):\n                return super().greet()\n")
     report = modules.edit(m, new)
     assert report.ok, report.error
     assert greet() == "child+base" and child.other() == "base"
@@ -285,3 +284,35 @@ def test_runtime_checkable_protocol_members_follow(modules):
     report = modules.edit(m, new)
     assert report.ok, report.error
     assert not isinstance(m.File(), Closer)
+
+
+def test_class_attribute_reading_a_rebound_name_is_reevaluated(modules):
+    src = """
+        LIMIT = 10
+        class C:
+            limit = LIMIT
+            other = []
+    """
+    m = modules.load(src)
+    C = m.C
+    other = C.other
+    report = modules.edit(m, src.replace("LIMIT = 10", "LIMIT = 20"))
+    assert report.ok, report.error
+    assert C.limit == 20 and C.other is other and m.C is C
+
+
+def test_class_decorator_change_is_redone(modules):
+    src = """
+        import dataclasses
+
+        @dataclasses.dataclass
+        class P:
+            x: int = 1
+    """
+    m = modules.load(src)
+    P = m.P
+    report = modules.edit(m, src.replace("@dataclasses.dataclass", "@dataclasses.dataclass(frozen=True)"))
+    assert report.ok, report.error
+    p = P()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.x = 2

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import textwrap
 import types
 
 import pytest
@@ -28,8 +30,8 @@ def _state(m):
     [
         ("X = 1\ndef f(:\n    pass\n", "line 2"),
         ('X = 2\nY = 1 / 0\ndef f():\n    return "new"\n', "line 2"),
-        ('X = 2\ndef f():\n    return "new"\nclass C:\n    def m(self):\n        return "new"\n    boom = undefined_name\n',
-         "line 7"),
+        ('X = 2\ndef f():\n    return "new"\nclass C:\n    def m(self):\n        return "new"\n'
+         '    boom = undefined_name\n', "line 7"),
         ('X = 2\ndef f():\n    return "new"\nraise SystemExit(3)\n', "line 4"),
         ('X = 2\ndef f():\n    return "new"\nraise KeyboardInterrupt\n', "line 4"),
     ],
@@ -87,7 +89,7 @@ def test_bad_arguments_raise():
 def test_report_is_frozen_and_readable(modules):
     m = modules.load(BASE)
     report = modules.edit(m, BASE.replace('return "old"', 'return "new"', 1))
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         report.ok = False  # type: ignore[misc]
     assert "patched=('f',)" in repr(report)
     assert report.summary().startswith(f"{m.__name__}: patched 1")
@@ -146,9 +148,9 @@ def test_unknown_baseline_reruns_the_module(modules):
 
 
 def test_first_sight_of_an_unchanged_module_needs_no_rerun(modules):
-    from hotswap import _source
-
     import py_compile
+
+    from hotswap import _source
 
     m = modules.load(BASE)
     path = str(modules.path(m.__name__).resolve())
@@ -156,3 +158,36 @@ def test_first_sight_of_an_unchanged_module_needs_no_rerun(modules):
     py_compile.compile(path, cfile=m.__cached__)  # as the import would have, were byte-code writes on
     report = hotswap.reload(m)
     assert report.ok and report.executed == 0 and not report.patched
+
+
+def test_ten_megabyte_module_reloads_only_the_edited_part(modules):
+    blob = "x" * (10 * 1024 * 1024)
+    src = f'DATA = "{blob}"\n\ndef f():\n    return len(DATA)\n'
+    m = modules.load(src)
+    f = m.f
+    data = m.DATA
+    report = modules.edit(m, src.replace("return len(DATA)", "return len(DATA) + 1"))
+    assert report.ok, report.error
+    assert f() == len(blob) + 1 and m.DATA is data and report.executed == 0
+
+
+def test_file_renamed_away_then_back(modules):
+    m = modules.load(BASE)
+    path = modules.path(m.__name__)
+    moved = path.with_suffix(".moved")
+    path.rename(moved)
+    report = hotswap.reload(m)
+    assert not report.ok and "cannot read" in report.error
+    moved.write_text(textwrap.dedent(BASE).replace('return "old"', 'return "new"', 1))
+    moved.rename(path)
+    report = hotswap.reload(m)
+    assert report.ok and m.f() == "new"
+
+
+def test_non_utf8_source_with_a_coding_cookie_is_decoded(modules):
+    m = modules.load(BASE)
+    source = "# -*- coding: latin-1 -*-\n" + textwrap.dedent(BASE).replace('"old"', '"caf\xe9"', 1)
+    modules.path(m.__name__).write_bytes(source.encode("latin-1"))
+    report = hotswap.reload(m)
+    assert report.ok, report.error
+    assert m.f() == "caf\xe9"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import sys
 import textwrap
@@ -47,7 +46,8 @@ def test_unchanged_statements_do_not_run_and_state_survives(modules):
     """
     m = modules.load(src)
     cache = m.cache
-    m.f(); m.f()
+    m.f()
+    m.f()
     report = modules.edit(m, src.replace("+ 1", "+ 100"))
     assert report.ok and report.executed == 0
     assert m.cache is cache and cache == {"hit": 2}
@@ -96,7 +96,8 @@ def test_defaults_kwdefaults_annotations_doc(modules):
 def test_unchanged_default_objects_are_kept(modules):
     m = modules.load("def f(seen=[]):\n    seen.append(1)\n    return len(seen)\n")
     f = m.f
-    f(); f()
+    f()
+    f()
     modules.edit(m, "def f(seen=[]):\n    seen.append(1)\n    return len(seen) * 100\n")
     assert f() == 300
 
@@ -356,3 +357,36 @@ def test_fallback_parser_for_syntax_rustpython_rejects(modules):
     report = modules.edit(m, src.replace("return f", "return 'v' + f"))
     assert report.ok, report.error
     assert f() == "v1" and report.patched == ("f",)
+
+
+def test_type_parameters_follow(modules):
+    if sys.version_info < (3, 12):
+        pytest.skip("PEP 695 type parameters are 3.12+ syntax")
+    src = "def first[T](items: list[T]) -> T:\n    return items[0]\n"
+    m = modules.load(src)
+    first = m.first
+    report = modules.edit(m, "def first[T, U](items: list[T]) -> T:\n    return items[-1]\n")
+    assert report.ok, report.error
+    assert first([1, 2]) == 2
+    assert [p.__name__ for p in first.__type_params__] == ["T", "U"]
+
+
+def test_memory_is_flat_over_many_reloads(modules):
+    import gc
+
+    src = "CONST = {v}\ndef f(x):\n    return x + CONST\nclass C:\n    def m(self):\n        return {v}\n"
+    m = modules.load(src.format(v=0))
+    f, c = m.f, m.C()
+
+    def count():
+        gc.collect()
+        return len(gc.get_objects())
+
+    for i in range(20):
+        assert modules.edit(m, src.format(v=i + 1)).ok
+    before = count()
+    for i in range(200):
+        assert modules.edit(m, src.format(v=i + 100)).ok
+    after = count()
+    assert f(0) == 299 and c.m() == 299
+    assert after - before < 200, (before, after)  # no per-reload leftovers (200 reloads)

@@ -9,8 +9,8 @@ from the snapshot, so a failed reload leaves the module as it was.
 """
 
 from __future__ import annotations
-
 import __future__
+
 import abc
 import functools
 import linecache
@@ -155,7 +155,8 @@ class Transaction:
         if problem is not None:
             # Not half-applied: the name gets a new class (built in the module's own namespace), old instances
             # keep their class, and the report says a restart is needed.
-            self.needs_restart.append(f"cannot patch {self.module.__name__}.{stmt.name}: {problem}; a restart is needed")
+            self.needs_restart.append(
+                f"cannot patch {self.module.__name__}.{stmt.name}: {problem}; a restart is needed")
             self.run(stmt)
             self.patched.append(stmt.name)
             return
@@ -261,7 +262,8 @@ class Transaction:
             self.ops.append(("cell", cell, live))
         old_members = list(old_stmt.members) if old_stmt is not None else []
         new_members = list(new_stmt.members) if new_stmt is not None else []
-        unchanged, changed_names, member_stmts, old_member_stmts = _member_changes(old_members, new_members, self.rebound)
+        unchanged, changed_names, member_stmts, old_member_stmts = _member_changes(
+            old_members, new_members, self.rebound)
         old_bound = {name for member in old_members for name in member.binds}
         is_enum = _is_enum(live)
         donor_dict = donor.__dict__

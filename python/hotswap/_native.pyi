@@ -2,7 +2,7 @@
 
 import os
 from types import CodeType, FunctionType
-from typing import Any, Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Sequence, Tuple
 
 __version__: str
 LOG_ENV: str

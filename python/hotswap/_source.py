@@ -328,7 +328,8 @@ def _describe(node: ast.stmt, text: str, lines: Optional[List[str]] = None) -> _
     def_text = _segment(text, lines, node, node.lineno, 0)
     return _native.Stmt(
         kind=kind, name=name, text=full, lineno=start_line, end_lineno=node.end_lineno,
-        def_lineno=node.lineno, def_text=def_text, decorators=[ast.get_source_segment(text, d) or "" for d in decorators],
+        def_lineno=node.lineno, def_text=def_text,
+        decorators=[ast.get_source_segment(text, d) or "" for d in decorators],
         binds=sorted(scan.binds), reads=sorted(scan.reads), calls_reloading=scan.calls_reloading,
         defaults=defaults, nested_scopes=nested, members=members,
     )

@@ -172,7 +172,9 @@ def reload(
     return report
 
 
-def _reload(module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float) -> ReloadReport:
+def _reload(
+    module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float
+) -> ReloadReport:
     name = module.__name__
 
     def failed(error: str) -> ReloadReport:

@@ -1,0 +1,7 @@
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def step(self):
+        self.n += 1
+        return self.n

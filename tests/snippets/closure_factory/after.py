@@ -1,0 +1,4 @@
+def make_scaler(k):
+    def scale(x):
+        return x * k + 1
+    return scale

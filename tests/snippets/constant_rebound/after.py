@@ -1,0 +1,7 @@
+RATE = 3
+TABLE = [RATE * i for i in range(3)]
+cache = {}
+
+
+def lookup(i):
+    return TABLE[i]

@@ -1,0 +1,7 @@
+import dataclasses
+
+
+@dataclasses.dataclass
+class Config:
+    host: str = "localhost"
+    port: int = 8080

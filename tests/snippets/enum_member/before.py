@@ -1,0 +1,6 @@
+import enum
+
+
+class State(enum.Enum):
+    IDLE = 1
+    BUSY = 2

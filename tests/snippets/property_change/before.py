@@ -1,0 +1,7 @@
+class Temp:
+    def __init__(self, c):
+        self.c = c
+
+    @property
+    def f(self):
+        return self.c * 9 / 5 + 32
