@@ -1,4 +1,4 @@
-"""Round trip of one isolated call with pandas, sympy and sqlalchemy preloaded: hotswap vs a fresh interpreter vs firehot.
+"""Isolated call round trip with pandas, sympy and sqlalchemy preloaded: hotswap vs a fresh interpreter vs firehot.
 
 Run with an interpreter that has the comparison packages (never hotswap's own dependencies):
 
@@ -68,6 +68,7 @@ def main() -> int:
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     os.environ["PYTHONPATH"] = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     from benchproj import work
+
     from hotswap import isolate_imports
 
     results = {"hotswap": [], "fresh interpreter": [], "firehot": []}

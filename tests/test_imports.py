@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 
-import hotswap
 import pytest
+from proc_helpers import write
+
+import hotswap
 from hotswap import _native
 from hotswap.imports import classify
-from proc_helpers import write
 
 
 def sites(source: str, package: str = ""):

@@ -179,10 +179,11 @@ def test_module_mode_and_arguments(app):
 
 
 def test_usage_errors():
-    out = subprocess.run([sys.executable, "-m", "hotswap", "run", "missing.py"], check=False, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, "-m", "hotswap", "run", "missing.py"], check=False, capture_output=True,
+                         text=True, timeout=60)
     assert out.returncode == 2 and "no such file: missing.py" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "hotswap", "walk"], check=False, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-m", "hotswap", "walk"], check=False, capture_output=True, text=True,
+                         timeout=60)
     assert out.returncode == 2 and "unknown command" in out.stderr
 
 

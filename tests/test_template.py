@@ -12,9 +12,10 @@ import textwrap
 import time
 
 import pytest
+from proc_helpers import children_of, gone, proc_state, wait_until, write
+
 from hotswap import _native, isolate_imports
 from hotswap.template import ChildExitedError, IsolatedCallError, TemplateError
-from proc_helpers import children_of, gone, proc_state, wait_until, write
 
 WORK = """\
     import os, signal, sys, time
@@ -148,7 +149,7 @@ def test_a_hundred_execs_leave_no_zombie(project):
     with isolate_imports(str(pkg)) as env:
         procs = [env.exec(work.identity, i) for i in range(100)]
         assert [env.communicate_isolated(p, timeout=60) for p in procs] == list(range(100))
-        for p in range(20):
+        for _ in range(20):
             with pytest.raises(ChildExitedError):
                 env.communicate_isolated(env.exec(work.exit_now, 1), timeout=30)
         template = env.template_pid
