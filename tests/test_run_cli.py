@@ -210,3 +210,29 @@ def test_a_reload_report_that_needs_a_restart_restarts_the_program(app):
     second = run.wait_out(lambda s: s.startswith("run 1 ") and s != first, what="the restarted program")
     assert first.split()[2] != second.split()[2]
     wait_until(lambda: gone(int(first.split()[2])), timeout=10, what="the first program to be stopped")
+
+
+def test_real_reloader_patches_in_place_and_restarts_on_a_slots_change(app):
+    pytest.importorskip("hotswap.watcher", reason="AutoReloader (branch watcher) has not landed on main yet")
+    root, start = app
+    write(root / "helper.py", "class C:\n    __slots__ = ('a',)\nVALUE = 1\n")
+    write(root / "loop.py", """\
+        import os, time
+        import helper
+        print("run", os.getpid(), flush=True)
+        last = None
+        while True:
+            if helper.VALUE != last:
+                last = helper.VALUE
+                print("value", last, flush=True)
+            time.sleep(0.02)
+    """)
+    run = start("loop.py")
+    first = run.wait_out(lambda s: s.startswith("run "), what="first run")
+    run.wait_out(lambda s: s == "value 1", what="first value")
+    edit(root / "helper.py", "class C:\n    __slots__ = ('a',)\nVALUE = 2\n")
+    run.wait_out(lambda s: s == "value 2", what="the value patched in place")
+    assert run.runs() == [first], "a patchable edit does not restart"
+    edit(root / "helper.py", "class C:\n    __slots__ = ('a', 'b')\nVALUE = 3\n")
+    run.wait_err("__slots__ changed")
+    run.wait_out(lambda s: s.startswith("run ") and s != first, what="the restarted program")
