@@ -81,6 +81,8 @@ fn skip_dir(dir: &Path) -> bool {
 pub fn collect_files(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack: Vec<PathBuf> = Vec::new();
+    // Symlinked directories are followed, each real directory once (a link to an ancestor would loop forever).
+    let mut seen = std::collections::HashSet::new();
     for path in paths {
         if path.is_dir() {
             stack.push(path.clone());
@@ -89,6 +91,9 @@ pub fn collect_files(paths: &[PathBuf]) -> Vec<PathBuf> {
         }
     }
     while let Some(dir) = stack.pop() {
+        if !seen.insert(std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone())) {
+            continue;
+        }
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
             let path = entry.path();
@@ -493,6 +498,8 @@ mod tests {
         std::fs::write(pkg.join("__pycache__").join("x.py"), "import never\n").unwrap();
         std::fs::write(root.join(".hidden").join("y.py"), "import never\n").unwrap();
         std::fs::write(root.join("bad.py"), "def (:\n").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&root, pkg.join("loop")).unwrap();
         let result = scan_files(&collect_files(std::slice::from_ref(&root)));
         let found: Vec<_> = result
             .sites
