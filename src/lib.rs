@@ -4,9 +4,11 @@ use pyo3::prelude::*;
 
 pub mod diff;
 pub mod errors;
+pub mod imports;
 pub mod log;
 pub mod patch;
 pub mod stmts;
+pub mod template;
 pub mod watch;
 
 /// Splits module source into top-level statements (see `stmts::Stmt`). Raises SyntaxError where the parser
@@ -61,5 +63,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(patch::apply, m)?)?;
     m.add_function(wrap_pyfunction!(patch::find_functions, m)?)?;
+    m.add_class::<imports::ImportSite>()?;
+    m.add_function(wrap_pyfunction!(imports::scan_import_sites, m)?)?;
+    m.add_function(wrap_pyfunction!(imports::scan_source_imports, m)?)?;
+    m.add("TemplateError", m.py().get_type::<template::TemplateError>())?;
+    m.add("ChildExitedError", m.py().get_type::<template::ChildExitedError>())?;
+    m.add("IsolatedCallError", m.py().get_type::<template::IsolatedCallError>())?;
     Ok(())
 }

@@ -23,7 +23,8 @@ from ._native import __version__
 from .reload import ReloadReport, currently_reloading, on_reload, reload, running_source, track
 
 if TYPE_CHECKING:
-    from .template import isolate_imports, scan_imports
+    from .imports import scan_imports
+    from .template import isolate_imports
     from .watcher import AutoReloader
 
 __all__ = [
@@ -43,7 +44,7 @@ _log.configure()
 
 # The watcher and the template are imported on first use, so `import hotswap` (and the pytest plugin when its
 # options are off) starts no thread and loads nothing it does not need.
-_LAZY = {"AutoReloader": ".watcher", "isolate_imports": ".template", "scan_imports": ".template"}
+_LAZY = {"AutoReloader": ".watcher", "isolate_imports": ".template", "scan_imports": ".imports"}
 
 
 def __getattr__(name: str) -> Any:
