@@ -472,7 +472,6 @@ class _Template:
                 os.close(fd)
             self.ctl.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             for name, value in self.config["saved_env"].items():
                 if value is None:
@@ -486,6 +485,9 @@ class _Template:
             if not data or len(fds) != 4:
                 os._exit(0)  # the template is shutting down
             sock.close()
+            # A spare ignores Ctrl-C (as the template does) until it has a call: a Ctrl-C meant for the program
+            # must not print a traceback from a process that has nothing to do with it.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             chan_fd, std = fds[0], fds[1:4]
             for target, fd in enumerate(std):
                 os.dup2(fd, target)
