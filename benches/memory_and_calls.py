@@ -19,9 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _modules import edit, make_module  # noqa: E402
-
 import hotswap  # noqa: E402
+from _modules import edit, make_module  # noqa: E402
 
 
 def rss_mb() -> float:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _modules import edit, line_count, make_module  # noqa: E402
 from _tools import available  # noqa: E402
 
+from _modules import edit, line_count, make_module  # noqa: E402
 from hotswap import _native  # noqa: E402
 
 ROUNDS = 21

@@ -15,9 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benches"))
 
-from _modules import edit, make_module  # noqa: E402
-
 import hotswap  # noqa: E402
+from _modules import edit, make_module  # noqa: E402
 
 RELOADS = int(os.environ.get("HOTSWAP_SOAK_RELOADS", "10000"))
 EXECS = int(os.environ.get("HOTSWAP_SOAK_EXECS", "1000"))

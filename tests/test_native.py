@@ -128,7 +128,7 @@ def test_apply_can_return_its_undo_ops():
     ], undo=True)
     assert f() == 2 and C.x == 2 and C.y == 3 and d == {}
     with pytest.raises(ValueError):
-        cell.cell_contents
+        _ = cell.cell_contents
     _native.apply(undo)
     assert f() == 1 and f.__doc__ is None and C.x == 1 and not hasattr(C, "y") and d == {"k": 1}
     assert cell.cell_contents == 1

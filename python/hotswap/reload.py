@@ -164,10 +164,8 @@ def reload(
     start = time.perf_counter()
     with _reload_lock:
         report = _reload(module, path, mode, source, start)
-    if report.ok:
-        logger.info("%s", report.summary())
-    else:
-        logger.warning("%s", report.summary())
+    # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
+    logger.info("%s", report.summary())
     _run_hooks(report)
     return report
 
