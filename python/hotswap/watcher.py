@@ -81,7 +81,8 @@ class AutoReloader:
     Watching starts at once. Files under ``path`` that no loaded module came from are ignored. A save that does
     not change what a module runs (``touch``, an editor's "save" without edits) does nothing; a broken save
     (syntax error, exception at import) is logged once as a warning with file and line, and the old code keeps
-    running until the next good save. A deleted file leaves its module as it is.
+    running until the next good save. A deleted file leaves its module as it is. It watches until ``stop()`` (or
+    the end of a ``with`` block, or interpreter exit); its thread is a daemon and never delays exit.
 
     Args:
         path: a directory, or a list of them (str or ``os.PathLike``).
