@@ -686,6 +686,12 @@ impl PyWatcher {
         self.thread.lock().as_ref().is_some_and(|h| !h.is_finished())
     }
 
+    /// Polling interval of the fallback backend, in milliseconds (the Python side quotes it in its log line).
+    #[classattr]
+    fn poll_interval_ms() -> u64 {
+        POLL_INTERVAL_MS
+    }
+
     /// The directory names never watched (shared with the Python side, which checks they agree).
     #[classattr]
     fn default_ignored_dirs() -> Vec<&'static str> {

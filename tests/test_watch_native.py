@@ -62,6 +62,7 @@ def w(tree: Path):
 
 def test_constants_agree_with_python_side():
     assert list(Watcher.default_ignored_dirs) == list(watcher.DEFAULT_IGNORED_DIRS)
+    assert Watcher.poll_interval_ms == 200
 
 
 def test_write_reports_final_path_once(w, tree):
