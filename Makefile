@@ -36,6 +36,11 @@ bench: ## run every benchmark in benches/ (comparison tools in benches/.venv) an
 	$(BENCH_VENV)/bin/python -m pip install -q -r benches/requirements.txt
 	$(BENCH_VENV)/bin/python benches/run_all.py
 
+.PHONY: soak
+soak: ## 10,000 reloads and 1,000 template execs: memory and file descriptors must stay flat
+	@scripts/venv.sh $(VENV) $(PYTHON) release
+	$(VENV)/bin/python tests/soak.py
+
 .PHONY: lint
 lint: ## rustfmt, clippy and ruff
 	cargo fmt --check

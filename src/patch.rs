@@ -32,10 +32,10 @@ enum Op<'py> {
         key: Bound<'py, PyAny>,
         value: Option<Bound<'py, PyAny>>,
     },
-    /// ("cell", cell, value)
+    /// ("cell", cell, value), or ("cell", cell) to empty the cell
     Cell {
         cell: Bound<'py, PyAny>,
-        value: Bound<'py, PyAny>,
+        value: Option<Bound<'py, PyAny>>,
     },
 }
 
@@ -129,10 +129,12 @@ fn decode<'py>(op: &Bound<'py, PyAny>) -> PyResult<Op<'py>> {
             }
         }
         "cell" => {
-            expect(3)?;
+            if op.len() != 2 {
+                expect(3)?;
+            }
             Op::Cell {
                 cell: arg(1)?,
-                value: arg(2)?,
+                value: if op.len() == 3 { Some(arg(2)?) } else { None },
             }
         }
         other => return Err(PyValueError::new_err(format!("unknown patch op {other:?}"))),
@@ -273,7 +275,7 @@ fn apply_one<'py>(op: Op<'py>, with_type_params: bool) -> PyResult<Undo<'py>> {
         }
         Op::Cell { cell, value } => {
             let old = cell_get(&cell)?;
-            cell_set(&cell, Some(&value))?;
+            cell_set(&cell, value.as_ref())?;
             Undo::Cell { cell, old }
         }
     })
@@ -291,11 +293,53 @@ fn undo_one(undo: &Undo<'_>) -> PyResult<()> {
     }
 }
 
+/// The op that puts back what an applied op replaced.
+fn undo_op<'py>(py: Python<'py>, undo: Undo<'py>) -> PyResult<Bound<'py, PyTuple>> {
+    let none = || py.None().into_bound(py);
+    match undo {
+        Undo::Func { func, old } => PyTuple::new(
+            py,
+            [
+                PyString::new(py, "func").into_any(),
+                func,
+                old.code,
+                old.closure,
+                old.defaults,
+                old.kwdefaults,
+                old.annotations,
+                old.doc,
+                old.type_params.unwrap_or_else(none),
+            ],
+        ),
+        Undo::SetAttr {
+            obj,
+            name,
+            old: Some(old),
+        } => PyTuple::new(py, [PyString::new(py, "setattr").into_any(), obj, name.into_any(), old]),
+        Undo::SetAttr { obj, name, old: None } => {
+            PyTuple::new(py, [PyString::new(py, "delattr").into_any(), obj, name.into_any()])
+        }
+        Undo::SetItem {
+            dict,
+            key,
+            old: Some(old),
+        } => PyTuple::new(py, [PyString::new(py, "setitem").into_any(), dict.into_any(), key, old]),
+        Undo::SetItem { dict, key, old: None } => {
+            PyTuple::new(py, [PyString::new(py, "delitem").into_any(), dict.into_any(), key])
+        }
+        Undo::Cell { cell, old: Some(old) } => PyTuple::new(py, [PyString::new(py, "cell").into_any(), cell, old]),
+        Undo::Cell { cell, old: None } => PyTuple::new(py, [PyString::new(py, "cell").into_any(), cell]),
+    }
+}
+
 /// Applies a reload batch: every op, or, if one fails, none (the applied ones are undone in reverse order).
 ///
-/// Returns the number of ops applied. Objects replaced by the batch are released only when this returns.
+/// Returns the number of ops applied or, with `undo=True`, the ops that would put everything back (in the
+/// order to apply them), for a caller that applies a reload in several batches and may need to roll back.
+/// Objects replaced by the batch are released only when this returns.
 #[pyfunction]
-pub fn apply(py: Python<'_>, ops: &Bound<'_, PyAny>) -> PyResult<usize> {
+#[pyo3(signature = (ops, *, undo = false))]
+pub fn apply<'py>(py: Python<'py>, ops: &Bound<'py, PyAny>, undo: bool) -> PyResult<Bound<'py, PyAny>> {
     let with_type_params = py.version_info() >= (3, 12);
     let decoded: Vec<Op<'_>> = ops.try_iter()?.map(|op| decode(&op?)).collect::<PyResult<_>>()?;
     let mut done: Vec<Undo<'_>> = Vec::with_capacity(decoded.len());
@@ -313,10 +357,18 @@ pub fn apply(py: Python<'_>, ops: &Bound<'_, PyAny>) -> PyResult<usize> {
             }
         }
     }
+    if undo {
+        let inverse = done
+            .into_iter()
+            .rev()
+            .map(|u| undo_op(py, u))
+            .collect::<PyResult<Vec<_>>>()?;
+        return Ok(pyo3::types::PyList::new(py, inverse)?.into_any());
+    }
     let count = done.len();
     // `done` holds the replaced objects; dropping it here, after the last write, is where finalizers may run.
     drop(done);
-    Ok(count)
+    Ok(count.into_pyobject(py)?.into_any())
 }
 
 /// Finds the live Python functions whose `__code__` is one of `codes`: for each code, the list of functions.

@@ -110,3 +110,25 @@ def test_find_functions_sweeps_the_heap():
     found = _native.find_functions([inner_code, make.__code__])
     assert {id(f) for f in found[0]} == {id(a) for a in adders}
     assert found[1] == [make]
+
+
+def test_apply_can_return_its_undo_ops():
+    f = _make("def f():\n    return 1\n", "f")
+    donor = _make("def f():\n    return 2\n", "f")
+    outer = _make("def outer():\n    v = 1\n    def g():\n        return v\n    return g\n", "outer")
+    cell = outer().__closure__[0]
+
+    class C:
+        x = 1
+
+    d = {"k": 1}
+    undo = _native.apply([
+        ("func", f, donor.__code__, None, (), None, {}, "doc", None),
+        ("setattr", C, "x", 2), ("setattr", C, "y", 3), ("delitem", d, "k"), ("cell", cell),
+    ], undo=True)
+    assert f() == 2 and C.x == 2 and C.y == 3 and d == {}
+    with pytest.raises(ValueError):
+        cell.cell_contents
+    _native.apply(undo)
+    assert f() == 1 and f.__doc__ is None and C.x == 1 and not hasattr(C, "y") and d == {"k": 1}
+    assert cell.cell_contents == 1

@@ -390,3 +390,35 @@ def test_memory_is_flat_over_many_reloads(modules):
     after = count()
     assert f(0) == 299 and c.m() == 299
     assert after - before < 200, (before, after)  # no per-reload leftovers (200 reloads)
+
+
+def test_module_level_code_calls_the_new_versions(modules):
+    src = """
+        def compute():
+            return 1
+        VALUE = compute()
+        def make(k):
+            def inner(x):
+                return x + k
+            return inner
+        ADD = make(1)
+    """
+    m = modules.load(src)
+    new = (src.replace("return 1", "return 2").replace("VALUE = compute()", "VALUE = compute() * 10")
+           .replace("return x + k", "return x + k * 100").replace("ADD = make(1)", "ADD = make(2)"))
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.VALUE == 20 and m.ADD(0) == 200
+
+
+def test_failure_after_an_applied_batch_undoes_it(modules):
+    src = """
+        def f():
+            return "old"
+        X = 1
+    """
+    m = modules.load(src)
+    f = m.f
+    report = modules.edit(m, src.replace('return "old"', 'return "new"').replace("X = 1", "X = 1 / 0"))
+    assert not report.ok and "ZeroDivisionError" in report.error
+    assert f() == "old" and m.X == 1

@@ -39,6 +39,8 @@ VERSION_B = (VERSION_A.replace('("A", 1)', '("B", 2)')
              .replace('def h(v=1):\n        return ("A", v)', 'def h(v=2):\n        return ("B", v)')
              .replace('return ("A", n)', 'return ("B", n + 1)'))
 
+EDITS = 500
+
 ALLOWED = {
     "f": {("A", 2), ("B", 3)},
     "fk": {("A", 11), ("B", 12)},
@@ -81,12 +83,12 @@ def test_eight_threads_calling_while_edits_apply(modules):
             counts[slot] += 1
 
     old_interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)  # switch threads far more often than the default 5 ms
+    sys.setswitchinterval(1e-3)  # switch threads more often than the default 5 ms
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
     try:
         for t in threads:
             t.start()
-        for i in range(60):
+        for i in range(EDITS):
             report = modules.edit(m, VERSION_B if i % 2 == 0 else VERSION_A)
             assert report.ok, report.error
     finally:

@@ -4,8 +4,11 @@ Statements that must run (new, changed plain statements, readers of rebound name
 namespace, after a snapshot of it is taken. Changed definitions are not run there: each is built again in a
 scratch copy of the namespace, and the result (the *donor*) gives its code, defaults, closure and members to
 the live object. Every such write becomes an op for ``hotswap._native.apply``, which applies them all while
-holding the GIL and undoes them all if one fails. If anything raises before that, the namespace is put back
-from the snapshot, so a failed reload leaves the module as it was.
+holding the GIL and undoes them all if one fails. Writes queued before a statement that must run are applied
+just before it runs, so module-level code calls the new versions of the functions it uses (as a re-import
+would); in the common case, where only definitions changed, that is a single native step at the end. If
+anything raises, every applied batch is undone and the namespace is put back from the snapshot, so a failed
+reload leaves the module as it was.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Transaction:
         self._scratches: Dict[int, Dict[str, Any]] = {}  # every scratch namespace made, by id, kept alive
         self._nested: List[Tuple[types.CodeType, types.CodeType]] = []
         self._targets: Set[int] = set()
+        self._undo: List[list] = []  # inverse ops of the batches already applied, oldest first
 
     # --- running code ---------------------------------------------------------------------------------------
 
@@ -82,6 +86,7 @@ class Transaction:
 
     def run(self, stmt) -> None:
         """Runs a statement in the module's namespace (snapshotting the namespace first)."""
+        self.flush()
         if self.snapshot is None:
             self.snapshot = dict(self.namespace)
         code = self._compile(stmt.text, stmt.lineno)
@@ -375,8 +380,17 @@ class Transaction:
 
     # --- committing -------------------------------------------------------------------------------------------
 
+    def flush(self) -> None:
+        """Applies the queued writes now, keeping what undoes them."""
+        if self.ops:
+            self._undo.append(_native.apply(self.ops, undo=True))
+            self.ops = []
+
     def rollback(self) -> None:
-        """Puts the module's namespace back as it was before the first statement ran."""
+        """Undoes the batches already applied and puts the namespace back as it was before anything ran."""
+        for undo in reversed(self._undo):
+            _native.apply(undo)
+        self._undo = []
         if self.snapshot is None:
             return
         ops = [("setitem", self.namespace, k, v) for k, v in self.snapshot.items()
