@@ -412,22 +412,20 @@ fn run_batcher(
     while raw_rx.recv_deadline(deadline).is_ok() {}
 }
 
-/// Decides each path from its final state: exists (a regular file, or a symlink to one inside the roots) or not.
-/// A file reached through a symlink that leads outside the roots is dropped.
+/// Decides each path from its final state: exists (a regular file, or a symlink to one inside the roots, reported
+/// by its real path) or not. A file reached through a symlink that leads outside the roots is dropped.
 fn finish(filter: &Filter, paths: Vec<PathBuf>) -> Vec<(String, bool)> {
+    let mut seen = HashSet::new();
     paths
         .into_iter()
         .filter_map(|path| {
-            let exists = match std::fs::canonicalize(&path) {
-                Ok(real) => {
-                    if !filter.under_roots(&real) {
-                        return None;
-                    }
-                    real.is_file()
-                }
-                Err(_) => false,
+            let (path, exists) = match std::fs::canonicalize(&path) {
+                Ok(real) if !filter.under_roots(&real) => return None,
+                Ok(real) if real.is_file() => (real, true),
+                _ => (path, false),
             };
-            Some((path.to_string_lossy().into_owned(), exists))
+            seen.insert(path.clone())
+                .then(|| (path.to_string_lossy().into_owned(), exists))
         })
         .collect()
 }
@@ -686,6 +684,12 @@ impl PyWatcher {
     #[getter]
     fn running(&self) -> bool {
         self.thread.lock().as_ref().is_some_and(|h| !h.is_finished())
+    }
+
+    /// Polling interval of the fallback backend, in milliseconds (the Python side quotes it in its log line).
+    #[classattr]
+    fn poll_interval_ms() -> u64 {
+        POLL_INTERVAL_MS
     }
 
     /// The directory names never watched (shared with the Python side, which checks they agree).

@@ -62,6 +62,7 @@ def w(tree: Path):
 
 def test_constants_agree_with_python_side():
     assert list(Watcher.default_ignored_dirs) == list(watcher.DEFAULT_IGNORED_DIRS)
+    assert Watcher.poll_interval_ms == 200
 
 
 def test_write_reports_final_path_once(w, tree):
@@ -263,3 +264,12 @@ def test_roots_must_exist(tmp_path):
         Watcher([str(tmp_path / "missing")])
     with pytest.raises(ValueError):
         Watcher([])
+
+
+def test_a_symlink_inside_the_tree_is_reported_by_its_real_path(w, tree):
+    real = tree / "pkg" / "m.py"
+    (tree / "alias.py").symlink_to(real)
+    collect(w, timeout=0.3)
+    with open(tree / "alias.py", "w") as f:
+        f.write("x = 2\n")
+    assert collect(w) == {str(real): True}

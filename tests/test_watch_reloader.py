@@ -629,3 +629,21 @@ def test_a_module_reached_through_a_symlink_out_of_the_tree_is_not_reloaded(tmp_
         assert module.f() == 1
     finally:
         sys.modules.pop(name, None)
+
+
+def test_stop_from_the_reloaders_own_callback(project, start):
+    module, path = project.module(source(1))
+    holder = {}
+
+    def stop_on_first(report):
+        holder["report"] = report
+        holder["reloader"].stop()
+
+    holder["reloader"] = reloader = start(project.root, on_reload=stop_on_first)
+    path.write_text(source(2))
+    assert wait_until(lambda: "report" in holder and not reloader.running)
+    assert module.f() == 2
+    assert wait_until(lambda: hotswap_threads() == [], timeout=2)  # the thread ends after the callback returns
+    path.write_text(source(3))
+    assert reloader.wait_for_reload(timeout=QUIET) in (holder["report"], None)
+    assert module.f() == 2

@@ -109,6 +109,9 @@ class Watcher:
         >>> w.stop()
     """
 
+    poll_interval_ms: ClassVar[int]
+    """Polling interval of the fallback backend (200)."""
+
     default_ignored_dirs: ClassVar[List[str]]
     """Directory names never watched; equal to ``hotswap.watcher.DEFAULT_IGNORED_DIRS``."""
 

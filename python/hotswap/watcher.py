@@ -81,7 +81,8 @@ class AutoReloader:
     Watching starts at once. Files under ``path`` that no loaded module came from are ignored. A save that does
     not change what a module runs (``touch``, an editor's "save" without edits) does nothing; a broken save
     (syntax error, exception at import) is logged once as a warning with file and line, and the old code keeps
-    running until the next good save. A deleted file leaves its module as it is.
+    running until the next good save. A deleted file leaves its module as it is. It watches until ``stop()`` (or
+    the end of a ``with`` block, or interpreter exit); its thread is a daemon and never delays exit.
 
     Args:
         path: a directory, or a list of them (str or ``os.PathLike``).
@@ -92,7 +93,8 @@ class AutoReloader:
         mode: passed to ``hotswap.reload`` (``"changed"`` re-runs only changed statements).
         apply: ``"thread"`` reloads on the watcher thread; ``"manual"`` queues reloads until ``apply_pending()``.
         debounce_ms: quiet period, in milliseconds, that ends a batch of file events.
-        force_polling: poll the tree (every 200 ms) instead of using the OS's notifications. Polling is also
+        force_polling: poll the tree (every ``_native.Watcher.poll_interval_ms``, 200) instead of using the OS's
+            notifications. Polling is also
             used, with a warning, when notifications are unavailable.
         clear: clear the terminal before each batch of reloads.
         on_reload: called with each ``ReloadReport`` of this reloader (after ``hotswap.on_reload`` hooks).
@@ -150,9 +152,18 @@ class AutoReloader:
             force_polling=force_polling,
         )
         if self._watcher.fallback_reason and not force_polling:
-            logger.warning("hotswap: polling %s every 200 ms: %s", ", ".join(self.roots), self._watcher.fallback_reason)
+            logger.warning(
+                "hotswap: polling %s every %d ms: %s",
+                ", ".join(self.roots),
+                self._watcher.poll_interval_ms,
+                self._watcher.fallback_reason,
+            )
         elif force_polling:
-            logger.info("hotswap: polling %s every 200 ms (force_polling=True)", ", ".join(self.roots))
+            logger.info(
+                "hotswap: polling %s every %d ms (force_polling=True)",
+                ", ".join(self.roots),
+                self._watcher.poll_interval_ms,
+            )
         self._thread = threading.Thread(target=self._run, name="hotswap-autoreload", daemon=True)
         self._thread.start()
         _live.add(self)
