@@ -14,9 +14,25 @@ pub mod watch;
 #[pyfunction]
 #[pyo3(signature = (source, path = "<unknown>"))]
 fn split_statements(py: Python<'_>, source: &str, path: &str) -> PyResult<Vec<stmts::Stmt>> {
-    py.detach(|| stmts::split(source, path)).map_err(|err| {
-        pyo3::exceptions::PySyntaxError::new_err((err.message, (path.to_string(), err.lineno, err.col, py.None())))
-    })
+    py.detach(|| stmts::split(source, path)).map_err(|err| syntax_error(py, err, path))
+}
+
+/// Splits `new` reusing what `old` (split into `old_stmts`) shares with it; see `stmts::split_incremental`.
+#[pyfunction]
+#[pyo3(signature = (old, old_stmts, new, path = "<unknown>"))]
+fn split_statements_incremental(
+    py: Python<'_>,
+    old: &str,
+    old_stmts: Vec<PyRef<'_, stmts::Stmt>>,
+    new: &str,
+    path: &str,
+) -> PyResult<Vec<stmts::Stmt>> {
+    let old_stmts: Vec<stmts::Stmt> = old_stmts.iter().map(|s| (**s).clone()).collect();
+    py.detach(|| stmts::split_incremental(old, &old_stmts, new, path)).map_err(|err| syntax_error(py, err, path))
+}
+
+fn syntax_error(py: Python<'_>, err: stmts::ParseFailure, path: &str) -> PyErr {
+    pyo3::exceptions::PySyntaxError::new_err((err.message, (path.to_string(), err.lineno, err.col, py.None())))
 }
 
 /// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`.
@@ -37,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stmts::Stmt>()?;
     m.add_class::<watch::PyWatcher>()?;
     m.add_function(wrap_pyfunction!(split_statements, m)?)?;
+    m.add_function(wrap_pyfunction!(split_statements_incremental, m)?)?;
     m.add_class::<diff::Plan>()?;
     m.add_class::<diff::Step>()?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;

@@ -138,6 +138,66 @@ pub fn split(source: &str, path: &str) -> Result<Vec<Stmt>, ParseFailure> {
     Ok(suite.into_iter().map(|stmt| describe(stmt, source, &lines)).collect())
 }
 
+impl Stmt {
+    /// The same statement `delta` lines further down (negative: up).
+    fn shifted(&self, delta: isize) -> Stmt {
+        let mv = |line: usize| line.saturating_add_signed(delta);
+        Stmt {
+            lineno: mv(self.lineno),
+            end_lineno: mv(self.end_lineno),
+            def_lineno: mv(self.def_lineno),
+            members: self.members.iter().map(|m| m.shifted(delta)).collect(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Splits `new` knowing that `old` split into `old_stmts`: statements entirely in the text the two share at
+/// their start or end are reused (moved by the change in line count), and only the lines in between are
+/// parsed. That region is parsed on its own, so it must hold whole statements; where it does not (an edit
+/// opened a string that closes further down, say) the whole of `new` is parsed, so the result is always what
+/// `split(new)` returns.
+pub fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str, path: &str) -> Result<Vec<Stmt>, ParseFailure> {
+    let (ob, nb) = (old.as_bytes(), new.as_bytes());
+    let prefix = ob.iter().zip(nb).take_while(|(a, b)| a == b).count();
+    let max_suffix = ob.len().min(nb.len()) - prefix;
+    let suffix = ob.iter().rev().zip(nb.iter().rev()).take(max_suffix).take_while(|(a, b)| a == b).count();
+    let (old_lines, new_lines) = (Lines::new(old), Lines::new(new));
+    // 1-based lines of the old text holding the first and the last changed byte (or the insertion point).
+    let first_changed = old_lines.line_of(prefix).max(1);
+    let last_changed = old_lines.line_of((ob.len() - suffix).max(prefix)).max(first_changed);
+    let head = old_stmts.iter().take_while(|s| s.end_lineno < first_changed).count();
+    let tail_start =
+        old_stmts[head..].iter().position(|s| s.lineno > last_changed).map_or(old_stmts.len(), |i| head + i);
+    let delta = new_lines.starts.len() as isize - old_lines.starts.len() as isize;
+    // The region of the new text to parse: from the line after the last reused head statement to the line
+    // before the first reused tail statement.
+    let region_first = old_stmts[..head].last().map_or(1, |s| s.end_lineno + 1);
+    let region_start =
+        if region_first <= new_lines.starts.len() { new_lines.start_of(region_first) } else { nb.len() };
+    let region_end = match old_stmts.get(tail_start) {
+        Some(s) => match s.lineno.checked_add_signed(delta) {
+            Some(line) if line >= 1 && line <= new_lines.starts.len() => new_lines.start_of(line),
+            _ => return split(new, path),
+        },
+        None => nb.len(),
+    };
+    if region_end < region_start || !new.is_char_boundary(region_start) || !new.is_char_boundary(region_end) {
+        return split(new, path);
+    }
+    // Newlines in front give the region's statements the file's line numbers.
+    let padded = format!("{}{}", "\n".repeat(region_first - 1), &new[region_start..region_end]);
+    let middle = match split(&padded, path) {
+        Ok(middle) => middle,
+        Err(_) => return split(new, path),
+    };
+    let mut out = Vec::with_capacity(head + middle.len() + old_stmts.len() - tail_start);
+    out.extend(old_stmts[..head].iter().cloned());
+    out.extend(middle);
+    out.extend(old_stmts[tail_start..].iter().map(|s| if delta == 0 { s.clone() } else { s.shifted(delta) }));
+    Ok(out)
+}
+
 fn slice(source: &str, range: ast::text_size::TextRange) -> &str {
     &source[usize::from(range.start())..usize::from(range.end())]
 }
@@ -533,6 +593,41 @@ mod tests {
     #[test]
     fn factory_bodies_are_marked_as_creating_functions() {
         assert!(one("def make(n):\n    def add(x):\n        return x + n\n    return add\n").nested_scopes);
+    }
+
+    fn check_incremental(old: &str, new: &str) {
+        let old_stmts = split(old, "<t>").unwrap();
+        let fast = split_incremental(old, &old_stmts, new, "<t>");
+        assert_eq!(fast, split(new, "<t>"), "old={old:?} new={new:?}");
+    }
+
+    #[test]
+    fn incremental_split_equals_a_full_split() {
+        let base = "import os\n\nX = 1\n\n@deco\ndef f(a=X):\n    return a\n\nclass C:\n    y = 1\n\n    def m(self):\n        return 2\n\nZ = [\n    1,\n]\n";
+        let cases = [
+            base.replace("return a", "return a + 1"),
+            base.replace("X = 1\n", "X = 1\nW = 2\nV = 3\n"),
+            base.replace("import os\n", ""),
+            base.replace("    y = 1\n", "    y = 1\n    z = 2\n"),
+            base.replace("Z = [\n    1,\n]\n", ""),
+            base.replace("X = 1", "X = \"\"\"\nopen"),
+            base.replace("return 2", "return 2\n\n# trailing comment"),
+            format!("# header\n{base}"),
+            format!("{base}def g():\n    pass\n"),
+            base.replace("return a\n", "return a\n  x = 1\n"),
+            base.replace("@deco\n", ""),
+            base.replace("    1,\n", "    1, (\n"),
+            base.to_string(),
+            String::new(),
+        ];
+        for new in &cases {
+            if split(base, "<t>").is_ok() {
+                check_incremental(base, new);
+            }
+            if split(new, "<t>").is_ok() {
+                check_incremental(new, base);
+            }
+        }
     }
 
     #[test]

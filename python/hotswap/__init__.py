@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import _log
 from ._native import __version__
 from .reload import ReloadReport, currently_reloading, on_reload, reload, running_source, track
 
@@ -37,6 +38,8 @@ __all__ = [
     "scan_imports",
     "track",
 ]
+
+_log.configure()
 
 # The watcher and the template are imported on first use, so `import hotswap` (and the pytest plugin when its
 # options are off) starts no thread and loads nothing it does not need.

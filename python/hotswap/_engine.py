@@ -421,8 +421,10 @@ def _positional_default_names(func: types.FunctionType) -> Sequence[str]:
 def _future_flags(stmts) -> int:
     flags = 0
     for stmt in stmts:
+        if stmt.kind != "other":
+            continue
         text = stmt.text
-        if stmt.kind == "other" and text.startswith("from __future__ import"):
+        if text.startswith("from __future__ import"):
             for name in text.split("import", 1)[1].replace("(", " ").replace(")", " ").replace(",", " ").split():
                 feature = getattr(__future__, name, None)
                 if feature is not None:

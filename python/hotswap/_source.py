@@ -59,9 +59,14 @@ def decode(data: bytes) -> str:
     return importlib.util.decode_source(data)
 
 
-def split(text: str, path: str) -> Tuple[_native.Stmt, ...]:
-    """Top-level statements of ``text``; raises SyntaxError (CPython's) for source CPython rejects."""
+def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_native.Stmt, ...]:
+    """Top-level statements of ``text``; raises SyntaxError (CPython's) for source CPython rejects.
+
+    With ``previous`` (the source the module runs, split), only the lines that differ from it are parsed.
+    """
     try:
+        if previous is not None:
+            return tuple(_native.split_statements_incremental(previous.text, previous.stmts, text, path))
         return tuple(_native.split_statements(text, path))
     except SyntaxError:
         tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)  # raises CPython's SyntaxError

@@ -187,11 +187,11 @@ def _reload(module: types.ModuleType, path: str, mode: str, source: Union[bytes,
         text = source if isinstance(source, str) else _source.decode(source)
     except (UnicodeDecodeError, SyntaxError) as exc:  # SyntaxError: a bad coding cookie
         return failed(f"{path}: cannot decode the source: {exc}")
+    old = _source.baseline(module, path)
     try:
-        new_stmts = _source.split(text, path)
+        new_stmts = _source.split(text, path, old)
     except SyntaxError as exc:
         return failed(_engine._format_user_error(exc, path))
-    old = _source.baseline(module, path)
     whole = mode == "module" or old is None
     old_stmts = old.stmts if old is not None else new_stmts
     plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole)

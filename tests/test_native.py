@@ -1,0 +1,112 @@
+"""The native module directly: the transactional apply step, the statement splitter, the plan, the sweep."""
+
+from __future__ import annotations
+
+import pytest
+
+from hotswap import _native
+
+
+def _make(src: str, name: str):
+    ns: dict = {}
+    exec(src, ns)
+    return ns[name]
+
+
+def test_apply_is_all_or_nothing():
+    f = _make("def f():\n    return 1\n", "f")
+    donor = _make("def f():\n    return 2\n", "f")
+    closure_donor = _make("def outer():\n    n = 5\n    def f():\n        return n\n    return f\n", "outer")()
+
+    class C:
+        x = 1
+
+    d = {"k": 1}
+    ops = [
+        ("func", f, donor.__code__, None, (), None, {}, "doc", None),
+        ("setattr", C, "x", 2),
+        ("setitem", d, "k", 2),
+        ("delitem", d, "missing-is-fine"),
+        # Fails: a code object with a free variable and no closure to hold it.
+        ("func", f, closure_donor.__code__, None, (), None, {}, None, None),
+    ]
+    with pytest.raises(ValueError):
+        _native.apply(ops)
+    assert f() == 1 and f.__doc__ is None and C.x == 1 and d == {"k": 1}
+    assert _native.apply(ops[:4]) == 4
+    assert f() == 2 and f.__doc__ == "doc" and C.x == 2 and d == {"k": 2}
+
+
+def test_apply_sets_closure_before_code_for_new_free_variables():
+    f = _make("def f():\n    return 0\n", "f")
+    donor = _make("def outer():\n    n = 7\n    def f():\n        return n\n    return f\n", "outer")()
+    for _ in range(3000):
+        f()
+    _native.apply([("func", f, donor.__code__, donor.__closure__, None, None, {}, None, None)])
+    assert f() == 7
+
+
+def test_apply_rejects_malformed_ops():
+    with pytest.raises(ValueError, match="unknown patch op"):
+        _native.apply([("explode", 1)])
+    with pytest.raises(TypeError):
+        _native.apply([("func", len, None, None, None, None, None, None, None)])
+
+
+def test_class_setattr_bypasses_metaclass_setattr():
+    class Meta(type):
+        def __setattr__(cls, name, value):
+            raise AttributeError("guarded")
+
+    class C(metaclass=Meta):
+        x = 1
+
+    _native.apply([("setattr", C, "x", 2)])
+    assert C.x == 2
+
+
+def test_cell_op_and_undo():
+    outer = _make("def outer():\n    v = 1\n    def f():\n        return v\n    return f\n", "outer")
+    f = outer()
+    cell = f.__closure__[0]
+    _native.apply([("cell", cell, 10)])
+    assert f() == 10
+    with pytest.raises(ValueError):
+        _native.apply([("cell", cell, 20), ("explode",)])
+    assert f() == 10
+
+
+def test_split_statements_and_plan():
+    old = _native.split_statements("X = 1\ndef f():\n    return X\n", "m.py")
+    new = _native.split_statements("X = 2\ndef f():\n    return X\n", "m.py")
+    assert [(s.kind, s.name, s.lineno) for s in new] == [("other", None, 1), ("def", "f", 2)]
+    plan = _native.plan(old, new)
+    assert [(s.index, s.action, s.reason) for s in plan.steps] == [(0, "run", "new")]
+    assert plan.rebound == ["X"]
+    with pytest.raises(SyntaxError) as info:
+        _native.split_statements("def f(:\n", "m.py")
+    assert info.value.filename == "m.py" and info.value.lineno == 1
+
+
+def test_incremental_split_matches_full_split():
+    old_src = "A = 1\n\ndef f():\n    return 1\n\nclass C:\n    pass\n"
+    old = _native.split_statements(old_src, "m.py")
+    for new_src in (old_src.replace("return 1", "return 2"), "# top\n" + old_src, old_src + "B = 2\n",
+                    old_src.replace("A = 1", "A = '''\nx")):
+        try:
+            full = _native.split_statements(new_src, "m.py")
+        except SyntaxError:
+            with pytest.raises(SyntaxError):
+                _native.split_statements_incremental(old_src, old, new_src, "m.py")
+            continue
+        fast = _native.split_statements_incremental(old_src, old, new_src, "m.py")
+        assert [(s.text, s.lineno, s.end_lineno) for s in fast] == [(s.text, s.lineno, s.end_lineno) for s in full]
+
+
+def test_find_functions_sweeps_the_heap():
+    make = _make("def make(n):\n    def add(x):\n        return x + n\n    return add\n", "make")
+    adders = [make(i) for i in range(5)]
+    inner_code = adders[0].__code__
+    found = _native.find_functions([inner_code, make.__code__])
+    assert {id(f) for f in found[0]} == {id(a) for a in adders}
+    assert found[1] == [make]
