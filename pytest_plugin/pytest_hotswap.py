@@ -100,8 +100,10 @@ class ReloadLoop:
         self.reloader: Optional[AutoReloader] = None
         # nodeid -> (attempts, final outcome, how the loop ended), for the tests that failed at least once.
         self.loops: Dict[str, Tuple[int, str, str]] = {}
-        # Set while a failed test waits (pdb or reload): reload reports are then shown on the terminal.
-        self._waiting = threading.Event()
+        # Set while pdb is open: the reloader's thread then shows each reload on the terminal. (Without pdb, the
+        # main thread shows the reports it waits for: a line printed from the reloader's thread could race with
+        # capture being resumed.)
+        self._debugging = threading.Event()
 
     # -- session ----------------------------------------------------------------------------------------------
 
@@ -122,13 +124,11 @@ class ReloadLoop:
             self.reloader = None
 
     def _on_reload(self, report: ReloadReport) -> None:
-        # Runs on the reloader's thread. Outside a wait, output capture is on and the line would land in
+        # Runs on the reloader's thread. Outside pdb, output capture may be on and the line would land in
         # whatever test is running, so say nothing then.
-        if self._waiting.is_set():
-            sys.stdout.write(f"\nhotswap: {report.summary()}\n")
-            if not report.ok and report.error:
-                sys.stdout.write(report.error.rstrip() + "\n")
-            sys.stdout.flush()
+        if self._debugging.is_set():
+            sys.stdout.write("\n")
+            _show_report(sys.stdout, report)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.loops:
@@ -202,14 +202,12 @@ class ReloadLoop:
         # pytest-timeout (and the like) must not end the test while it waits for the user.
         if hasattr(self.config.hook, "pytest_timeout_cancel_timer"):
             self.config.hook.pytest_timeout_cancel_timer(item=item)
-        self._waiting.set()
         try:
             self._show_failure(item, failure, attempt, out, err)
             if sys.stdin is not None and sys.stdin.isatty():
                 return self._debug(failure)
             return self._wait(item, attempt)
         finally:
-            self._waiting.clear()
             sys.stdout.flush()
             if capman is not None:
                 capman.resume()
@@ -234,8 +232,12 @@ class ReloadLoop:
         debugger = _pdb_class(self.config)()
         self.config.hook.pytest_enter_pdb(config=self.config, pdb=debugger)
         debugger.reset()
-        # 3.13's pdb takes the exception itself (and can then walk its chain); older ones the traceback.
-        debugger.interaction(None, failure if sys.version_info >= (3, 13) else failure.__traceback__)
+        self._debugging.set()
+        try:
+            # 3.13's pdb takes the exception itself (and can then walk its chain); older ones the traceback.
+            debugger.interaction(None, failure if sys.version_info >= (3, 13) else failure.__traceback__)
+        finally:
+            self._debugging.clear()
         if debugger.quitting:
             return " (quit from the debugger)"
         self.config.hook.pytest_leave_pdb(config=self.config, pdb=debugger)
@@ -258,17 +260,24 @@ class ReloadLoop:
                     red=True,
                 )
                 return f" (no reload within {self.timeout_s:g} s)"
+            _show_report(sys.stdout, report)
             if report.ok:
                 # A save often touches several modules at once: take the rest of the batch before rerunning.
-                self._drain()
+                for other in self._drain():
+                    _show_report(sys.stdout, other)
                 tw.line(f"hotswap: rerunning {item.nodeid} (attempt {attempt + 1})")
                 return None
-            # A broken save keeps the old code (its reason is shown by _on_reload): wait for the next one.
+            # A broken save keeps the old code: wait for the next one.
 
-    def _drain(self) -> None:
-        if self.reloader is not None:
-            while self.reloader.wait_for_reload(timeout=0) is not None:
-                pass
+    def _drain(self) -> List[ReloadReport]:
+        """Takes the reload reports not seen yet."""
+        reports: List[ReloadReport] = []
+        while self.reloader is not None:
+            report = self.reloader.wait_for_reload(timeout=0)
+            if report is None:
+                break
+            reports.append(report)
+        return reports
 
     def _writer(self) -> Any:
         reporter = self.config.pluginmanager.getplugin("terminalreporter")
@@ -277,6 +286,13 @@ class ReloadLoop:
         from _pytest._io import TerminalWriter  # -p no:terminal: a writer of our own
 
         return TerminalWriter(sys.stdout)
+
+
+def _show_report(stream: Any, report: ReloadReport) -> None:
+    stream.write(f"hotswap: {report.summary()}\n")
+    if not report.ok and report.error:
+        stream.write(report.error.rstrip() + "\n")
+    stream.flush()
 
 
 def _pdb_class(config: pytest.Config) -> Any:
