@@ -104,6 +104,7 @@ class ReloadLoop:
         # main thread shows the reports it waits for: a line printed from the reloader's thread could race with
         # capture being resumed.)
         self._debugging = threading.Event()
+        self._prompt = "(Pdb) "
 
     # -- session ----------------------------------------------------------------------------------------------
 
@@ -129,6 +130,8 @@ class ReloadLoop:
         if self._debugging.is_set():
             sys.stdout.write("\n")
             _show_report(sys.stdout, report)
+            sys.stdout.write(self._prompt)  # pdb is waiting at its prompt, now scrolled away
+            sys.stdout.flush()
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.loops:
@@ -136,7 +139,7 @@ class ReloadLoop:
         terminalreporter.section("hotswap reload loop")
         for nodeid, (attempts, outcome, how) in self.loops.items():
             plural = "s" if attempts != 1 else ""
-            terminalreporter.write_line(f"{outcome.upper()} {nodeid} after {attempts} attempt{plural}{how}")
+            terminalreporter.line(f"{outcome.upper()} {nodeid} after {attempts} attempt{plural}{how}")
 
     # -- the loop ---------------------------------------------------------------------------------------------
 
@@ -181,11 +184,13 @@ class ReloadLoop:
             try:
                 item.runtest()
             except BaseException as exc:  # noqa: BLE001
+                _set_last_exception(exc)  # for post-mortem tools, as pytest's runner does for the first attempt
                 if not self._loops_on(item, exc):
-                    self.loops[item.nodeid] = (attempt, "failed", "")
+                    self.loops[item.nodeid] = (attempt, _outcome(exc), "")
                     raise
                 failure = exc
                 continue
+            _set_last_exception(None)
             self.loops[item.nodeid] = (attempt, "passed", "")
             return
 
@@ -232,6 +237,7 @@ class ReloadLoop:
         debugger = _pdb_class(self.config)()
         self.config.hook.pytest_enter_pdb(config=self.config, pdb=debugger)
         debugger.reset()
+        self._prompt = str(getattr(debugger, "prompt", self._prompt))
         self._debugging.set()
         try:
             # 3.13's pdb takes the exception itself (and can then walk its chain); older ones the traceback.
@@ -286,6 +292,30 @@ class ReloadLoop:
         from _pytest._io import TerminalWriter  # -p no:terminal: a writer of our own
 
         return TerminalWriter(sys.stdout)
+
+
+def _outcome(exc: BaseException) -> str:
+    """How pytest will count a call phase that raised ``exc`` and is not looped on."""
+    if isinstance(exc, pytest.skip.Exception):
+        return "skipped"
+    if isinstance(exc, pytest.xfail.Exception):
+        return "xfailed"
+    if isinstance(exc, (Exception, pytest.fail.Exception)):
+        return "failed"
+    return "interrupted"
+
+
+def _set_last_exception(exc: Optional[BaseException]) -> None:
+    names = ("last_type", "last_value", "last_traceback", "last_exc")
+    if exc is None:
+        for name in names:
+            if hasattr(sys, name):
+                delattr(sys, name)
+        return
+    sys.last_type, sys.last_value = type(exc), exc
+    sys.last_traceback = exc.__traceback__
+    if sys.version_info >= (3, 12):
+        sys.last_exc = exc
 
 
 def _show_report(stream: Any, report: ReloadReport) -> None:

@@ -397,3 +397,76 @@ def test_interactive_quit_reports_the_failure(project: pytest.Pytester) -> None:
         child.terminate(force=True)
     assert "1 failed, 1 passed" in rest
     assert child.exitstatus == 1
+
+
+def test_reload_dir_and_mode_reach_the_reloader(project: pytest.Pytester) -> None:
+    src = project.mkpydir("src")
+    other = project.mkdir("other")
+    project.makepyfile(
+        test_options="""
+        import os
+
+        def test_reloader(pytestconfig):
+            loop = pytestconfig.pluginmanager.get_plugin("hotswap-reload-loop")
+            assert loop.reloader.running
+            assert loop.reloader.mode == "module"
+            assert loop.reloader.roots == tuple(os.path.realpath(d) for d in ("src", "other"))
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-dir", str(src), "--reload-dir", str(other), "--reload-mode=module")
+    result.stdout.fnmatch_lines([f"hotswap: reload loop on (watching {src}, {other})", "*= 1 passed in *"])
+    assert result.ret == 0
+
+
+def test_reload_dir_must_exist(project: pytest.Pytester) -> None:
+    result = run(project, "--reload-loop", "--reload-dir", "missing")
+    result.stderr.fnmatch_lines(["*--reload-dir missing: not a directory*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_skips_and_expected_failures_are_not_looped(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_outcomes="""
+        import pytest
+
+        def test_skip():
+            pytest.skip("not here")
+
+        @pytest.mark.xfail(reason="known")
+        def test_xfail_marked():
+            assert False
+
+        def test_xfail_call():
+            pytest.xfail("known")
+        """
+    )
+    # Were any of them looped, it would wait for the timeout and say so.
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.no_fnmatch_line("*attempt 1 failed*")
+    result.stdout.fnmatch_lines(["*= 1 skipped, 2 xfailed in *"])
+    assert result.ret == 0
+
+
+def test_a_rerun_that_fails_otherwise_ends_the_loop(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+        from conftest import save_when_waiting
+
+        def test_value():
+            if not getattr(app, "scheduled", False):
+                app.scheduled = True
+                save_when_waiting("app.py", "import pytest\\ndef value():\\n    pytest.skip('now skipped')\\n")
+            assert app.value() == 2
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_app.py::test_value: attempt 1 failed*",
+            "hotswap: rerunning test_app.py::test_value (attempt 2)",
+            "SKIPPED test_app.py::test_value after 2 attempts",
+            "*= 1 skipped in *",
+        ]
+    )
+    assert result.ret == 0
