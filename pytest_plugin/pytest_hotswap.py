@@ -25,7 +25,8 @@ import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Generator, List, Optional, Tuple
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -94,12 +95,12 @@ class ReloadLoop:
         for d in dirs:
             if not os.path.isdir(d):
                 raise pytest.UsageError(f"--reload-dir {d}: not a directory")
-        self.dirs: List[str] = [os.path.abspath(d) for d in dirs]
+        self.dirs: list[str] = [os.path.abspath(d) for d in dirs]
         self.mode: str = config.getoption("reload_mode")
         self.timeout_s: float = config.getoption("reload_timeout")
-        self.reloader: Optional[AutoReloader] = None
+        self.reloader: AutoReloader | None = None
         # nodeid -> (attempts, final outcome, how the loop ended), for the tests that failed at least once.
-        self.loops: Dict[str, Tuple[int, str, str]] = {}
+        self.loops: dict[str, tuple[int, str, str]] = {}
         # Set while pdb is open: the reloader's thread then shows each reload on the terminal. (Without pdb, the
         # main thread shows the reports it waits for: a line printed from the reloader's thread could race with
         # capture being resumed.)
@@ -165,11 +166,9 @@ class ReloadLoop:
         if item.get_closest_marker("xfail") is not None and not self.config.option.runxfail:
             return False  # an expected failure is not something to fix
         func = getattr(item, "obj", None)
-        if (inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)) and _ASYNC_UNSUPPORTED in str(
-            exc
-        ):
-            return False  # no async plugin ran it: pytest's own failure, not the user's
-        return True
+        is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+        # An async test no async plugin ran fails with pytest's own message: not the user's failure to fix.
+        return not (is_async and _ASYNC_UNSUPPORTED in str(exc))
 
     def _loop(self, item: pytest.Item, failure: BaseException) -> None:
         """Reruns ``item`` until it passes; raises the last failure when the user or the timeout gives up."""
@@ -183,7 +182,7 @@ class ReloadLoop:
             self._drain()
             try:
                 item.runtest()
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 _set_last_exception(exc)  # for post-mortem tools, as pytest's runner does for the first attempt
                 if not self._loops_on(item, exc):
                     self.loops[item.nodeid] = (attempt, _outcome(exc), "")
@@ -194,7 +193,7 @@ class ReloadLoop:
             self.loops[item.nodeid] = (attempt, "passed", "")
             return
 
-    def _between_attempts(self, item: pytest.Item, failure: BaseException, attempt: int) -> Optional[str]:
+    def _between_attempts(self, item: pytest.Item, failure: BaseException, attempt: int) -> str | None:
         """Shows the failure and waits for the go-ahead: None to rerun, else why the loop ends."""
         capman = self.config.pluginmanager.getplugin("capturemanager")
         if capman is not None:
@@ -224,14 +223,16 @@ class ReloadLoop:
             if content:
                 tw.sep(">", f"captured {name}")
                 tw.line(content.rstrip("\n"))
-        longrepr = item.repr_failure(pytest.ExceptionInfo.from_exc_info((type(failure), failure, failure.__traceback__)))
+        longrepr = item.repr_failure(
+            pytest.ExceptionInfo.from_exc_info((type(failure), failure, failure.__traceback__))
+        )
         tw.sep("_", f"{item.nodeid}: attempt {attempt} failed", red=True, bold=True)
         if isinstance(longrepr, str):
             tw.line(longrepr)
         else:
             longrepr.toterminal(tw)
 
-    def _debug(self, failure: BaseException) -> Optional[str]:
+    def _debug(self, failure: BaseException) -> str | None:
         tw = self._writer()
         tw.sep(">", "hotswap: edit and save, then 'c' to rerun, 'q' to give up", bold=True)
         debugger = _pdb_class(self.config)()
@@ -250,11 +251,13 @@ class ReloadLoop:
         tw.sep(">", "hotswap: rerunning", bold=True)
         return None
 
-    def _wait(self, item: pytest.Item, attempt: int) -> Optional[str]:
+    def _wait(self, item: pytest.Item, attempt: int) -> str | None:
         assert self.reloader is not None
         tw = self._writer()
-        tw.line(f"hotswap: waiting up to {self.timeout_s:g} s for a saved edit to rerun {item.nodeid} "
-                "(stdin is not a terminal)")
+        tw.line(
+            f"hotswap: waiting up to {self.timeout_s:g} s for a saved edit to rerun {item.nodeid} "
+            "(stdin is not a terminal)"
+        )
         deadline = time.monotonic() + self.timeout_s
         while True:
             remaining = deadline - time.monotonic()
@@ -275,9 +278,9 @@ class ReloadLoop:
                 return None
             # A broken save keeps the old code: wait for the next one.
 
-    def _drain(self) -> List[ReloadReport]:
+    def _drain(self) -> list[ReloadReport]:
         """Takes the reload reports not seen yet."""
-        reports: List[ReloadReport] = []
+        reports: list[ReloadReport] = []
         while self.reloader is not None:
             report = self.reloader.wait_for_reload(timeout=0)
             if report is None:
@@ -305,7 +308,7 @@ def _outcome(exc: BaseException) -> str:
     return "interrupted"
 
 
-def _set_last_exception(exc: Optional[BaseException]) -> None:
+def _set_last_exception(exc: BaseException | None) -> None:
     names = ("last_type", "last_value", "last_traceback", "last_exc")
     if exc is None:
         for name in names:
@@ -334,6 +337,6 @@ def _pdb_class(config: pytest.Config) -> Any:
         for part in classname.split("."):
             obj = getattr(obj, part)
         return obj
-    import pdb
+    import pdb  # noqa: T100 - the debugger is the point of this plugin
 
     return pdb.Pdb
