@@ -3,6 +3,10 @@
 Without a terminal on stdin the plugin waits for a reload report, so a helper thread in the inner run saves the
 fix once the main thread is waiting (seen in its stack, not guessed with a sleep). The interactive path runs
 pytest in a pseudo-terminal with pexpect and answers pdb's prompt.
+
+``pytester`` is enabled here rather than in a ``conftest.py`` beside this file: ``make test`` collects ``tests/``
+and ``pytest_plugin/tests/`` in one run, where a second rootless ``conftest`` module would shadow the one
+``tests/`` imports helpers from (``from conftest import warm``).
 """
 
 from __future__ import annotations
