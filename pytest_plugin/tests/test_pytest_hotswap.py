@@ -474,3 +474,53 @@ def test_a_rerun_that_fails_otherwise_ends_the_loop(project: pytest.Pytester) ->
         ]
     )
     assert result.ret == 0
+
+
+def test_edited_test_method_passes_on_attempt_two(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_cls="""
+        import pathlib
+        from conftest import save_when_waiting
+
+        FIXED = pathlib.Path(__file__).read_text().replace("'old' == " + "'new'", "'new' == " + "'new'")
+
+        class TestThing:
+            def test_method(self, counted):
+                if "scheduled" not in globals():
+                    globals()["scheduled"] = True
+                    save_when_waiting("test_cls.py", FIXED)
+                assert 'old' == 'new'
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_cls.py::TestThing::test_method: attempt 1 failed*",
+            "hotswap: test_cls: patched *",
+            "PASSED test_cls.py::TestThing::test_method after 2 attempts",
+            "*= 1 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_pytest_timeout_does_not_end_the_wait(project: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_timeout")  # installed in every test venv by scripts/venv.sh
+    project.makepyfile(
+        test_app="""
+        import app
+
+        def test_value():
+            assert app.value() == 2
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=3", "--timeout=1")
+    result.stdout.fnmatch_lines(
+        [
+            "hotswap: no reload within 3 s after attempt 1 of test_app.py::test_value; giving up *",
+            "FAILED test_app.py::test_value after 1 attempt (no reload within 3 s)",
+            "*= 1 failed in *",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Timeout*")
+    assert result.ret == 1
