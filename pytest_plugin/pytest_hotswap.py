@@ -176,7 +176,7 @@ class ReloadLoop:
         while True:
             how = self._between_attempts(item, failure, attempt)
             if how is not None:
-                self.loops[item.nodeid] = (attempt, "failed", how)
+                self._record(item, attempt, "failed", how)
                 raise failure
             attempt += 1
             self._drain()
@@ -185,13 +185,17 @@ class ReloadLoop:
             except BaseException as exc:
                 _set_last_exception(exc)  # for post-mortem tools, as pytest's runner does for the first attempt
                 if not self._loops_on(item, exc):
-                    self.loops[item.nodeid] = (attempt, _outcome(exc), "")
+                    self._record(item, attempt, _outcome(exc))
                     raise
                 failure = exc
                 continue
             _set_last_exception(None)
-            self.loops[item.nodeid] = (attempt, "passed", "")
+            self._record(item, attempt, "passed")
             return
+
+    def _record(self, item: pytest.Item, attempts: int, outcome: str, how: str = "") -> None:
+        self.loops[item.nodeid] = (attempts, outcome, how)
+        item.user_properties.append(("hotswap_attempts", attempts))  # for --junitxml and report hooks
 
     def _between_attempts(self, item: pytest.Item, failure: BaseException, attempt: int) -> str | None:
         """Shows the failure and waits for the go-ahead: None to rerun, else why the loop ends."""

@@ -104,7 +104,7 @@ def test_application_fixed_while_waiting_passes_on_attempt_two(project: pytest.P
             assert len(SETUPS) == 1
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result = run(project, "--reload-loop", "--reload-timeout=60", "--junitxml=report.xml")
     result.stdout.fnmatch_lines(
         [
             "hotswap: reload loop on (watching *)",
@@ -119,6 +119,7 @@ def test_application_fixed_while_waiting_passes_on_attempt_two(project: pytest.P
         ]
     )
     assert result.ret == 0
+    assert '<property name="hotswap_attempts" value="2"' in (project.path / "report.xml").read_text()
 
 
 def test_edited_test_function_passes_on_attempt_two(project: pytest.Pytester) -> None:
