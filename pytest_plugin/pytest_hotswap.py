@@ -129,8 +129,7 @@ class ReloadLoop:
         # Runs on the reloader's thread. Outside pdb, output capture may be on and the line would land in
         # whatever test is running, so say nothing then.
         if self._debugging.is_set():
-            sys.stdout.write("\n")
-            _show_report(sys.stdout, report)
+            sys.stdout.write("\n" + _describe(report))
             sys.stdout.write(self._prompt)  # pdb is waiting at its prompt, now scrolled away
             sys.stdout.flush()
 
@@ -273,11 +272,11 @@ class ReloadLoop:
                     red=True,
                 )
                 return f" (no reload within {self.timeout_s:g} s)"
-            _show_report(sys.stdout, report)
+            tw.write(_describe(report))
             if report.ok:
                 # A save often touches several modules at once: take the rest of the batch before rerunning.
                 for other in self._drain():
-                    _show_report(sys.stdout, other)
+                    tw.write(_describe(other))
                 tw.line(f"hotswap: rerunning {item.nodeid} (attempt {attempt + 1})")
                 return None
             # A broken save keeps the old code: wait for the next one.
@@ -325,11 +324,12 @@ def _set_last_exception(exc: BaseException | None) -> None:
         sys.last_exc = exc
 
 
-def _show_report(stream: Any, report: ReloadReport) -> None:
-    stream.write(f"hotswap: {report.summary()}\n")
+def _describe(report: ReloadReport) -> str:
+    """``hotswap: <summary>`` and, for a reload that failed, the user's traceback; ends with a newline."""
+    text = f"hotswap: {report.summary()}\n"
     if not report.ok and report.error:
-        stream.write(report.error.rstrip() + "\n")
-    stream.flush()
+        text += report.error.rstrip() + "\n"
+    return text
 
 
 def _pdb_class(config: pytest.Config) -> Any:
