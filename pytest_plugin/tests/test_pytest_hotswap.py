@@ -204,6 +204,15 @@ def test_broken_save_keeps_waiting_for_a_good_one(project: pytest.Pytester) -> N
 
 
 def test_without_the_option_nothing_is_started(project: pytest.Pytester) -> None:
+    project.makeconftest(
+        INNER_CONFTEST
+        + """
+def pytest_sessionfinish(session):
+    with open(os.path.join(HERE, "after-run.txt"), "w") as f:
+        f.write(repr(sorted(m for m in sys.modules if m.split(".")[0] == "hotswap")))
+        f.write(repr([t.name for t in threading.enumerate()]))
+"""
+    )
     project.makepyfile(
         test_plain="""
         import sys
@@ -225,6 +234,7 @@ def test_without_the_option_nothing_is_started(project: pytest.Pytester) -> None
     result.stdout.no_fnmatch_line("*reload loop*")
     result.stdout.no_fnmatch_line("*attempt*")
     assert result.ret == 1
+    assert (project.path / "after-run.txt").read_text() == "[]['MainThread']"
 
 
 def test_output_capture_is_restored_after_the_loop(project: pytest.Pytester) -> None:
