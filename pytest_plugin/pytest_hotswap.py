@@ -179,6 +179,7 @@ class ReloadLoop:
                 raise failure
             attempt += 1
             self._drain()
+            _clear_fixture_records(item)
             try:
                 item.runtest()
             except BaseException as exc:
@@ -206,6 +207,8 @@ class ReloadLoop:
             out, err = capman.read_global_capture()
         else:
             out = err = ""
+        fixture_out, fixture_err = _take_fixture_output(item)
+        out, err = out + fixture_out, err + fixture_err
         # pytest-timeout (and the like) must not end the test while it waits for the user.
         if hasattr(self.config.hook, "pytest_timeout_cancel_timer"):
             self.config.hook.pytest_timeout_cancel_timer(item=item)
@@ -298,6 +301,31 @@ class ReloadLoop:
         from _pytest._io import TerminalWriter  # -p no:terminal: a writer of our own
 
         return TerminalWriter(sys.stdout)
+
+
+def _fixture_values(item: pytest.Item) -> list[Any]:
+    return list(getattr(item, "funcargs", {}).values())  # every fixture of the test, dependencies included
+
+
+def _take_fixture_output(item: pytest.Item) -> tuple[str, str]:
+    """What the failed attempt printed into ``capsys``/``capfd``-like fixtures (and is then gone from them).
+
+    Without this, the rerun's ``readouterr()`` would return the failed attempt's output along with its own.
+    """
+    out = err = ""
+    for value in _fixture_values(item):
+        if isinstance(value, pytest.CaptureFixture):
+            o, e = value.readouterr()
+            out += o.decode(errors="replace") if isinstance(o, bytes) else o
+            err += e.decode(errors="replace") if isinstance(e, bytes) else e
+    return out, err
+
+
+def _clear_fixture_records(item: pytest.Item) -> None:
+    """Empties ``caplog`` and ``recwarn``, so the rerun sees only its own log records and warnings."""
+    for value in _fixture_values(item):
+        if isinstance(value, (pytest.LogCaptureFixture, pytest.WarningsRecorder)):
+            value.clear()
 
 
 def _outcome(exc: BaseException) -> str:

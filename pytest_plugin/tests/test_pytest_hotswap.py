@@ -535,3 +535,37 @@ def test_pytest_timeout_does_not_end_the_wait(project: pytest.Pytester) -> None:
     )
     result.stdout.no_fnmatch_line("*Timeout*")
     assert result.ret == 1
+
+
+def test_rerun_sees_only_its_own_capsys_caplog_and_recwarn(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import logging
+        import warnings
+        import app
+        from conftest import save_when_waiting
+
+        def test_records(capsys, caplog, recwarn):
+            if not getattr(app, "scheduled", False):
+                app.scheduled = True
+                save_when_waiting("app.py", "def value():\\n    return 2\\n")
+            print("out", app.value())
+            logging.getLogger("t").warning("log %s", app.value())
+            warnings.warn(UserWarning(f"warn {app.value()}"))
+            assert app.value() == 2
+            assert capsys.readouterr().out == "out 2\\n"
+            assert [r.getMessage() for r in caplog.records] == ["log 2"]
+            assert [str(w.message) for w in recwarn] == ["warn 2"]
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*> captured stdout >*",
+            "out 1",
+            "*test_app.py::test_records: attempt 1 failed*",
+            "PASSED test_app.py::test_records after 2 attempts",
+            "*= 1 passed in *",
+        ]
+    )
+    assert result.ret == 0
