@@ -1,0 +1,571 @@
+"""End-to-end tests of ``pytest --reload-loop``: pytest runs in a subprocess on a small project.
+
+Without a terminal on stdin the plugin waits for a reload report, so a helper thread in the inner run saves the
+fix once the main thread is waiting (seen in its stack, not guessed with a sleep). The interactive path runs
+pytest in a pseudo-terminal with pexpect and answers pdb's prompt.
+
+``pytester`` is enabled here rather than in a ``conftest.py`` beside this file: ``make test`` collects ``tests/``
+and ``pytest_plugin/tests/`` in one run, where a second rootless ``conftest`` module would shadow the one
+``tests/`` imports helpers from (``from conftest import warm``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+import pexpect
+import pytest
+
+pytest_plugins = ["pytester"]
+
+#: Bound on each inner pytest run (the outer per-test timeout is 120 s).
+RUN_TIMEOUT_S = 90
+#: Bound on each pexpect wait for a prompt or a line.
+EXPECT_TIMEOUT_S = 60
+
+# The inner project's conftest: `save_when_waiting` saves a file once the plugin waits for a reload.
+INNER_CONFTEST = '''
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SETUPS = []
+
+
+def _waiting_for_reload(thread_id):
+    frame = sys._current_frames().get(thread_id)
+    names = set()
+    while frame is not None:
+        names.add(frame.f_code.co_name)
+        frame = frame.f_back
+    return {"_wait", "wait_for_reload"} <= names
+
+
+def save_when_waiting(name, source, timeout_s=60):
+    """Writes `source` to `name` (next to this file) from a thread, once the main thread waits for a reload."""
+    main = threading.main_thread().ident
+
+    def run():
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if _waiting_for_reload(main):
+                with open(os.path.join(HERE, name), "w") as f:
+                    f.write(source)
+                return
+            time.sleep(0.005)
+
+    threading.Thread(target=run, name="test-editor", daemon=True).start()
+
+
+@pytest.fixture
+def counted():
+    """A fixture value whose set-ups are counted: a rerun must reuse it, not set it up again."""
+    value = object()
+    SETUPS.append(value)
+    return value
+'''
+
+APP = "def value():\n    return 1\n"
+APP_FIXED = "def value():\n    return 2\n"
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makeconftest(INNER_CONFTEST)
+    pytester.makepyfile(app=APP)
+    return pytester
+
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(*args, timeout=RUN_TIMEOUT_S)
+
+
+def test_application_fixed_while_waiting_passes_on_attempt_two(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+        from conftest import SETUPS, save_when_waiting
+
+        def test_value(counted):
+            if len(SETUPS) == 1 and not getattr(app, "scheduled", False):
+                app.scheduled = True
+                save_when_waiting("app.py", "def value():\\n    return 2\\n")
+            assert app.value() == 2
+            assert SETUPS == [counted]
+
+        def test_next():
+            assert len(SETUPS) == 1
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=60", "--junitxml=report.xml")
+    result.stdout.fnmatch_lines(
+        [
+            "hotswap: reload loop on (watching *)",
+            "*test_app.py::test_value: attempt 1 failed*",
+            "E       assert 1 == 2",
+            "hotswap: waiting up to 60 s for a saved edit to rerun test_app.py::test_value *",
+            "hotswap: app: patched 1 *",
+            "hotswap: rerunning test_app.py::test_value (attempt 2)",
+            "*= hotswap reload loop =*",
+            "PASSED test_app.py::test_value after 2 attempts",
+            "*= 2 passed in *",
+        ]
+    )
+    assert result.ret == 0
+    assert '<property name="hotswap_attempts" value="2"' in (project.path / "report.xml").read_text()
+
+
+def test_edited_test_function_passes_on_attempt_two(project: pytest.Pytester) -> None:
+    source = textwrap.dedent(
+        """
+        import pathlib
+        from conftest import save_when_waiting
+
+        FIXED = pathlib.Path(__file__).read_text().replace("1 + 1 == " + "3", "1 + 1 == " + "2")
+
+        def test_arithmetic():
+            if "scheduled" not in globals():
+                globals()["scheduled"] = True
+                save_when_waiting("test_self.py", FIXED)
+            assert 1 + 1 == 3
+        """
+    )
+    project.makepyfile(test_self=source)
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_self.py::test_arithmetic: attempt 1 failed*",
+            "hotswap: test_self: patched 1 *",
+            "hotswap: rerunning test_self.py::test_arithmetic (attempt 2)",
+            "PASSED test_self.py::test_arithmetic after 2 attempts",
+            "*= 1 passed in *",
+        ]
+    )
+    assert result.ret == 0
+    assert "1 + 1 == 2" in (project.path / "test_self.py").read_text()
+
+
+def test_gives_up_after_the_reload_timeout(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+
+        def test_value():
+            assert app.value() == 2
+
+        def test_next():
+            pass
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=0.5")
+    result.stdout.fnmatch_lines(
+        [
+            "hotswap: waiting up to 0.5 s for a saved edit to rerun test_app.py::test_value *",
+            "hotswap: no reload within 0.5 s after attempt 1 of test_app.py::test_value; giving up *",
+            "*= FAILURES =*",
+            "E       assert 1 == 2",
+            "*= hotswap reload loop =*",
+            "FAILED test_app.py::test_value after 1 attempt (no reload within 0.5 s)",
+            "*= 1 failed, 1 passed in *",
+        ]
+    )
+    assert result.ret == 1
+
+
+def test_broken_save_keeps_waiting_for_a_good_one(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+        from conftest import save_when_waiting
+
+        def test_value():
+            if not getattr(app, "scheduled", False):
+                app.scheduled = True
+                save_when_waiting("app.py", "def value(:\\n")
+            assert app.value() == 2
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=5")
+    result.stdout.fnmatch_lines(
+        [
+            "hotswap: app: reload failed, old code kept: SyntaxError*",
+            "hotswap: no reload within 5 s after attempt 1 of test_app.py::test_value; giving up *",
+            "FAILED test_app.py::test_value after 1 attempt (no reload within 5 s)",
+        ]
+    )
+    assert result.ret == 1
+
+
+def test_without_the_option_nothing_is_started(project: pytest.Pytester) -> None:
+    project.makeconftest(
+        INNER_CONFTEST
+        + """
+def pytest_sessionfinish(session):
+    with open(os.path.join(HERE, "after-run.txt"), "w") as f:
+        f.write(repr(sorted(m for m in sys.modules if m.split(".")[0] == "hotswap")))
+        f.write(repr([t.name for t in threading.enumerate()]))
+"""
+    )
+    project.makepyfile(
+        test_plain="""
+        import sys
+        import threading
+
+        def test_loaded_but_idle(pytestconfig):
+            assert pytestconfig.pluginmanager.has_plugin("hotswap")  # the entry point is active...
+            assert pytestconfig.pluginmanager.get_plugin("hotswap-reload-loop") is None
+            assert "hotswap" not in sys.modules  # ...and imported nothing
+            assert "hotswap._native" not in sys.modules
+            assert [t.name for t in threading.enumerate()] == ["MainThread"]
+
+        def test_failure_is_plain():
+            assert 1 == 2
+        """
+    )
+    result = run(project, "--reload-timeout=60")
+    result.stdout.fnmatch_lines(["*= 1 failed, 1 passed in *"])
+    result.stdout.no_fnmatch_line("*reload loop*")
+    result.stdout.no_fnmatch_line("*attempt*")
+    assert result.ret == 1
+    assert (project.path / "after-run.txt").read_text() == "[]['MainThread']"
+
+
+def test_output_capture_is_restored_after_the_loop(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import sys
+        import app
+        from conftest import save_when_waiting
+
+        def test_value():
+            if not getattr(app, "scheduled", False):
+                app.scheduled = True
+                save_when_waiting("app.py", "def value():\\n    return 2\\n")
+            print("attempt output of", app.value())
+            assert app.value() == 2
+
+        def test_later(capsys):
+            print("later output via capsys")
+            assert capsys.readouterr().out == "later output via capsys\\n"
+
+        def test_last():
+            print("LAST OUTPUT")
+            sys.stderr.write("LAST ERROR\\n")
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=60", "-rP")
+    result.stdout.fnmatch_lines(
+        [
+            # The failed attempt's output is shown before waiting; the report holds the last attempt's.
+            "*> captured stdout >*",
+            "attempt output of 1",
+            "*test_app.py::test_value: attempt 1 failed*",
+            "*= PASSES =*",
+            "*_ test_value _*",
+            "*- Captured stdout call -*",
+            "attempt output of 2",
+            "*_ test_last _*",
+            "*- Captured stdout call -*",
+            "LAST OUTPUT",
+            "*- Captured stderr call -*",
+            "LAST ERROR",
+            "*= 3 passed in *",
+        ]
+    )
+    # Printed once each: captured into their reports, not leaked to the terminal as they ran.
+    assert result.stdout.str().count("LAST OUTPUT") == 1
+    assert result.stdout.str().count("attempt output of 2") == 1
+    assert result.ret == 0
+
+
+ASYNC_RUNNER = '''
+
+import asyncio
+import inspect
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """A minimal async plugin, as pytest-asyncio is one: runs coroutine tests in an event loop."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        names = pyfuncitem._fixtureinfo.argnames
+        asyncio.run(pyfuncitem.obj(**{n: pyfuncitem.funcargs[n] for n in names}))
+        return True
+    return None
+'''
+
+ASYNC_TEST = """
+import app
+from conftest import save_when_waiting
+
+async def test_async_value():
+    if not getattr(app, "scheduled", False):
+        app.scheduled = True
+        save_when_waiting("app.py", "def value():\\n    return 2\\n")
+    assert app.value() == 2
+"""
+
+
+def test_async_test_is_rerun_when_an_async_plugin_runs_it(project: pytest.Pytester) -> None:
+    project.makeconftest(INNER_CONFTEST + ASYNC_RUNNER)
+    project.makepyfile(test_async=ASYNC_TEST)
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_async.py::test_async_value: attempt 1 failed*",
+            "hotswap: rerunning test_async.py::test_async_value (attempt 2)",
+            "PASSED test_async.py::test_async_value after 2 attempts",
+            "*= 1 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_async_test_without_an_async_plugin_is_left_alone(project: pytest.Pytester) -> None:
+    project.makepyfile(test_async=ASYNC_TEST)
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.no_fnmatch_line("*attempt 1 failed*")
+    result.stdout.no_fnmatch_line("*waiting up to*")
+    assert result.ret != 0 or "skipped" in result.stdout.str()  # pytest 8+ fails it, pytest 7 skips it
+    result.stdout.fnmatch_lines(["*async def functions are not natively supported*"])
+
+
+# -- the interactive path, in a pseudo-terminal --------------------------------------------------------------------
+
+
+def spawn(pytester: pytest.Pytester, *args: str) -> pexpect.spawn:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=str(pytester.path),
+        env={**os.environ, "COLUMNS": "120", "TERM": "dumb", "PYTEST_ADDOPTS": ""},
+        encoding="utf-8",
+        timeout=EXPECT_TIMEOUT_S,
+        dimensions=(40, 200),
+    )
+    return child
+
+
+def finish(child: pexpect.spawn) -> str:
+    rest = child.read()  # to EOF, bounded by the spawn's timeout
+    child.close()
+    return rest
+
+
+def test_interactive_edit_then_continue_passes(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+
+        def test_value():
+            assert app.value() == 2
+        """
+    )
+    child = spawn(project, "--reload-loop")
+    try:
+        child.expect_exact("test_app.py::test_value: attempt 1 failed")
+        child.expect_exact("assert 1 == 2")
+        child.expect_exact("'c' to rerun, 'q' to give up")
+        child.expect_exact("(Pdb) ")
+        child.sendline("p app.value()")
+        child.expect_exact("1")
+        child.expect_exact("(Pdb) ")
+        (project.path / "app.py").write_text(APP_FIXED)
+        child.expect_exact("hotswap: app: patched 1")
+        child.sendline("c")
+        child.expect_exact("hotswap: rerunning")
+        child.expect_exact("PASSED test_app.py::test_value after 2 attempts")
+        rest = finish(child)
+    finally:
+        child.terminate(force=True)
+    assert "1 passed" in rest
+    assert child.exitstatus == 0
+
+
+def test_interactive_quit_reports_the_failure(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+
+        def test_value():
+            assert app.value() == 2
+
+        def test_next():
+            print("NEXT RAN")
+        """
+    )
+    child = spawn(project, "--reload-loop", "-rP")
+    try:
+        child.expect_exact("test_app.py::test_value: attempt 1 failed")
+        child.expect_exact("(Pdb) ")
+        child.sendline("q")
+        child.expect_exact("FAILED test_app.py::test_value after 1 attempt (quit from the debugger)")
+        rest = finish(child)
+    finally:
+        child.terminate(force=True)
+    assert "1 failed, 1 passed" in rest
+    assert child.exitstatus == 1
+
+
+def test_reload_dir_and_mode_reach_the_reloader(project: pytest.Pytester) -> None:
+    src = project.mkpydir("src")
+    other = project.mkdir("other")
+    project.makepyfile(
+        test_options="""
+        import os
+
+        def test_reloader(pytestconfig):
+            loop = pytestconfig.pluginmanager.get_plugin("hotswap-reload-loop")
+            assert loop.reloader.running
+            assert loop.reloader.mode == "module"
+            assert loop.reloader.roots == tuple(os.path.realpath(d) for d in ("src", "other"))
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-dir", str(src), "--reload-dir", str(other), "--reload-mode=module")
+    result.stdout.fnmatch_lines([f"hotswap: reload loop on (watching {src}, {other})", "*= 1 passed in *"])
+    assert result.ret == 0
+
+
+def test_reload_dir_must_exist(project: pytest.Pytester) -> None:
+    result = run(project, "--reload-loop", "--reload-dir", "missing")
+    result.stderr.fnmatch_lines(["*--reload-dir missing: not a directory*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_skips_and_expected_failures_are_not_looped(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_outcomes="""
+        import pytest
+
+        def test_skip():
+            pytest.skip("not here")
+
+        @pytest.mark.xfail(reason="known")
+        def test_xfail_marked():
+            assert False
+
+        def test_xfail_call():
+            pytest.xfail("known")
+        """
+    )
+    # Were any of them looped, it would wait for the timeout and say so.
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.no_fnmatch_line("*attempt 1 failed*")
+    result.stdout.fnmatch_lines(["*= 1 skipped, 2 xfailed in *"])
+    assert result.ret == 0
+
+
+def test_a_rerun_that_fails_otherwise_ends_the_loop(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+        from conftest import save_when_waiting
+
+        def test_value():
+            if not getattr(app, "scheduled", False):
+                app.scheduled = True
+                save_when_waiting("app.py", "import pytest\\ndef value():\\n    pytest.skip('now skipped')\\n")
+            assert app.value() == 2
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_app.py::test_value: attempt 1 failed*",
+            "hotswap: rerunning test_app.py::test_value (attempt 2)",
+            "SKIPPED test_app.py::test_value after 2 attempts",
+            "*= 1 skipped in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_edited_test_method_passes_on_attempt_two(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_cls="""
+        import pathlib
+        from conftest import save_when_waiting
+
+        FIXED = pathlib.Path(__file__).read_text().replace("'old' == " + "'new'", "'new' == " + "'new'")
+
+        class TestThing:
+            def test_method(self, counted):
+                if "scheduled" not in globals():
+                    globals()["scheduled"] = True
+                    save_when_waiting("test_cls.py", FIXED)
+                assert 'old' == 'new'
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_cls.py::TestThing::test_method: attempt 1 failed*",
+            "hotswap: test_cls: patched *",
+            "PASSED test_cls.py::TestThing::test_method after 2 attempts",
+            "*= 1 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_pytest_timeout_does_not_end_the_wait(project: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_timeout")  # installed in every test venv by scripts/venv.sh
+    project.makepyfile(
+        test_app="""
+        import app
+
+        def test_value():
+            assert app.value() == 2
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=3", "--timeout=1")
+    result.stdout.fnmatch_lines(
+        [
+            "hotswap: no reload within 3 s after attempt 1 of test_app.py::test_value; giving up *",
+            "FAILED test_app.py::test_value after 1 attempt (no reload within 3 s)",
+            "*= 1 failed in *",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Timeout*")
+    assert result.ret == 1
+
+
+def test_rerun_sees_only_its_own_capsys_caplog_and_recwarn(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import logging
+        import warnings
+        import app
+        from conftest import save_when_waiting
+
+        def test_records(capsys, caplog, recwarn):
+            if not getattr(app, "scheduled", False):
+                app.scheduled = True
+                save_when_waiting("app.py", "def value():\\n    return 2\\n")
+            print("out", app.value())
+            logging.getLogger("t").warning("log %s", app.value())
+            warnings.warn(UserWarning(f"warn {app.value()}"))
+            assert app.value() == 2
+            assert capsys.readouterr().out == "out 2\\n"
+            assert [r.getMessage() for r in caplog.records] == ["log 2"]
+            assert [str(w.message) for w in recwarn] == ["warn 2"]
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*> captured stdout >*",
+            "out 1",
+            "*test_app.py::test_records: attempt 1 failed*",
+            "PASSED test_app.py::test_records after 2 attempts",
+            "*= 1 passed in *",
+        ]
+    )
+    assert result.ret == 0
