@@ -280,33 +280,33 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
     };
     let mut scan = Scan::default();
     let start = match stmt {
-        ast::Stmt::FunctionDef(def) => {
-            let start = decorated_start(source, stmt_start, &def.decorator_list);
+        ast::Stmt::FunctionDef(ast::StmtFunctionDef {
+            name,
+            decorator_list,
+            args,
+            returns,
+            body,
+            ..
+        })
+        | ast::Stmt::AsyncFunctionDef(ast::StmtAsyncFunctionDef {
+            name,
+            decorator_list,
+            args,
+            returns,
+            body,
+            ..
+        }) => {
+            let start = decorated_start(source, stmt_start, &decorator_list);
             describe_def(
                 &mut out,
                 &mut scan,
                 source,
                 lines,
-                def.name.to_string(),
-                def.decorator_list,
-                *def.args,
-                def.returns,
-                def.body,
-            );
-            start
-        }
-        ast::Stmt::AsyncFunctionDef(def) => {
-            let start = decorated_start(source, stmt_start, &def.decorator_list);
-            describe_def(
-                &mut out,
-                &mut scan,
-                source,
-                lines,
-                def.name.to_string(),
-                def.decorator_list,
-                *def.args,
-                def.returns,
-                def.body,
+                name.to_string(),
+                decorator_list,
+                *args,
+                returns,
+                body,
             );
             start
         }

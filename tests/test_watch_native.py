@@ -20,13 +20,6 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def wait_until(predicate, timeout: float = 5.0, interval: float = 0.005) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def create_files(directory: Path, count: int, prefix: str = "f") -> None:

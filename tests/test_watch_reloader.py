@@ -19,19 +19,13 @@ from pathlib import Path
 import pytest
 
 import hotswap
+from conftest import wait_until
 from hotswap import AutoReloader, _native
 from hotswap import watcher as watcher_mod
 
 QUIET = 0.3  # how long "no reload happens" is watched for
 
 
-def wait_until(predicate, timeout: float = 5.0, interval: float = 0.005) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def fd_count() -> int:
