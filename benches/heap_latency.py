@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _modules import make_module  # noqa: E402
-
 import hotswap  # noqa: E402
+from _modules import make_module  # noqa: E402
 
 SAVES = 30
 FACTORY = "\ndef make_adder(k):\n    def add(x):\n        return x + k + 0\n    return add\n"
