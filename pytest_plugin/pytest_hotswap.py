@@ -10,8 +10,10 @@ attempt, so nothing is collected, imported or set up twice; the call phase's out
 report, is the last attempt's.
 
 Trade-off: fixtures are not set up again, so a test that consumed or mutated a fixture (an exhausted
-iterator, a half-filled database) sees it as the failed attempt left it. Modules patched by hotswap run plain
-``assert`` statements: pytest's assertion rewriting applies to the module as first imported only.
+iterator, a half-filled database) sees it as the failed attempt left it; only the recorders pytest ships are
+emptied between attempts (``capsys``/``capfd`` output, ``caplog`` records, ``recwarn`` warnings). Modules
+patched by hotswap run plain ``assert`` statements: pytest's assertion rewriting applies to the module as
+first imported only.
 
 Costs nothing when its options are not given: ``hotswap`` (and its native module) is imported, and a thread
 started, only when ``--reload-loop`` is on.
