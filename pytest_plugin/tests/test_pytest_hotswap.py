@@ -569,3 +569,36 @@ def test_rerun_sees_only_its_own_capsys_caplog_and_recwarn(project: pytest.Pytes
         ]
     )
     assert result.ret == 0
+
+
+def test_the_report_is_the_last_attempts(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+        from conftest import save_when_waiting
+
+        def test_value():
+            if not getattr(app, "scheduled", False):
+                app.scheduled = True
+                save_when_waiting("app.py", "def value():\\n    return 3\\n")
+            assert app.value() == 2
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=3")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_app.py::test_value: attempt 1 failed*",
+            "E       assert 1 == 2",
+            "hotswap: rerunning test_app.py::test_value (attempt 2)",
+            "*test_app.py::test_value: attempt 2 failed*",
+            "E       assert 3 == 2",
+            "hotswap: no reload within 3 s after attempt 2 of test_app.py::test_value; giving up *",
+            "*= FAILURES =*",
+            "E       assert 3 == 2",
+            "*= hotswap reload loop =*",
+            "FAILED test_app.py::test_value after 2 attempts (no reload within 3 s)",
+            "FAILED test_app.py::test_value - assert 3 == 2",
+            "*= 1 failed in *",
+        ]
+    )
+    assert result.ret == 1
