@@ -602,3 +602,32 @@ def test_the_report_is_the_last_attempts(project: pytest.Pytester) -> None:
         ]
     )
     assert result.ret == 1
+
+
+def test_with_pdb_too_only_failures_outside_the_loop_reach_pytests_debugger(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("setup failed")
+
+        def test_value():
+            assert app.value() == 2
+
+        def test_setup_error(broken):
+            pass
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=0.5", "--pdb")
+    result.stdout.fnmatch_lines(
+        [
+            "hotswap: no reload within 0.5 s after attempt 1 of test_app.py::test_value; giving up *",
+            # The looped failure went on without a second post-mortem; the setup error got pytest's.
+            "*> entering PDB >*",
+            "*RuntimeError: setup failed*",
+        ]
+    )
+    assert result.stdout.str().count("entering PDB") == 1
