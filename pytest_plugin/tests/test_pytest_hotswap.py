@@ -631,3 +631,34 @@ def test_with_pdb_too_only_failures_outside_the_loop_reach_pytests_debugger(proj
         ]
     )
     assert result.stdout.str().count("entering PDB") == 1
+
+
+def test_interactive_breakpoint_saved_into_the_test_stops_the_rerun(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_bp="""
+        def test_value():
+            x = 5
+            assert x == 6
+        """
+    )
+    child = spawn(project, "--reload-loop")
+    try:
+        child.expect_exact("test_bp.py::test_value: attempt 1 failed")
+        child.expect_exact("(Pdb) ")
+        source = "def test_value():\n    x = 6\n    breakpoint()\n    assert x == 6\n"
+        (project.path / "test_bp.py").write_text(source)
+        child.expect_exact("hotswap: test_bp: patched 1")
+        child.sendline("c")
+        child.expect_exact("hotswap: rerunning")
+        child.expect_exact("-> assert x == 6")  # stopped by the saved breakpoint(), in the rerun
+        child.expect_exact("(Pdb) ")
+        child.sendline("p x * 7")
+        child.expect_exact("42")
+        child.expect_exact("(Pdb) ")
+        child.sendline("c")
+        child.expect_exact("PASSED test_bp.py::test_value after 2 attempts")
+        rest = finish(child)
+    finally:
+        child.terminate(force=True)
+    assert "1 passed" in rest
+    assert child.exitstatus == 0
