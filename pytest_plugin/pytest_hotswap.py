@@ -10,8 +10,10 @@ attempt, so nothing is collected, imported or set up twice; the call phase's out
 report, is the last attempt's.
 
 Trade-off: fixtures are not set up again, so a test that consumed or mutated a fixture (an exhausted
-iterator, a half-filled database) sees it as the failed attempt left it. Modules patched by hotswap run plain
-``assert`` statements: pytest's assertion rewriting applies to the module as first imported only.
+iterator, a half-filled database) sees it as the failed attempt left it; only the recorders pytest ships are
+emptied between attempts (``capsys``/``capfd`` output, ``caplog`` records, ``recwarn`` warnings). Modules
+patched by hotswap run plain ``assert`` statements: pytest's assertion rewriting applies to the module as
+first imported only.
 
 Costs nothing when its options are not given: ``hotswap`` (and its native module) is imported, and a thread
 started, only when ``--reload-loop`` is on.
@@ -76,6 +78,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's debugging plugin has set up --pdb (see ReloadLoop.pytest_configure)
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("reload_loop"):
         return
@@ -106,6 +109,7 @@ class ReloadLoop:
         # capture being resumed.)
         self._debugging = threading.Event()
         self._prompt = "(Pdb) "
+        self._pdb_invoke: Any = None
 
     # -- session ----------------------------------------------------------------------------------------------
 
@@ -119,6 +123,21 @@ class ReloadLoop:
         from hotswap import AutoReloader
 
         self.reloader = AutoReloader(self.dirs, mode=self.mode, on_reload=self._on_reload)
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        # With --pdb too, pytest would open a second post-mortem on a failure the loop already debugged (and, on
+        # a stdin that is not a terminal, end the session at pdb's EOF). Its handler is called from here instead,
+        # for every failure the loop did not take: setup and teardown errors, collection errors...
+        self._pdb_invoke = config.pluginmanager.get_plugin("pdbinvoke")
+        if self._pdb_invoke is not None:
+            config.pluginmanager.unregister(self._pdb_invoke)
+
+    def pytest_exception_interact(self, node: Any, call: Any, report: Any) -> None:
+        if self._pdb_invoke is None:
+            return
+        if call.when == "call" and getattr(node, "nodeid", None) in self.loops:
+            return
+        self._pdb_invoke.pytest_exception_interact(node=node, call=call, report=report)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.reloader is not None:

@@ -569,3 +569,97 @@ def test_rerun_sees_only_its_own_capsys_caplog_and_recwarn(project: pytest.Pytes
         ]
     )
     assert result.ret == 0
+
+
+def test_the_report_is_the_last_attempts(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+        from conftest import save_when_waiting
+
+        def test_value():
+            if not getattr(app, "scheduled", False):
+                app.scheduled = True
+                save_when_waiting("app.py", "def value():\\n    return 3\\n")
+            assert app.value() == 2
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=3")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_app.py::test_value: attempt 1 failed*",
+            "E       assert 1 == 2",
+            "hotswap: rerunning test_app.py::test_value (attempt 2)",
+            "*test_app.py::test_value: attempt 2 failed*",
+            "E       assert 3 == 2",
+            "hotswap: no reload within 3 s after attempt 2 of test_app.py::test_value; giving up *",
+            "*= FAILURES =*",
+            "E       assert 3 == 2",
+            "*= hotswap reload loop =*",
+            "FAILED test_app.py::test_value after 2 attempts (no reload within 3 s)",
+            "FAILED test_app.py::test_value - assert 3 == 2",
+            "*= 1 failed in *",
+        ]
+    )
+    assert result.ret == 1
+
+
+def test_with_pdb_too_only_failures_outside_the_loop_reach_pytests_debugger(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_app="""
+        import app
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("setup failed")
+
+        def test_value():
+            assert app.value() == 2
+
+        def test_setup_error(broken):
+            pass
+        """
+    )
+    result = run(project, "--reload-loop", "--reload-timeout=0.5", "--pdb")
+    result.stdout.fnmatch_lines(
+        [
+            "hotswap: no reload within 0.5 s after attempt 1 of test_app.py::test_value; giving up *",
+            # The looped failure went on without a second post-mortem; the setup error got pytest's.
+            "*> entering PDB >*",
+            "*RuntimeError: setup failed*",
+        ]
+    )
+    assert result.stdout.str().count("entering PDB") == 1
+
+
+def test_interactive_breakpoint_saved_into_the_test_stops_the_rerun(project: pytest.Pytester) -> None:
+    project.makepyfile(
+        test_bp="""
+        def test_value():
+            x = 5
+            assert x == 6
+        """
+    )
+    child = spawn(project, "--reload-loop")
+    try:
+        child.expect_exact("test_bp.py::test_value: attempt 1 failed")
+        child.expect_exact("(Pdb) ")
+        source = "def test_value():\n    x = 6\n    breakpoint()\n    assert x == 6\n"
+        (project.path / "test_bp.py").write_text(source)
+        child.expect_exact("hotswap: test_bp: patched 1")
+        child.sendline("c")
+        child.expect_exact("hotswap: rerunning")
+        # Stopped by the saved breakpoint(), in the rerun: 3.13's pdb shows the breakpoint() line, older ones the next.
+        child.expect(r"test_bp\.py\(\d\)test_value\(\)\r?\n-> (breakpoint\(\)|assert x == 6)")
+        child.expect_exact("(Pdb) ")
+        child.sendline("p x * 7")
+        child.expect_exact("42")
+        child.expect_exact("(Pdb) ")
+        child.sendline("c")
+        child.expect_exact("PASSED test_bp.py::test_value after 2 attempts")
+        rest = finish(child)
+    finally:
+        child.terminate(force=True)
+    assert "1 passed" in rest
+    assert child.exitstatus == 0
