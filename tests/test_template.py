@@ -57,6 +57,17 @@ WORK = """\
 
     def identity(x):
         return x
+
+    def shout(megabytes):
+        chunk = "x" * 1023 + "\\n"
+        for _ in range(megabytes * 1024):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+        return megabytes
+
+    def close_every_pipe():
+        os.closerange(0, 1024)
+        time.sleep(30)
 """
 
 
@@ -291,3 +302,33 @@ def test_isolated_call_can_come_from_a_main_script(tmp_path):
     """).format(paths=sys.path, root=str(tmp_path)))
     out = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["49", "True"], out.stderr
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_children_that_print_megabytes_or_close_their_pipes_neither_hang_nor_leak(project, capfd):
+    pkg, work = project
+    with isolate_imports(str(pkg)) as env:
+        assert env.communicate_isolated(env.exec(work.shout, 8), timeout=60) == 8
+        out, _ = capfd.readouterr()
+        assert len(out) == 8 * 1024 * 1024  # all of it, on the caller's stdout, none in the control channel
+        started = time.monotonic()
+        with pytest.raises(ChildExitedError):
+            env.communicate_isolated(env.exec(work.close_every_pipe), timeout=60)
+        assert time.monotonic() - started < 20
+        assert env.communicate_isolated(env.exec(work.identity, "after"), timeout=30) == "after"
+
+
+def test_a_thousand_execs_in_a_row_leak_no_descriptor_or_process(project):
+    pkg, work = project
+    with isolate_imports(str(pkg)) as env:
+        for i in range(20):  # warm up: the spare child, lazily opened channels
+            assert env.communicate_isolated(env.exec(work.identity, i), timeout=30) == i
+        fds = open_fds()
+        for i in range(1000):
+            assert env.communicate_isolated(env.exec(work.identity, i), timeout=30) == i
+        assert open_fds() == fds
+        template = env.template_pid
+        wait_until(lambda: len(children_of(template)) <= 1, timeout=10, what="children to be reaped")
