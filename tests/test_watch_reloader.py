@@ -641,3 +641,54 @@ def test_stop_from_the_reloaders_own_callback(project, start):
     path.write_text(source(3))
     assert reloader.wait_for_reload(timeout=QUIET) in (holder["report"], None)
     assert module.f() == 2
+
+
+# -- faults in the environment ------------------------------------------------------------------------------------
+
+
+def test_a_watched_directory_removed_leaves_the_reloader_working(project, start):
+    import shutil
+
+    module, path = project.module(source(1))
+    doomed, _ = project.module(source(1), name=f"gone_{uuid.uuid4().hex[:6]}.inner")
+    f = module.f
+    reloader = start(project.root)
+    shutil.rmtree(project.root / doomed.__name__.split(".")[0])
+    assert reloader.wait_for_reload(timeout=QUIET) is None  # a vanished file leaves its module as it is
+    assert doomed.f() == 1
+    path.write_text(source(2))
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.ok and f() == 2 and reloader.running
+
+
+def test_a_burst_of_a_thousand_saves_ends_with_the_last_content(project, start):
+    module, path = project.module(source(0))
+    f = module.f
+    reloader = start(project.root)
+    caller = Caller(f)
+    caller.start()
+    try:
+        for version in range(1, 1001):
+            path.write_text(source(version))
+        assert wait_until(lambda: f() == 1000, timeout=20)
+    finally:
+        caller.stop()
+    assert all(r.ok for r in reloader.reports)
+    assert not caller.errors and reloader.running
+
+
+def test_a_slow_statement_does_not_stop_the_program(project, start):
+    module, path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root)
+    caller = Caller(f)
+    caller.start()
+    try:
+        calls_before = len(caller.results)
+        path.write_text(source(2, "import time\ntime.sleep(1.5)\n"))
+        report = reloader.wait_for_reload(timeout=10)
+        assert report is not None and report.ok and report.duration_ms >= 1500
+        assert len(caller.results) - calls_before > 100  # the program kept running while the module was reloaded
+        assert f() == 2
+    finally:
+        caller.stop()
