@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import wait_until
 
 import hotswap
+from conftest import wait_until
 from hotswap import AutoReloader, isolate_imports
 
 
