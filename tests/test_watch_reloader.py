@@ -692,3 +692,22 @@ def test_a_slow_statement_does_not_stop_the_program(project, start):
         assert f() == 2
     finally:
         caller.stop()
+
+
+def test_a_blocking_statement_is_reported_while_the_program_runs(project, start, caplog, monkeypatch):
+    monkeypatch.setattr(watcher_mod, "SLOW_RELOAD_WARNING_S", 0.3)
+    caplog.set_level(logging.WARNING, logger="hotswap")
+    module, path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root)
+    caller = Caller(f)
+    caller.start()
+    try:
+        path.write_text(source(2, "import time\ntime.sleep(1.2)\n"))
+        assert wait_until(lambda: any("may be blocking" in r.getMessage() for r in caplog.records), timeout=5)
+        assert f() in (1, 2) and not caller.errors  # the program is still answering
+        report = reloader.wait_for_reload(timeout=10)
+        assert report is not None and report.ok and f() == 2
+    finally:
+        caller.stop()
+    assert sum("may be blocking" in r.getMessage() for r in caplog.records) == 1

@@ -63,6 +63,9 @@ DEFAULT_IGNORED_DIRS = (
     "venv",
 )
 
+#: A reload still running after this many seconds is reported (once) as probably blocked by a statement.
+SLOW_RELOAD_WARNING_S = 5.0
+
 #: How long an emptied file whose module was not empty waits for the rest of its write before it is applied.
 EMPTY_GRACE_S = 1.0
 
@@ -347,10 +350,19 @@ class AutoReloader:
             sys.stdout.flush()
         reports = []
         for module, path, content in changes:
+            # A top-level statement that blocks (a network call, an endless loop) keeps this thread, never the
+            # program; say so while it lasts rather than stay silent.
+            slow = threading.Timer(SLOW_RELOAD_WARNING_S, logger.warning, args=(
+                "hotswap: reloading %s has taken more than %.0f s: a top-level statement of %s may be blocking; the "
+                "program keeps running, further saves wait for it", module.__name__, SLOW_RELOAD_WARNING_S, path))
+            slow.daemon = True
+            slow.start()
             try:
                 report = _reload_mod.reload(module, mode=self.mode, source=content)
             except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
                 report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
+            finally:
+                slow.cancel()
             reports.append(report)
             self._record(report, path, content)
         return reports
