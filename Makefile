@@ -14,7 +14,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: ## create .venv, build, and run the scripted demo (edits a module while a loop runs)
+demo: ## create .venv, build, and run the scripted demo of all three tiers (patch in place, broken save, warm restart)
 	@scripts/venv.sh $(VENV) $(PYTHON) release
 	$(VENV)/bin/python examples/demo.py
 
