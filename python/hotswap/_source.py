@@ -199,17 +199,14 @@ def install_import_hook() -> None:
 # --- CPython-ast fallback splitter (mirrors src/stmts.rs) ------------------------------------------------------
 
 def _segment(text: str, lines: List[str], node: ast.AST, start_line: int, start_col: int) -> str:
+    # ast column offsets count UTF-8 bytes.
     end_line, end_col = node.end_lineno, node.end_col_offset  # type: ignore[attr-defined]
     if start_line == end_line:
-        return _line_bytes(lines[start_line - 1])[start_col:end_col].decode("utf-8")
-    parts = [_line_bytes(lines[start_line - 1])[start_col:].decode("utf-8")]
+        return lines[start_line - 1].encode()[start_col:end_col].decode("utf-8")
+    parts = [lines[start_line - 1].encode()[start_col:].decode("utf-8")]
     parts.extend(lines[start_line:end_line - 1])
-    parts.append(_line_bytes(lines[end_line - 1])[:end_col].decode("utf-8"))
+    parts.append(lines[end_line - 1].encode()[:end_col].decode("utf-8"))
     return "".join(parts)
-
-
-def _line_bytes(line: str) -> bytes:
-    return line.encode("utf-8")
 
 
 class _Scan(ast.NodeVisitor):
