@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Usage: scripts/venv.sh VENV PYTHON PROFILE
-# Creates VENV with PYTHON if it is missing, installs the test dependencies and the pytest plugin once,
-# and (re)builds the native module into it with `maturin develop` (editable: python/ is imported in place;
+# Creates VENV with PYTHON if it is missing, installs the test dependencies (tests/requirements.txt) and the
+# pytest plugin once (again when either changes), and (re)builds the native module into it with `maturin develop` (editable: python/ is imported in place;
 # the .so lands in python/hotswap/ under an ABI-tagged name, so several interpreters share the tree).
 # Each interpreter gets its own cargo target directory, so switching between them does not rebuild pyo3.
 set -euo pipefail
@@ -12,9 +12,10 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 stamp="$venv/.hotswap-deps"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || { [ -f pytest_plugin/pyproject.toml ] && [ pytest_plugin/pyproject.toml -nt "$stamp" ]; }; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ tests/requirements.txt -nt "$stamp" ] \
+    || { [ -f pytest_plugin/pyproject.toml ] && [ pytest_plugin/pyproject.toml -nt "$stamp" ]; }; then
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q "maturin>=1.9.4,<2" pytest pytest-timeout hypothesis pexpect
+  "$venv/bin/python" -m pip install -q -r tests/requirements.txt
   if [ -f pytest_plugin/pyproject.toml ]; then "$venv/bin/python" -m pip install -q --no-deps -e pytest_plugin; fi
   touch "$stamp"
 fi
