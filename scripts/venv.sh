@@ -2,7 +2,8 @@
 # Usage: scripts/venv.sh VENV PYTHON PROFILE
 # Creates VENV with PYTHON if it is missing, installs the test dependencies (tests/requirements.txt) and the
 # pytest plugin once (again when either changes), and (re)builds the native module into it with `maturin develop`
-# (editable: python/ is imported in place; the .so lands in python/hotswap/ under an ABI-tagged name, so several interpreters share the tree).
+# (editable: python/ is imported in place; the .so lands in python/hotswap/ under an ABI-tagged name, so several
+# interpreters share the tree).
 # Each interpreter gets its own cargo target directory, so switching between them does not rebuild pyo3.
 set -euo pipefail
 venv=$1 python=$2 profile=${3:-release}
