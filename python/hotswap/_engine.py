@@ -51,7 +51,7 @@ class Transaction:
         self.rebound = rebound
         self.is_main = module.__name__ == "__main__"
         self.flags = _future_flags(new_stmts)
-        self.ops: List[tuple] = []
+        self.ops: List[_native.Op] = []
         self.after: List[Callable[[], object]] = []
         self.patched: List[str] = []
         self.added: List[str] = []
@@ -63,7 +63,7 @@ class Transaction:
         self._scratches: Dict[int, Dict[str, Any]] = {}  # every scratch namespace made, by id, kept alive
         self._nested: List[Tuple[types.CodeType, types.CodeType]] = []
         self._targets: Set[int] = set()
-        self._undo: List[list] = []  # inverse ops of the batches already applied, oldest first
+        self._undo: List[List[_native.Op]] = []  # inverse ops of the batches already applied, oldest first
 
     # --- running code ---------------------------------------------------------------------------------------
 
@@ -74,7 +74,9 @@ class Transaction:
     def _exec(self, code: types.CodeType, namespace: Dict[str, Any]) -> None:
         try:
             exec(code, namespace)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt at import are user errors too
+        except KeyboardInterrupt:
+            raise  # Ctrl-C belongs to the program: the reload is rolled back and the interrupt goes on
+        except BaseException as exc:  # noqa: BLE001 - SystemExit at import is a user error too
             raise ReloadFailed(_format_user_error(exc, self.path)) from None
 
     def scratch(self) -> Dict[str, Any]:
@@ -178,7 +180,7 @@ class Transaction:
         elif isinstance(live, type) and live.__module__ == self.module.__name__:
             functions = list(_class_functions(live, self.path))
             if hasattr(live, "__firstlineno__"):
-                self.ops.append(("setattr", live, "__firstlineno__", live.__firstlineno__ + delta))
+                self.ops.append(_native.SetAttr(live, "__firstlineno__", live.__firstlineno__ + delta))
         else:
             functions = []
         for func in functions:
@@ -190,7 +192,7 @@ class Transaction:
     def remove(self, names: Iterable[str]) -> None:
         for name in names:
             if name in self.namespace:
-                self.ops.append(("delitem", self.namespace, name))
+                self.ops.append(_native.DelItem(self.namespace, name))
                 self.removed.append(name)
 
     # --- functions --------------------------------------------------------------------------------------------
@@ -264,7 +266,7 @@ class Transaction:
         cell = _class_cell(donor)
         if cell is not None:
             # Methods moved over from the donor run `super()` and `__class__` against the live class.
-            self.ops.append(("cell", cell, live))
+            self.ops.append(_native.SetCell(cell, live))
         old_members = list(old_stmt.members) if old_stmt is not None else []
         new_members = list(new_stmt.members) if new_stmt is not None else []
         unchanged, changed_names, member_stmts, old_member_stmts = _member_changes(
@@ -281,7 +283,7 @@ class Transaction:
             old = live_dict.get(key, _MISSING)
             name = f"{qualname}.{key}"
             if old is _MISSING:
-                self.ops.append(("setattr", live, key, self.rehome(new)))
+                self.ops.append(_native.SetAttr(live, key, self.rehome(new)))
                 self.added.append(name)
                 changed = True
                 continue
@@ -309,13 +311,13 @@ class Transaction:
                 continue  # class-level state from an unchanged statement survives
             if _same(old, new):
                 continue
-            self.ops.append(("setattr", live, key, self.rehome(new)))
+            self.ops.append(_native.SetAttr(live, key, self.rehome(new)))
             if key in changed_names:
                 self.patched.append(name)
             changed = True
         for key in live_dict:
             if key not in donor_dict and key in old_bound and key not in _CLASS_KEEP:
-                self.ops.append(("delattr", live, key))
+                self.ops.append(_native.DelAttr(live, key))
                 self.removed.append(f"{qualname}.{key}")
                 changed = True
         if is_enum:
@@ -335,26 +337,26 @@ class Transaction:
             if old is not None and old._value_ == member._value_:
                 final[name] = old
             else:
-                self.ops.append(("setattr", member, "__class__", live))
+                self.ops.append(_native.SetAttr(member, "__class__", live))
                 final[name] = member
                 changed = True
         for key, value in donor.__dict__.items():
             if isinstance(value, donor):
-                self.ops.append(("setattr", live, key, final[value._name_]))
+                self.ops.append(_native.SetAttr(live, key, final[value._name_]))
         for name in old_map:
             if name not in final:
                 changed = True
                 if name in live.__dict__:
-                    self.ops.append(("delattr", live, name))
+                    self.ops.append(_native.DelAttr(live, name))
         value_map = {}
         for member in final.values():
             try:
                 value_map.setdefault(member._value_, member)
             except TypeError:
                 pass  # unhashable values live in `_unhashable_values_` (copied with the other attributes)
-        self.ops.append(("setattr", live, "_member_map_", final))
-        self.ops.append(("setattr", live, "_member_names_", [n for n in donor._member_names_]))
-        self.ops.append(("setattr", live, "_value2member_map_", value_map))
+        self.ops.append(_native.SetAttr(live, "_member_map_", final))
+        self.ops.append(_native.SetAttr(live, "_member_names_", [n for n in donor._member_names_]))
+        self.ops.append(_native.SetAttr(live, "_value2member_map_", value_map))
         return changed
 
     def rehome(self, value: Any) -> Any:
@@ -381,9 +383,10 @@ class Transaction:
     # --- committing -------------------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Applies the queued writes now, keeping what undoes them."""
+        """Applies the queued writes now, keeping what undoes them (recorded by the native step itself, so that no
+        signal or thread switch can fall between a batch and its record)."""
         if self.ops:
-            self._undo.append(_native.apply(self.ops, undo=True))
+            _native.apply(self.ops, undo=self._undo)
             self.ops = []
 
     def rollback(self) -> None:
@@ -393,14 +396,15 @@ class Transaction:
         self._undo = []
         if self.snapshot is None:
             return
-        ops = [("setitem", self.namespace, k, v) for k, v in self.snapshot.items()
-               if self.namespace.get(k, _MISSING) is not v]
-        ops += [("delitem", self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
+        ops: List[_native.Op] = [_native.SetItem(self.namespace, k, v) for k, v in self.snapshot.items()
+                                 if self.namespace.get(k, _MISSING) is not v]
+        ops += [_native.DelItem(self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
         _native.apply(ops)
 
     def commit(self) -> None:
-        _native.apply(self.ops)
-        self.ops = []
+        """Applies the last batch. Its undo is recorded too: a reload interrupted after this (a signal, a fork)
+        can still be rolled back whole."""
+        self.flush()
         for callback in self.after:
             try:
                 callback()
@@ -414,9 +418,9 @@ class Transaction:
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 def _func_op(func, *, code=None, closure=_MISSING, defaults=_MISSING, kwdefaults=_MISSING, annotations=_MISSING,
-             doc=_MISSING, type_params=None) -> tuple:
-    return (
-        "func", func,
+             doc=_MISSING, type_params=None) -> _native.PatchFunction:
+    return _native.PatchFunction(
+        func,
         func.__code__ if code is None else code,
         func.__closure__ if closure is _MISSING else closure,
         func.__defaults__ if defaults is _MISSING else defaults,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sys
 import threading
 import time
@@ -127,6 +128,14 @@ def _run_hooks(report: ReloadReport) -> None:
 # One reload at a time in the whole process: two threads reloading the same module must not interleave.
 _reload_lock = threading.RLock()
 
+# The reload in progress (the thread running it, its transaction), for a forked child: see `_after_fork_in_child`.
+_active: Optional[Tuple[int, _engine.Transaction]] = None
+
+#: How long ``os.fork()`` waits for a reload in progress on another thread to finish, in seconds, so that the child
+#: starts with every module all old or all new. A reload blocked longer (a top-level statement waiting on the
+#: network) does not block the fork: the child undoes its copy of that reload instead.
+FORK_WAIT_S = 2.0
+
 
 def reload(
     module: Union[types.ModuleType, str], *, mode: str = "changed", source: Union[bytes, str, None] = None
@@ -162,8 +171,13 @@ def reload(
         module = found
     path = _source.module_path(module)
     start = time.perf_counter()
+    global _active
     with _reload_lock:
-        report = _reload(module, path, mode, source, start)
+        outer = _active
+        try:
+            report = _reload(module, path, mode, source, start)
+        finally:
+            _active = outer
     # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
     logger.info("%s", report.summary())
     _run_hooks(report)
@@ -196,6 +210,8 @@ def _reload(
     old_stmts = old.stmts if old is not None else new_stmts
     plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole)
     tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound))
+    global _active
+    _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
     _state.depth = getattr(_state, "depth", 0) + 1
     try:
         for step in plan.steps:
@@ -223,6 +239,9 @@ def _reload(
     except Exception as exc:  # the native step undid its own writes; put the namespace back too
         tx.rollback()
         return failed(f"{path}: could not apply the reload, nothing was changed: {type(exc).__name__}: {exc}")
+    except BaseException:  # Ctrl-C as the last batch returned: it was recorded, so all of it is undone
+        tx.rollback()
+        raise
     _source.set_baseline(module, text, new_stmts)
     return ReloadReport(
         module=name,
@@ -235,3 +254,46 @@ def _reload(
         needs_restart="; ".join(tx.needs_restart) or None,
         duration_ms=(time.perf_counter() - start) * 1000,
     )
+
+
+# -- fork ---------------------------------------------------------------------------------------------------------
+# A forked child has only the thread that called fork(). A lock held by another thread at that moment would stay
+# held forever in the child, and a reload that thread was running would stay half-applied there. So fork() waits
+# (up to FORK_WAIT_S) for a reload in progress; the child gets fresh locks and, if a reload of another thread was
+# still running, undoes the child's copy of it. The fork handlers are registered once, at import.
+
+_fork_waited = False
+
+
+def _before_fork() -> None:
+    global _fork_waited
+    _fork_waited = _reload_lock.acquire(timeout=FORK_WAIT_S)
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_waited
+    if _fork_waited:
+        _fork_waited = False
+        _reload_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _reload_lock, _hooks_lock, _fork_waited, _active
+    _reload_lock = threading.RLock()
+    _hooks_lock = threading.Lock()
+    _fork_waited = False
+    active, _active = _active, None
+    if active is not None and active[0] != threading.get_ident():
+        # The thread running this reload did not come along: put its module back as it was.
+        thread_id, tx = active
+        try:
+            tx.rollback()
+        except Exception:
+            logger.exception("%s: could not undo a reload interrupted by fork", tx.module.__name__)
+    elif active is not None:
+        _active = active  # the forking thread itself is reloading (a top-level statement forked): it goes on
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
