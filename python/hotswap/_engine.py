@@ -74,9 +74,7 @@ class Transaction:
     def _exec(self, code: types.CodeType, namespace: Dict[str, Any]) -> None:
         try:
             exec(code, namespace)
-        except KeyboardInterrupt:
-            raise  # Ctrl-C belongs to the program: the reload is rolled back and the interrupt goes on
-        except BaseException as exc:  # noqa: BLE001 - SystemExit at import is a user error too
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt at import are user errors too
             raise ReloadFailed(_format_user_error(exc, self.path)) from None
 
     def scratch(self) -> Dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -172,10 +173,10 @@ def reload(
     path = _source.module_path(module)
     start = time.perf_counter()
     global _active
-    with _reload_lock:
+    with _reload_lock, _InterruptWatch() as interrupts:
         outer = _active
         try:
-            report = _reload(module, path, mode, source, start)
+            report = _reload(module, path, mode, source, start, interrupts)
         finally:
             _active = outer
     # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
@@ -184,8 +185,41 @@ def reload(
     return report
 
 
+class _InterruptWatch:
+    """Tells a real Ctrl-C apart from a ``raise KeyboardInterrupt`` in the module's code, on the main thread.
+
+    While a reload runs there, SIGINT goes through a handler that notes it and then calls the program's own
+    handler (which raises KeyboardInterrupt by default). A reload that fails with an interrupt that was really
+    delivered is rolled back and the interrupt goes on to the program; a module whose code raises
+    KeyboardInterrupt itself is a failed reload like any other exception.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Optional[Callable[..., object]] = None
+
+    def __enter__(self) -> _InterruptWatch:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):  # SIG_IGN or SIG_DFL: no KeyboardInterrupt can come from a signal
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum: int, frame: Optional[types.FrameType]) -> None:
+        self.interrupted = True
+        if self._previous is not None:
+            self._previous(signum, frame)
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Put the program's handler back, unless the reload installed one of its own (a top-level statement).
+        if self._previous is not None and signal.getsignal(signal.SIGINT) == self._handler:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def _reload(
-    module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float
+    module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float,
+    interrupts: _InterruptWatch,
 ) -> ReloadReport:
     name = module.__name__
 
@@ -228,6 +262,9 @@ def _reload(
         tx.patch_closures()
     except _engine.ReloadFailed as exc:
         tx.rollback()
+        if interrupts.interrupted:  # a real Ctrl-C while a statement ran: it is the program's
+            cause = exc.__context__
+            raise cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt() from None
         return failed(str(exc))
     except BaseException:
         tx.rollback()
