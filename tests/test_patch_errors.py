@@ -232,7 +232,9 @@ def test_interrupt_as_the_native_apply_returns_leaves_all_old(modules, statement
     m = modules.load(BASE)
     f, c = m.f, m.C()
     before = _state(m)
-    new = textwrap.dedent(BASE).replace('return "old"', 'return "new"') + ("Y = f()\n" if statement else "")
+    new = textwrap.dedent(BASE).replace('return "old"', 'return "new"')
+    if statement:  # f is patched in a batch before the statement runs, C in the last batch after it
+        new = new.replace("class C:", "Y = f()\nclass C:")
     calls = []
 
     def profile(frame, event, arg):
