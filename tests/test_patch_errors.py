@@ -289,3 +289,40 @@ def test_native_apply_refuses_what_would_crash_the_interpreter():
     with pytest.raises(TypeError):
         _native.apply(1)
     assert inner() == 1 and plain() == 0
+
+
+def test_out_of_memory_while_parsing_is_a_failed_reload_not_an_abort(tmp_path):
+    """With the address space limited so that reading the new source fits but parsing it does not, the reload
+    fails cleanly (before, Rust's allocation failure handler aborted the interpreter), nothing changes, and the
+    program goes on reloading."""
+    import subprocess
+
+    (tmp_path / "big.py").write_text("def f1(x):\n    return x + 1\n")
+    script = tmp_path / "scenario.py"
+    script.write_text(textwrap.dedent(f"""\
+        import resource, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        import hotswap, big
+        f1 = big.f1
+        body = "".join(f"    x{{i}} = y + {{i}}\\n" for i in range(150_000))   # 3.4 MB of one function
+        with open(big.__file__, "w") as out:
+            out.write("def f1(x):\\n    return x + 100\\n\\ndef g():\\n" + body)
+        with open("/proc/self/status") as status:
+            vm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 32 * 2**20, hard))   # room to read the file, not to parse it
+        try:
+            report = hotswap.reload(big)
+            print("limited", report.ok, (report.error or "").strip().splitlines()[-1:], flush=True)
+        except MemoryError as exc:
+            print("limited MemoryError", exc, flush=True)
+        print("after", f1(1), hasattr(big, "g"), flush=True)
+        with open(big.__file__, "w") as out:
+            out.write("def f1(x):\\n    return x - 1\\n")
+        report = hotswap.reload(big)
+        print("again", report.ok, f1(1), flush=True)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "limited False" in proc.stdout and "MemoryError" in proc.stdout, proc.stdout + proc.stderr
+    assert "after 2 False" in proc.stdout and "again True 0" in proc.stdout, proc.stdout + proc.stderr

@@ -235,14 +235,16 @@ def _reload(
         text = source if isinstance(source, str) else _source.decode(source)
     except (UnicodeDecodeError, SyntaxError) as exc:  # SyntaxError: a bad coding cookie
         return failed(f"{path}: cannot decode the source: {exc}")
-    old = _source.baseline(module, path)
     try:
+        old = _source.baseline(module, path)
         new_stmts = _source.split(text, path, old)
+        whole = mode == "module" or old is None
+        old_stmts = old.stmts if old is not None else new_stmts
+        plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole)
     except SyntaxError as exc:
         return failed(_engine._format_user_error(exc, path))
-    whole = mode == "module" or old is None
-    old_stmts = old.stmts if old is not None else new_stmts
-    plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole)
+    except MemoryError as exc:  # nothing was changed yet
+        return failed(f"{path}: not enough memory to reload it, nothing was changed: MemoryError: {exc}")
     tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound))
     global _active
     _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
