@@ -20,6 +20,7 @@ import types
 from typing import Callable, Optional, Tuple, TypeVar, Union
 
 from . import _engine, _native, _source
+from . import _hooks as _engine_hooks
 from ._source import running_source, track
 
 logger = logging.getLogger("hotswap")
@@ -166,6 +167,8 @@ def reload(
         report = _reload(module, path, mode, source, start)
     # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
     logger.info("%s", report.summary())
+    if report.ok:
+        _engine_hooks.run_module(module, report)
     _run_hooks(report)
     return report
 
