@@ -26,9 +26,11 @@ import contextlib
 import functools
 import linecache
 import logging
+import re
 import sys
 import threading
 import types
+import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from . import _hooks, _machinery, _native
@@ -43,6 +45,18 @@ _HAS_TYPE_PARAMS = sys.version_info >= (3, 12)
 _CLASS_KEEP = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__", "__slots__", "_abc_impl",
                          "__orig_bases__", "__classcell__", "__classdictcell__"})
 _LAYOUT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
+
+
+# Every function object that has come from one definition (the first made, and one more each time its
+# decorators changed and the statement ran again): a patch of one is a patch of all, so a reference taken
+# before `@tag(1)` became `@tag(2)` keeps following the body. Each member maps to the group's shared set.
+_FAMILIES: "weakref.WeakKeyDictionary[types.FunctionType, weakref.WeakSet]" = weakref.WeakKeyDictionary()
+
+# Closures left unpatched (their new code needed a variable they never captured), by the nested code object that
+# superseded theirs: a later edit that pairs that code with a newer one tries them again.
+_LEFT_BEHIND: "weakref.WeakKeyDictionary[types.CodeType, weakref.WeakSet]" = weakref.WeakKeyDictionary()
+
+_LAMBDA_ASSIGNMENT = re.compile(r"\s*([A-Za-z_]\w*)\s*(?::[^=]+)?=\s*lambda\b")
 
 
 class ReloadFailed(Exception):
@@ -128,15 +142,25 @@ class Transaction:
         if self.is_main and stmt.kind == "other":
             return  # __main__ is never re-executed wholesale: only its definitions are patched
         old_obj = self.live(stmt.name) if stmt.name else _MISSING
+        lambda_name = _lambda_target(stmt)
+        old_lambda = self.live(lambda_name) if lambda_name else _MISSING
         self.run(stmt)
         if reason == "decorators" and old_obj is not _MISSING:
             # The decorators are applied anew (the name now holds their result); references to the old
-            # function still get the new code.
+            # function still get the new code, and keep following the definition (one family).
             target = find_function(old_obj, stmt.name, self.path, old_stmt)
             donor = find_function(self.namespace.get(stmt.name), stmt.name, self.path, stmt)
             if target is not None and donor is not None and target is not donor:
                 self.patch_function(target, donor, old_stmt, stmt)
+                self.after.append(functools.partial(_join_family, target, donor))
             self.patched.append(stmt.name)
+        elif lambda_name and _is_lambda(old_lambda, self.path):
+            # `name = lambda ...` is a definition too: the live lambda keeps its identity and gets the new code.
+            new_lambda = self.namespace.get(lambda_name)
+            if _is_lambda(new_lambda, self.path) and new_lambda is not old_lambda:
+                self.patch_function(old_lambda, new_lambda, None, None)
+                self.ops.append(("setitem", self.namespace, lambda_name, old_lambda))
+                self.patched.append(lambda_name)
 
     def step_patch(self, stmt, reason: str, old_stmt) -> None:
         live = self.live(stmt.name)
@@ -149,8 +173,9 @@ class Transaction:
             if not isinstance(donor, types.FunctionType):
                 raise ReloadFailed(f"{self.path}:{stmt.lineno}: {stmt.name} is no longer a function")
             self.patch_function(target, donor, old_stmt, stmt)
-            if target is not live and hasattr(live, "cache_clear"):
-                self.after.append(live.cache_clear)
+            if target is not live:
+                self.after.extend(_cache_clears(live))
+                self.follow_wrappers(live, target, donor)
             if reason in ("changed", "reads"):
                 self.patched.append(stmt.name)
             return
@@ -211,6 +236,26 @@ class Transaction:
             type_params=getattr(donor, "__type_params__", None) if _HAS_TYPE_PARAMS else None,
         ))
         self._nested.extend(_nested_code_pairs(target.__code__, donor.__code__))
+        for sibling in list(_FAMILIES.get(target, ())):
+            # Functions of the same definition made before its decorators changed; same code, same closure shape.
+            if sibling is not target and id(sibling) not in self._targets and \
+                    len(sibling.__closure__ or ()) == len(target.__closure__ or ()):
+                self._targets.add(id(sibling))
+                self.ops.append(_func_op(sibling, code=donor.__code__, closure=donor.__closure__, defaults=defaults,
+                                         kwdefaults=kwdefaults, annotations=donor.__annotations__, doc=donor.__doc__))
+
+    def follow_wrappers(self, outer: Any, target: types.FunctionType, donor: types.FunctionType) -> None:
+        """Wrappers around ``target`` (``functools.wraps``, ``contextmanager``, ``lru_cache``) copied its metadata
+        when they were made: what they copied takes the new function's values (what they set themselves stays)."""
+        for item in _unwrap_candidates(outer):
+            if item is target or getattr(item, "__wrapped__", None) is None:
+                continue
+            for attr in ("__doc__", "__annotations__", "__name__", "__qualname__"):
+                current = getattr(item, attr, _MISSING)
+                new = getattr(donor, attr, _MISSING)
+                if current is not _MISSING and new is not _MISSING and current == getattr(target, attr, _MISSING) \
+                        and current is not new:
+                    self.ops.append(("setattr", item, attr, new))
 
     def _merge_defaults(self, target, donor, old_stmt, new_stmt):
         """The donor's defaults, except those whose expression text is unchanged and reads nothing rebound:
@@ -243,22 +288,28 @@ class Transaction:
         if not pairs:
             return
         found = _native.find_functions([old for old, _ in pairs])
+        candidates = []
         for (old_code, new_code), functions in zip(pairs, found):
-            for func in functions:
-                if id(func) in self._targets:
-                    continue
-                cells = dict(zip(old_code.co_freevars, func.__closure__ or ()))
-                missing = [name for name in new_code.co_freevars if name not in cells]
-                if missing:
-                    logger.warning(
-                        "%s: left %s unpatched: its new code needs %s, which the closure it was made with "
-                        "never captured (it gets the new code when it is made again)",
-                        self.module.__name__, func.__qualname__, ", ".join(missing))
-                    continue
-                closure = tuple(cells[name] for name in new_code.co_freevars) or None
-                self._targets.add(id(func))
-                self.ops.append(_func_op(func, code=new_code, closure=closure))
-                self._nested.extend(_nested_code_pairs(old_code, new_code))
+            candidates += [(func, old_code, new_code) for func in functions]
+            # Closures an earlier edit could not patch, made from code that `old_code` superseded.
+            candidates += [(func, func.__code__, new_code) for func in list(_LEFT_BEHIND.get(old_code, ()))]
+        for func, old_code, new_code in candidates:
+            if id(func) in self._targets:
+                continue
+            cells = dict(zip(old_code.co_freevars, func.__closure__ or ()))
+            missing = [name for name in new_code.co_freevars if name not in cells]
+            if missing:
+                logger.warning(
+                    "%s: left %s unpatched: its new code needs %s, which the closure it was made with "
+                    "never captured (it gets the new code when it is made again, or when a later edit fits it)",
+                    self.module.__name__, func.__qualname__, ", ".join(missing))
+                self.after.append(functools.partial(_leave_behind, func, new_code))
+                continue
+            closure = tuple(cells[name] for name in new_code.co_freevars) or None
+            self._targets.add(id(func))
+            self.ops.append(_func_op(func, code=new_code, closure=closure))
+            self._nested.extend(_nested_code_pairs(old_code, new_code))
+            self.after.append(functools.partial(_forget_left_behind, func))
 
     # --- classes ----------------------------------------------------------------------------------------------
 
@@ -316,8 +367,7 @@ class Transaction:
                 for target, fn_donor in pairs:
                     self.patch_function(target, fn_donor, old_member_stmts.get(key), member_stmts.get(key))
                 if key in changed_names:
-                    if hasattr(old, "cache_clear"):
-                        self.after.append(old.cache_clear)
+                    self.after.extend(_cache_clears(old))
                     self.patched.append(name)
                     old_values[key], new_values[key] = old, new
                     changed = True
@@ -470,7 +520,12 @@ class Transaction:
     def flush(self) -> None:
         """Applies the queued writes now, keeping what undoes them."""
         if self.ops:
-            self._undo.append(("ops", _native.apply(self.ops, undo=True)))
+            try:
+                undo = _native.apply(self.ops, undo=True)
+            except Exception as exc:  # the native step undid its own writes
+                raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
+                                   f"{type(exc).__name__}: {exc}") from None
+            self._undo.append(("ops", undo))
             self.ops = []
 
     def rollback(self) -> None:
@@ -520,6 +575,44 @@ def _func_op(func, *, code=None, closure=_MISSING, defaults=_MISSING, kwdefaults
         func.__doc__ if doc is _MISSING else doc,
         type_params,
     )
+
+
+def _join_family(old: types.FunctionType, new: types.FunctionType) -> None:
+    family = _FAMILIES.get(old)
+    if family is None:
+        family = _FAMILIES[old] = weakref.WeakSet([old])
+    for func in list(_FAMILIES.get(new, ())) + [new]:
+        family.add(func)
+    for func in list(family):
+        _FAMILIES[func] = family
+
+
+def _leave_behind(func: types.FunctionType, superseding: types.CodeType) -> None:
+    _forget_left_behind(func)
+    _LEFT_BEHIND.setdefault(superseding, weakref.WeakSet()).add(func)
+
+
+def _forget_left_behind(func: types.FunctionType) -> None:
+    for group in list(_LEFT_BEHIND.values()):
+        group.discard(func)
+
+
+def _lambda_target(stmt) -> Optional[str]:
+    """The name a `name = lambda ...` statement binds, else None."""
+    if stmt.kind != "other" or len(stmt.binds) != 1:
+        return None
+    match = _LAMBDA_ASSIGNMENT.match(stmt.text)
+    return match.group(1) if match and match.group(1) == stmt.binds[0] else None
+
+
+def _is_lambda(obj: Any, path: str) -> bool:
+    return isinstance(obj, types.FunctionType) and obj.__code__.co_name == "<lambda>" and \
+        obj.__code__.co_filename == path
+
+
+def _cache_clears(obj: Any) -> List[Callable[[], object]]:
+    """The ``cache_clear`` of every cache wrapper in ``obj`` (``lru_cache`` under ``classmethod``, say)."""
+    return [item.cache_clear for item in _unwrap_candidates(obj) if callable(getattr(item, "cache_clear", None))]
 
 
 def _positional_default_names(func: types.FunctionType) -> Sequence[str]:
