@@ -465,7 +465,7 @@ class Transaction:
             except ReloadFailed:
                 raise
             except Exception as exc:
-                raise ReloadFailed(_format_user_error(exc, self.path)) from None
+                raise ReloadFailed(_format_user_error(exc, self.path, new_stmt.lineno if new_stmt else None)) from None
             if isinstance(live, abc.ABCMeta):
                 self.after.append(functools.partial(_machinery.update_abstractmethods, live))
 
@@ -520,33 +520,42 @@ class Transaction:
     def flush(self) -> None:
         """Applies the queued writes now, keeping what undoes them."""
         if self.ops:
-            try:
-                undo = _native.apply(self.ops, undo=True)
-            except Exception as exc:  # the native step undid its own writes
-                raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
-                                   f"{type(exc).__name__}: {exc}") from None
-            self._undo.append(("ops", undo))
-            self.ops = []
+            with _interrupts_deferred():  # applied and recorded as one step, or neither
+                try:
+                    undo = _native.apply(self.ops, undo=True)
+                except Exception as exc:  # the native step undid its own writes
+                    raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
+                                       f"{type(exc).__name__}: {exc}") from None
+                self._undo.append(("ops", undo))
+                self.ops = []
 
     def rollback(self) -> None:
         """Undoes the batches already applied, puts back the members of every class this reload wrote to
         directly, and puts the namespace back as it was before anything ran."""
-        for entry in reversed(self._undo):
-            if entry[0] == "ops":
-                _native.apply(entry[1])
-            else:
-                _restore_class(entry[1], entry[2])
-        self._undo = []
-        if self.snapshot is None:
-            return
-        ops = [("setitem", self.namespace, k, v) for k, v in self.snapshot.items()
-               if self.namespace.get(k, _MISSING) is not v]
-        ops += [("delitem", self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
-        _native.apply(ops)
+        with _interrupts_deferred():
+            while self._undo:
+                entry = self._undo[-1]
+                if entry[0] == "ops":
+                    _native.apply(entry[1])
+                else:
+                    _restore_class(entry[1], entry[2])
+                self._undo.pop()
+            if self.snapshot is None:
+                return
+            ops = [("setitem", self.namespace, k, v) for k, v in self.snapshot.items()
+                   if self.namespace.get(k, _MISSING) is not v]
+            ops += [("delitem", self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
+            _native.apply(ops)
 
-    def commit(self) -> None:
-        _native.apply(self.ops)
-        self.ops = []
+    def commit(self, record: Optional[Callable[[], object]] = None) -> None:
+        """Applies the last batch and, in the same uninterruptible step, ``record`` (the new baseline), so that a
+        Ctrl-C never leaves new code running under the old baseline; raises what the native step raised (it
+        undid its own writes)."""
+        with _interrupts_deferred():
+            _native.apply(self.ops)
+            self.ops = []
+            if record is not None:
+                record()
         for callback in self.after:
             try:
                 callback()
@@ -575,6 +584,37 @@ def _func_op(func, *, code=None, closure=_MISSING, defaults=_MISSING, kwdefaults
         func.__doc__ if doc is _MISSING else doc,
         type_params,
     )
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Holds Ctrl-C's KeyboardInterrupt (SIGINT's handler) until the block is done, then raises it.
+
+    A signal handler runs at the first bytecode boundary after a C call returns, which can be between the native
+    apply step and the line recording what it did. Only the main thread runs signal handlers, so elsewhere there
+    is nothing to hold.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        yield
+        return
+    caught: List[Any] = []
+    try:
+        signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            previous(signal.SIGINT, caught[0])
 
 
 def _join_family(old: types.FunctionType, new: types.FunctionType) -> None:
@@ -636,16 +676,23 @@ def _future_flags(stmts) -> int:
     return flags
 
 
-def _format_user_error(exc: BaseException, path: str) -> str:
+def _format_user_error(exc: BaseException, path: str, lineno: Optional[int] = None) -> str:
+    """The exception's type, whole message and traceback from the first frame in the user's file on; where no
+    frame is in that file (a class decorator applied by the reload), ``lineno`` names the statement."""
     import traceback
 
     tb = exc.__traceback__
     # Drop hotswap's own frames: the first frame of interest is the user's file.
     while tb is not None and tb.tb_frame.f_code.co_filename != path:
         tb = tb.tb_next
-    if tb is None:  # a SyntaxError names its file and line itself
-        return "".join(traceback.format_exception_only(type(exc), exc))
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+    if tb is not None:
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+    text = "".join(traceback.format_exception_only(type(exc), exc))
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return text  # a SyntaxError names its file and line itself
+    where = f'  File "{path}", line {lineno}\n' if lineno else f'  File "{path}"\n'
+    inner = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).splitlines(keepends=True)
+    return "Traceback (most recent call last):\n" + where + "".join(inner[1:] if len(inner) > 1 else [text])
 
 
 def _unwrap_candidates(obj: Any) -> Iterable[Any]:
@@ -757,6 +804,11 @@ def incompatible(live: type, body: "ClassBody") -> Optional[str]:
     new_slots = body.ns.get("__slots__", old_slots if factory else _MISSING)
     if _slots(old_slots) != _slots(new_slots):
         return f"__slots__ changed {_slots(old_slots)!r} -> {_slots(new_slots)!r}"
+    # ctypes Structure and Union: `_fields_` is the instance layout, and final once set.
+    old_fields = live.__dict__.get("_fields_", _MISSING)
+    new_fields = body.ns.get("_fields_", _MISSING)
+    if old_fields is not _MISSING and type(live).__module__ == "_ctypes" and not _same(old_fields, new_fields):
+        return "_fields_ changed (the instance layout)"
     return None
 
 

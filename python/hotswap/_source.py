@@ -64,6 +64,11 @@ def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_n
 
     With ``previous`` (the source the module runs, split), only the lines that differ from it are parsed.
     """
+    nul = text.find("\0")
+    if nul >= 0:  # CPython refuses such source (a ValueError from compile() before 3.12): a failed reload
+        line = text.count("\n", 0, nul) + 1
+        start = text.rfind("\n", 0, nul) + 1
+        raise SyntaxError("source code cannot contain null bytes", (path, line, nul - start + 1, None))
     try:
         if previous is not None:
             return tuple(_native.split_statements_incremental(previous.text, previous.stmts, text, path))

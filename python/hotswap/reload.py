@@ -66,8 +66,10 @@ class ReloadReport:
     def summary(self) -> str:
         """One line for logs, e.g. ``app.models: patched 2, added 1 (0.41 ms)``."""
         if not self.ok:
-            first = (self.error or "").strip().splitlines()[-1:] or [""]
-            return f"{self.module}: reload failed, old code kept: {first[0]}"
+            # The exception's type and whole message: the lines after the traceback's (indented) entries.
+            lines = (self.error or "").strip().splitlines()
+            start = max((i + 1 for i, line in enumerate(lines) if line[:1].isspace()), default=0)
+            return f"{self.module}: reload failed, old code kept: {' / '.join(lines[start:] or lines[-1:])}"
         parts = [f"{label} {len(names)}" for label, names in
                  (("patched", self.patched), ("added", self.added), ("removed", self.removed)) if names]
         if self.executed:
@@ -222,11 +224,10 @@ def _reload(
     finally:
         _state.depth -= 1
     try:
-        tx.commit()
+        tx.commit(record=lambda: _source.set_baseline(module, text, new_stmts))
     except Exception as exc:  # the native step undid its own writes; put the namespace back too
         tx.rollback()
         return failed(f"{path}: could not apply the reload, nothing was changed: {type(exc).__name__}: {exc}")
-    _source.set_baseline(module, text, new_stmts)
     return ReloadReport(
         module=name,
         path=path,
