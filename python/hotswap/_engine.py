@@ -121,7 +121,13 @@ class Transaction:
 
     def step_run(self, stmt, reason: str, old_stmt) -> None:
         if self.is_main and stmt.kind == "other":
-            return  # __main__ is never re-executed wholesale: only its definitions are patched
+            # __main__ is never re-executed wholesale: only its definitions are patched. A new or changed plain
+            # statement (the program's main loop, say) cannot run again in place: the program must restart.
+            if reason in ("new", "changed"):
+                self.needs_restart.append(
+                    f"line {stmt.lineno} of __main__ changed ({_first_line(stmt.text)}); it cannot run again in "
+                    "place, a restart is needed")
+            return
         old_obj = self.live(stmt.name) if stmt.name else _MISSING
         self.run(stmt)
         if reason == "decorators" and old_obj is not _MISSING:
@@ -671,3 +677,8 @@ def _update_abstractmethods(cls: type) -> None:
             if getattr(getattr(cls, name, None), "__isabstractmethod__", False):
                 abstracts.add(name)
     cls.__abstractmethods__ = frozenset(abstracts)
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= 60 else line[:57] + "..."
