@@ -21,6 +21,7 @@ downloads. Usage: ``python benches/replay.py [--tools hotswap,jurigged] [--packa
 from __future__ import annotations
 
 import argparse
+import dis
 import hashlib
 import importlib
 import json
@@ -125,8 +126,26 @@ def value_digest(value: Any, depth: int = 0) -> Any:
     return ["object", type(value).__qualname__]
 
 
+def instructions(code: types.CodeType) -> str:
+    """The bytecode as operations and their names or constants. Normalised: CPython 3.11+ compiles
+    ``module.f()`` differently when the same compile also saw ``import module`` (a plain attribute load instead
+    of a method load), which a definition compiled on its own never does; the two run alike. Jump targets are
+    left out (they move with that difference)."""
+    out = []
+    for ins in dis.get_instructions(code):
+        name = ins.opname
+        if name in ("PUSH_NULL", "CACHE", "PRECALL", "NOP"):
+            continue
+        if name == "LOAD_METHOD":
+            name = "LOAD_ATTR"
+        arg = "" if ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs or isinstance(ins.argval, types.CodeType) \
+            else repr(ins.argval).replace("NULL + ", "").replace(" + NULL|self", "").replace(" + NULL", "")
+        out.append(f"{name} {arg}")
+    return "\n".join(out)
+
+
 def code_digest(code: types.CodeType) -> str:
-    parts = [code.co_code, repr(code.co_names), repr(code.co_varnames), repr(code.co_freevars),
+    parts = [instructions(code), repr(code.co_names), repr(code.co_varnames), repr(code.co_freevars),
              repr(code.co_cellvars), repr((code.co_argcount, code.co_kwonlyargcount, code.co_flags)),
              repr(code.co_firstlineno), getattr(code, "co_qualname", code.co_name)]
     for const in code.co_consts:
@@ -229,11 +248,13 @@ def replay_worker(tool_name: str, old_tree: str, new_tree: str, scratch: str) ->
     new_files = module_files(Path(new_tree))
     changed = [name for name in modules
                if name in new_files and new_files[name].read_bytes() != old_files[name].read_bytes()]
-    # Dependencies first, as hotswap's AutoReloader orders a batch (the same order for every tool).
+    # The same order for every tool: plain modules in dependency order (as hotswap's AutoReloader orders a batch),
+    # then packages, innermost first (an __init__ re-exports from its submodules).
     from hotswap.watcher import dependency_order
 
-    batch = dependency_order([(modules[name], "", new_files[name].read_bytes()) for name in changed])
-    changed = [module.__name__ for module, _, _ in batch]
+    plain = [(modules[n], "", new_files[n].read_bytes()) for n in changed if not hasattr(modules[n], "__path__")]
+    packages = sorted((n for n in changed if hasattr(modules[n], "__path__")), key=lambda n: -n.count("."))
+    changed = [module.__name__ for module, _, _ in dependency_order(plain)] + packages
     before = {name: module_digest(modules[name]) for name in changed}
     for name, path in new_files.items():  # the new release replaces the old one on disk, as a checkout would
         target = Path(scratch) / path.relative_to(new_tree)
@@ -274,17 +295,42 @@ def run_worker(args: List[str]) -> Dict[str, Any]:
 
 # --- comparing -------------------------------------------------------------------------------------------------
 
+UNSTABLE = "?"
+
+
+def stable(first: Dict[str, Any], second: Dict[str, Any]) -> Dict[str, Any]:
+    """``first`` with every value that differs between two fresh imports (``hash(None)`` before 3.12, ids,
+    times) replaced by UNSTABLE, which compares equal to anything."""
+    modules = {}
+    for mod, names in first["modules"].items():
+        other = second["modules"].get(mod, {})
+        out = {}
+        for name, digest in names.items():
+            twin = other.get(name)
+            if digest == twin:
+                out[name] = digest
+            elif digest[0] == "class" and isinstance(digest[1], dict) and twin and isinstance(twin[1], dict):
+                out[name] = ["class", {k: v if twin[1].get(k) == v else UNSTABLE for k, v in digest[1].items()}]
+            else:
+                out[name] = UNSTABLE
+        modules[mod] = out
+    refs = {k: v if second["refs"].get(k) == v else UNSTABLE for k, v in first["refs"].items()}
+    return {"modules": modules, "refs": refs}
+
+
 def differences(live: Dict[str, Any], fresh: Dict[str, Any]) -> List[str]:
     """What differs between a live module's digest and a fresh import's, one line per name."""
     out = []
     for name in sorted(set(live) | set(fresh)):
         a, b = live.get(name), fresh.get(name)
-        if a == b:
+        if a == b or b == UNSTABLE:
             continue
         if a is None or b is None:
             out.append(f"{name}: {'missing' if a is None else 'left over'}")
         elif a[0] == "class" == b[0] and isinstance(a[1], dict) and isinstance(b[1], dict):
-            keys = sorted(k for k in set(a[1]) | set(b[1]) if a[1].get(k) != b[1].get(k))
+            keys = sorted(k for k in set(a[1]) | set(b[1]) if a[1].get(k) != b[1].get(k) and b[1].get(k) != UNSTABLE)
+            if not keys:
+                continue
             out.append(f"{name}: class members {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}")
         else:
             out.append(f"{name}: {describe(a)} != fresh {describe(b)}")
@@ -312,7 +358,7 @@ def classify(result: Dict[str, Any], fresh: Dict[str, Any], module: str) -> Tupl
     diffs = differences(live, new)
     prefix = module + ":"
     for key, digest in result["refs"].items():
-        if key.startswith(prefix) and key in fresh["refs"] and digest != fresh["refs"][key]:
+        if key.startswith(prefix) and fresh["refs"].get(key, UNSTABLE) not in (UNSTABLE, digest):
             diffs.append(f"reference taken before to {key.split(':')[1]} differs from the fresh one")
     return ("exact", "") if not diffs else ("mismatch", "; ".join(diffs[:4]) + (" ..." if len(diffs) > 4 else ""))
 
@@ -333,6 +379,9 @@ def main() -> int:
         for i in range(len(versions) - 1):
             steps += 1
             fresh = run_worker(["fresh", str(trees[i + 1])])
+            again = run_worker(["fresh", str(trees[i + 1])])
+            if "error" not in fresh and "error" not in again:
+                fresh = stable(fresh, again)
             for tool in tools:
                 scratch = scratch_root / f"{dist}-{i}-{tool.split()[-1]}"
                 result = run_worker(["replay", tool, str(trees[i]), str(trees[i + 1]), str(scratch)])

@@ -135,6 +135,19 @@ def test_relative_and_aliased_imports_follow_through_a_package(modules):
     assert app.Config is config is package.Config and config.debug is True
 
 
+def test_star_imports_follow_what_the_module_exports_now(modules):
+    lib_src = "LIMIT = 10\ndef helper():\n    return 1\ndef gone():\n    pass\n"
+    user_src = "from LIB import *\nTOTAL = LIMIT + helper()\n"
+    lib, user = two_modules(modules, lib_src, user_src)
+    helper = user.helper
+    report = modules.edit(lib, "LIMIT = 20\nNEW = 2\ndef helper():\n    return 2\n")
+    assert report.ok, report.error
+    assert sorted(report.rebound) == [f"{user.__name__}.{n}" for n in ("LIMIT", "NEW", "gone")]
+    expr = "[LIMIT, NEW, TOTAL, helper(), 'gone' in globals()]"
+    assert eval(expr, vars(user)) == fresh(modules.root, user.__name__, expr) == [20, 2, 22, 2, False]
+    assert user.helper is helper
+
+
 def test_a_dependent_whose_statements_fail_keeps_its_old_imports(modules):
     lib_src = "LIMIT = 10\n"
     user_src = "from LIB import LIMIT\nRATIO = 100 // (LIMIT - 20)\n"

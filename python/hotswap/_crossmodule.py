@@ -21,11 +21,20 @@ import importlib.util
 import os
 import sys
 import types
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
 
 from . import _source
 
 _MISSING: Any = object()
+
+
+class _Removed:
+    def __repr__(self) -> str:
+        return "<removed>"
+
+
+#: In a rebinding, the name is deleted (``from m import *`` no longer gives it).
+REMOVED: Any = _Removed()
 
 # A rebinding: (dependent module, {name in that module: new object}).
 Rebinding = Tuple[types.ModuleType, Dict[str, Any]]
@@ -46,29 +55,63 @@ def moved(before: Dict[str, Any], after: Dict[str, Any]) -> Dict[str, Tuple[Any,
     return out
 
 
-def dependents(module: types.ModuleType, changes: Dict[str, Tuple[Any, Any]]) -> List[Rebinding]:
-    """Loaded modules holding one of ``module``'s replaced objects under a name they import from it."""
-    if not changes:
+def dependents(module: types.ModuleType, before: Dict[str, Any]) -> List[Rebinding]:
+    """Loaded modules holding one of ``module``'s replaced objects under a name they import from it, and
+    modules doing ``from module import *`` when what it exports changed (REMOVED marks a name to delete)."""
+    after = vars(module)
+    changes = moved(before, after)
+    exports_before, exports_after = _exports(before), _exports(after)
+    stars_changed = exports_before != exports_after or bool(changes.keys() & exports_after)
+    if not changes and not stars_changed:
         return []
     by_id = {id(old): name for name, (old, _) in changes.items()}
     found: List[Rebinding] = []
     for other in list(sys.modules.values()):
         if other is module or not isinstance(other, types.ModuleType) or not _is_program_module(other):
             continue
+        namespace = vars(other)
         try:
-            held = [(key, by_id[id(value)]) for key, value in list(vars(other).items()) if id(value) in by_id]
+            held = [(key, by_id[id(value)]) for key, value in list(namespace.items()) if id(value) in by_id]
         except TypeError:  # a module whose __dict__ is not a dict
             continue
-        held = [(key, name) for key, name in held if vars(other).get(key) is changes[name][0]]
-        if not held:
+        held = [(key, name) for key, name in held if namespace.get(key) is changes[name][0]]
+        star = stars_changed and _may_star_import(other)
+        if not held and not star:
             continue
         imports = _from_imports(other)
         rebind = {
             key: changes[name][1] for key, name in held if (module.__name__, name) in imports.get(key, ())
         }
+        if star and (module.__name__, "*") in imports.get("*", ()):
+            # As `from module import *` would bind now: new exports, replaced ones still held, removed ones gone.
+            for name in exports_after:
+                held_value = namespace.get(name, _MISSING)
+                if held_value is _MISSING or (name in changes and held_value is changes[name][0]):
+                    rebind[name] = after[name]
+            for name in exports_before - exports_after:
+                if name in namespace and namespace[name] is before[name]:
+                    rebind[name] = REMOVED
         if rebind:
             found.append((other, rebind))
     return found
+
+
+def _exports(namespace: Dict[str, Any]) -> FrozenSet[str]:
+    """The names ``from m import *`` binds from a module namespace."""
+    names = namespace.get("__all__")
+    if isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
+        return frozenset(n for n in names if n in namespace)
+    return frozenset(n for n in namespace if not n.startswith("_"))
+
+
+def _may_star_import(module: types.ModuleType) -> bool:
+    """Whether the source ``module`` runs, as recorded so far (no file is read), has ``import *`` at all."""
+    found = _source._baselines.get(module.__name__)
+    if found is not None:
+        return "import *" in found.text
+    path = getattr(module, "__file__", None)
+    data = _source._imported_sources.get(os.path.realpath(path)) if isinstance(path, str) else None
+    return data is not None and b"import *" in data
 
 
 _library_cache: Dict[str, bool] = {}
@@ -87,7 +130,8 @@ def _is_program_module(module: types.ModuleType) -> bool:
 
 def _from_imports(module: types.ModuleType) -> Dict[str, Iterable[Tuple[str, str]]]:
     """For each name the module's top-level statements bind with ``from a import b [as name]``: the (a, b) pairs
-    (absolute module names), from the source the module runs. Empty when that source is unknown."""
+    (absolute module names), from the source the module runs; ``from a import *`` gives ``"*": {(a, "*")}``.
+    Empty when that source is unknown."""
     try:
         path = _source.module_path(module)
     except (TypeError, ValueError):
@@ -111,8 +155,7 @@ def _from_imports(module: types.ModuleType) -> Dict[str, Iterable[Tuple[str, str
             if source is None:
                 continue
             for alias in node.names:
-                if alias.name != "*":
-                    out.setdefault(alias.asname or alias.name, set()).add((source, alias.name))
+                out.setdefault(alias.asname or alias.name, set()).add((source, alias.name))
     return out
 
 

@@ -196,7 +196,7 @@ def _follow_imports(
     runs the readers, then follows on from each module changed so."""
     rebound: List[str] = []
     reports: List[ReloadReport] = []
-    for other, names in _crossmodule.dependents(module, _crossmodule.moved(before, vars(module))):
+    for other, names in _crossmodule.dependents(module, before):
         if other.__name__ in visited:
             continue
         visited.add(other.__name__)
@@ -217,14 +217,22 @@ def _rebind(module: types.ModuleType, names: Dict[str, object]) -> ReloadReport:
     path = _source.module_path(module)
     running = _source.baseline(module, path)
     namespace = module.__dict__
-    previous = {name: namespace[name] for name in names if name in namespace}
+    missing = _crossmodule.REMOVED
+    previous = {name: namespace.get(name, missing) for name in names}
 
     def put_back() -> None:
         for name, value in previous.items():
-            if namespace.get(name) is names[name]:
-                namespace[name] = value
+            if namespace.get(name, missing) is names[name]:
+                if value is missing:
+                    namespace.pop(name, None)
+                else:
+                    namespace[name] = value
 
-    namespace.update(names)
+    for name, value in names.items():
+        if value is missing:
+            namespace.pop(name, None)
+        else:
+            namespace[name] = value
     try:
         if running is None:  # cannot happen for a module _crossmodule chose, which needs its source
             return ReloadReport(module.__name__, path, True)
