@@ -39,13 +39,19 @@ fn syntax_error(py: Python<'_>, err: stmts::ParseFailure, path: &str) -> PyErr {
     pyo3::exceptions::PySyntaxError::new_err((err.message, (path.to_string(), err.lineno, err.col, py.None())))
 }
 
-/// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`.
+/// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`. `rebound`:
+/// names another module's reload rebound here (see `diff::plan_rebinding`).
 #[pyfunction]
-#[pyo3(signature = (old, new, *, whole_module = false))]
-fn plan(old: Vec<PyRef<'_, stmts::Stmt>>, new: Vec<PyRef<'_, stmts::Stmt>>, whole_module: bool) -> diff::Plan {
+#[pyo3(signature = (old, new, *, whole_module = false, rebound = Vec::new()))]
+fn plan(
+    old: Vec<PyRef<'_, stmts::Stmt>>,
+    new: Vec<PyRef<'_, stmts::Stmt>>,
+    whole_module: bool,
+    rebound: Vec<String>,
+) -> diff::Plan {
     let old: Vec<&stmts::Stmt> = old.iter().map(|s| &**s).collect();
     let new: Vec<&stmts::Stmt> = new.iter().map(|s| &**s).collect();
-    diff::plan(&old, &new, whole_module)
+    diff::plan_rebinding(&old, &new, whole_module, &rebound)
 }
 
 #[pymodule]

@@ -140,7 +140,13 @@ class Transaction:
 
     def step_run(self, stmt, reason: str, old_stmt) -> None:
         if self.is_main and stmt.kind == "other":
-            return  # __main__ is never re-executed wholesale: only its definitions are patched
+            # __main__ is never re-executed wholesale: only its definitions are patched. A new or changed plain
+            # statement (the program's main loop, say) cannot run again in place: the program must restart.
+            if reason in ("new", "changed"):
+                self.needs_restart.append(
+                    f"line {stmt.lineno} of __main__ changed ({_first_line(stmt.text)}); it cannot run again in "
+                    "place, a restart is needed")
+            return
         old_obj = self.live(stmt.name) if stmt.name else _MISSING
         lambda_name = _lambda_target(stmt)
         old_lambda = self.live(lambda_name) if lambda_name else _MISSING
@@ -982,3 +988,8 @@ def _restore_class(cls: type, members: Dict[str, Any]) -> None:
            if current.get(key, _MISSING) is not value and key not in ("__dict__", "__weakref__")]
     ops += [("delattr", cls, key) for key in list(current) if key not in members]
     _native.apply(ops)
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= 60 else line[:57] + "..."

@@ -225,6 +225,13 @@ class _Scan(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         (self.reads if isinstance(node.ctx, ast.Load) else self.binds).add(node.id)
+        if isinstance(node.ctx, ast.Del):  # `del X` needs the binding it removes
+            self.reads.add(node.id)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):  # `X += 1` reads the `X` it rebinds
+            self.reads.add(node.target.id)
+        self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func

@@ -17,9 +17,9 @@ import sys
 import threading
 import time
 import types
-from typing import Callable, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
-from . import _engine, _native, _source
+from . import _crossmodule, _engine, _native, _source
 from . import _hooks as _engine_hooks
 from ._source import running_source, track
 
@@ -45,6 +45,10 @@ class ReloadReport:
         executed: how many top-level statements ran.
         needs_restart: why part of the edit could not be applied in place (a restart is needed), else None.
         duration_ms: wall time of the reload.
+        rebound: names of other modules (``"app.views.LIMIT"``) that held an object this reload replaced, bound
+            with ``from <module> import ...``, and now hold the new one (also modules importing from those).
+        dependents: the reloads of those modules' statements that read a re-bound name (one report each, in
+            the order they ran); a failed one left its module as it was.
     """
 
     module: str
@@ -57,11 +61,14 @@ class ReloadReport:
     executed: int = 0
     needs_restart: Optional[str] = None
     duration_ms: float = 0.0
+    rebound: Tuple[str, ...] = ()
+    dependents: Tuple["ReloadReport", ...] = ()
 
     @property
     def changed(self) -> bool:
         """Whether the reload changed anything."""
-        return bool(self.patched or self.added or self.removed or self.executed or self.needs_restart)
+        return bool(self.patched or self.added or self.removed or self.executed or self.needs_restart
+                    or self.rebound)
 
     def summary(self) -> str:
         """One line for logs, e.g. ``app.models: patched 2, added 1 (0.41 ms)``."""
@@ -74,6 +81,12 @@ class ReloadReport:
                  (("patched", self.patched), ("added", self.added), ("removed", self.removed)) if names]
         if self.executed:
             parts.append(f"ran {self.executed} statement{'s' if self.executed != 1 else ''}")
+        if self.rebound:
+            modules = {name.rsplit(".", 1)[0] for name in self.rebound}
+            parts.append(f"rebound {len(self.rebound)} in {', '.join(sorted(modules))}")
+        failed = [report.module for report in self.dependents if not report.ok]
+        if failed:
+            parts.append(f"failed in {', '.join(failed)} (kept its old imports)")
         if self.needs_restart:
             parts.append(f"needs restart: {self.needs_restart}")
         return f"{self.module}: {', '.join(parts) or 'no change'} ({self.duration_ms:.2f} ms)"
@@ -166,17 +179,80 @@ def reload(
     path = _source.module_path(module)
     start = time.perf_counter()
     with _reload_lock:
+        before = _crossmodule.names(module)
         report = _reload(module, path, mode, source, start)
+        if report.ok:
+            rebound, dependents = _follow_imports(module, before, {module.__name__})
+            if rebound or dependents:
+                report = dataclasses.replace(report, rebound=tuple(rebound), dependents=tuple(dependents))
     # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
-    logger.info("%s", report.summary())
-    if report.ok:
-        _engine_hooks.run_module(module, report)
-    _run_hooks(report)
+    for done in (*report.dependents, report):
+        logger.info("%s", done.summary())
+        if done.ok:
+            _engine_hooks.run_module(sys.modules.get(done.module, module), done)
+        _run_hooks(done)
+    return report
+
+
+def _follow_imports(
+    module: types.ModuleType, before: Dict[str, object], visited: Set[str]
+) -> Tuple[List[str], List[ReloadReport]]:
+    """Rule 2 across modules (see ``_crossmodule``): re-binds ``from module import X`` where X was replaced and
+    runs the readers, then follows on from each module changed so."""
+    rebound: List[str] = []
+    reports: List[ReloadReport] = []
+    for other, names in _crossmodule.dependents(module, before):
+        if other.__name__ in visited:
+            continue
+        visited.add(other.__name__)
+        other_before = _crossmodule.names(other)
+        report = _rebind(other, names)
+        if report.changed or not report.ok:
+            reports.append(report)
+        if report.ok:
+            rebound.extend(f"{other.__name__}.{name}" for name in names)
+            more, more_reports = _follow_imports(other, other_before, visited)
+            rebound.extend(more)
+            reports.extend(more_reports)
+    return rebound, reports
+
+
+def _rebind(module: types.ModuleType, names: Dict[str, object]) -> ReloadReport:
+    """Binds ``names`` in ``module`` and runs (or rebuilds) its statements reading them, all or nothing."""
+    path = _source.module_path(module)
+    running = _source.baseline(module, path)
+    namespace = module.__dict__
+    missing = _crossmodule.REMOVED
+    previous = {name: namespace.get(name, missing) for name in names}
+
+    def put_back() -> None:
+        for name, value in previous.items():
+            if namespace.get(name, missing) is names[name]:
+                if value is missing:
+                    namespace.pop(name, None)
+                else:
+                    namespace[name] = value
+
+    for name, value in names.items():
+        if value is missing:
+            namespace.pop(name, None)
+        else:
+            namespace[name] = value
+    try:
+        if running is None:  # cannot happen for a module _crossmodule chose, which needs its source
+            return ReloadReport(module.__name__, path, True)
+        report = _reload(module, path, "changed", running.text, time.perf_counter(), rebound=tuple(names))
+    except BaseException:
+        put_back()
+        raise
+    if not report.ok:
+        put_back()
     return report
 
 
 def _reload(
-    module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float
+    module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float,
+    rebound: Tuple[str, ...] = (),
 ) -> ReloadReport:
     name = module.__name__
 
@@ -199,7 +275,7 @@ def _reload(
         return failed(_engine._format_user_error(exc, path))
     whole = mode == "module" or old is None
     old_stmts = old.stmts if old is not None else new_stmts
-    plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole)
+    plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=rebound)
     tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound))
     _state.depth = getattr(_state, "depth", 0) + 1
     try:
