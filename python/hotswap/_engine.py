@@ -74,7 +74,7 @@ class Transaction:
         self.rebound = rebound
         self.is_main = module.__name__ == "__main__"
         self.flags = _future_flags(new_stmts)
-        self.ops: List[tuple] = []
+        self.ops: List[_native.Op] = []
         self.after: List[Callable[[], object]] = []
         self.patched: List[str] = []
         self.added: List[str] = []
@@ -165,7 +165,7 @@ class Transaction:
             new_lambda = self.namespace.get(lambda_name)
             if _is_lambda(new_lambda, self.path) and new_lambda is not old_lambda:
                 self.patch_function(old_lambda, new_lambda, None, None)
-                self.ops.append(("setitem", self.namespace, lambda_name, old_lambda))
+                self.ops.append(_native.SetItem(self.namespace, lambda_name, old_lambda))
                 self.patched.append(lambda_name)
 
     def step_patch(self, stmt, reason: str, old_stmt) -> None:
@@ -213,7 +213,7 @@ class Transaction:
         elif isinstance(live, type) and live.__module__ == self.module.__name__:
             functions = list(_class_functions(live, self.path))
             if hasattr(live, "__firstlineno__"):
-                self.ops.append(("setattr", live, "__firstlineno__", live.__firstlineno__ + delta))
+                self.ops.append(_native.SetAttr(live, "__firstlineno__", live.__firstlineno__ + delta))
         else:
             functions = []
         for func in functions:
@@ -225,7 +225,7 @@ class Transaction:
     def remove(self, names: Iterable[str]) -> None:
         for name in names:
             if name in self.namespace:
-                self.ops.append(("delitem", self.namespace, name))
+                self.ops.append(_native.DelItem(self.namespace, name))
                 self.removed.append(name)
 
     # --- functions --------------------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ class Transaction:
                 new = getattr(donor, attr, _MISSING)
                 if current is not _MISSING and new is not _MISSING and current == getattr(target, attr, _MISSING) \
                         and current is not new:
-                    self.ops.append(("setattr", item, attr, new))
+                    self.ops.append(_native.SetAttr(item, attr, new))
 
     def _merge_defaults(self, target, donor, old_stmt, new_stmt):
         """The donor's defaults, except those whose expression text is unchanged and reads nothing rebound:
@@ -327,10 +327,10 @@ class Transaction:
         cell = ns.pop("__classcell__", None)
         if cell is not None:
             # Methods of the new body run `super()` and `__class__` against the live class.
-            self.ops.append(("cell", cell, live))
+            self.ops.append(_native.SetCell(cell, live))
         dict_cell = ns.pop("__classdictcell__", None)  # 3.13: annotation scopes read class-level names from it
         if dict_cell is not None:
-            self.ops.append(("cell", dict_cell, body.ns))
+            self.ops.append(_native.SetCell(dict_cell, body.ns))
         old_members = list(old_stmt.members) if old_stmt is not None else []
         new_members = list(new_stmt.members) if new_stmt is not None else []
         unchanged, changed_names, member_stmts, old_member_stmts = _member_changes(
@@ -354,7 +354,7 @@ class Transaction:
             old = live_dict.get(key, _MISSING)
             name = f"{qualname}.{key}"
             if old is _MISSING:
-                self.ops.append(("setattr", live, key, new))
+                self.ops.append(_native.SetAttr(live, key, new))
                 set_names.append((key, new))
                 new_values[key] = new
                 self.added.append(name)
@@ -382,7 +382,7 @@ class Transaction:
                 continue  # class-level state from an unchanged statement survives
             if _same(old, new):
                 continue
-            self.ops.append(("setattr", live, key, new))
+            self.ops.append(_native.SetAttr(live, key, new))
             set_names.append((key, new))
             old_values[key], new_values[key] = old, new
             if key in changed_names:
@@ -393,7 +393,7 @@ class Transaction:
                 continue
             if key in old_bound or (key == "__annotations__" and not body.ns.get("__annotations__")):
                 old_values[key] = live_dict[key]
-                self.ops.append(("delattr", live, key))
+                self.ops.append(_native.DelAttr(live, key))
                 if key != "__annotations__":
                     self.removed.append(f"{qualname}.{key}")
                 changed = True
@@ -504,7 +504,7 @@ class Transaction:
             result = decorator(result)
         if top and result is not live:
             # As a fresh import would, the name holds what the decorators returned.
-            self.ops.append(("setitem", self.namespace, new_stmt.name, result))
+            self.ops.append(_native.SetItem(self.namespace, new_stmt.name, result))
 
     def _deriving_decorator(self, text: str) -> Any:
         head = text.split("(", 1)[0].strip()
@@ -527,8 +527,10 @@ class Transaction:
         """Applies the queued writes now, keeping what undoes them."""
         if self.ops:
             with _interrupts_deferred():  # applied and recorded as one step, or neither
+                record: List[List[_native.Op]] = []
                 try:
-                    undo = _native.apply(self.ops, undo=True)
+                    _native.apply(self.ops, undo=record)  # appends the batch's inverse ops to `record`
+                    undo = record[0]
                 except Exception as exc:  # the native step undid its own writes
                     raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
                                        f"{type(exc).__name__}: {exc}") from None
@@ -548,9 +550,9 @@ class Transaction:
                 self._undo.pop()
             if self.snapshot is None:
                 return
-            ops = [("setitem", self.namespace, k, v) for k, v in self.snapshot.items()
+            ops = [_native.SetItem(self.namespace, k, v) for k, v in self.snapshot.items()
                    if self.namespace.get(k, _MISSING) is not v]
-            ops += [("delitem", self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
+            ops += [_native.DelItem(self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
             _native.apply(ops)
 
     def commit(self, record: Optional[Callable[[], object]] = None) -> None:
@@ -579,9 +581,9 @@ class Transaction:
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 def _func_op(func, *, code=None, closure=_MISSING, defaults=_MISSING, kwdefaults=_MISSING, annotations=_MISSING,
-             doc=_MISSING, type_params=None) -> tuple:
-    return (
-        "func", func,
+             doc=_MISSING, type_params=None) -> _native.PatchFunction:
+    return _native.PatchFunction(
+        func,
         func.__code__ if code is None else code,
         func.__closure__ if closure is _MISSING else closure,
         func.__defaults__ if defaults is _MISSING else defaults,
@@ -984,9 +986,9 @@ def _most_derived_meta(meta: type, bases: Sequence[Any]) -> type:
 
 def _restore_class(cls: type, members: Dict[str, Any]) -> None:
     current = cls.__dict__
-    ops = [("setattr", cls, key, value) for key, value in members.items()
+    ops = [_native.SetAttr(cls, key, value) for key, value in members.items()
            if current.get(key, _MISSING) is not value and key not in ("__dict__", "__weakref__")]
-    ops += [("delattr", cls, key) for key in list(current) if key not in members]
+    ops += [_native.DelAttr(cls, key) for key in list(current) if key not in members]
     _native.apply(ops)
 
 
