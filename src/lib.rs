@@ -38,13 +38,15 @@ fn split_statements_incremental(
 /// Bytes the planner may need per statement at its peak (keys, indexes, the steps); probed like parsing's.
 const PLAN_BYTES_PER_STMT: usize = 512;
 
-/// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`.
+/// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`. `rebound`:
+/// names another module's reload rebound here (see `diff::plan_rebinding`).
 #[pyfunction]
-#[pyo3(signature = (old, new, *, whole_module = false))]
+#[pyo3(signature = (old, new, *, whole_module = false, rebound = Vec::new()))]
 fn plan(
     old: Vec<PyRef<'_, stmts::Stmt>>,
     new: Vec<PyRef<'_, stmts::Stmt>>,
     whole_module: bool,
+    rebound: Vec<String>,
 ) -> PyResult<diff::Plan> {
     errors::headroom(
         (old.len() + new.len()).saturating_mul(PLAN_BYTES_PER_STMT),
@@ -52,7 +54,7 @@ fn plan(
     )?;
     let old: Vec<&stmts::Stmt> = old.iter().map(|s| &**s).collect();
     let new: Vec<&stmts::Stmt> = new.iter().map(|s| &**s).collect();
-    Ok(diff::plan(&old, &new, whole_module))
+    Ok(diff::plan_rebinding(&old, &new, whole_module, &rebound))
 }
 
 #[pymodule]

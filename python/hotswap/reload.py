@@ -19,9 +19,10 @@ import sys
 import threading
 import time
 import types
-from typing import Callable, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
-from . import _engine, _native, _source
+from . import _crossmodule, _engine, _native, _source
+from . import _hooks as _engine_hooks
 from ._source import running_source, track
 
 logger = logging.getLogger("hotswap")
@@ -46,6 +47,10 @@ class ReloadReport:
         executed: how many top-level statements ran.
         needs_restart: why part of the edit could not be applied in place (a restart is needed), else None.
         duration_ms: wall time of the reload.
+        rebound: names of other modules (``"app.views.LIMIT"``) that held an object this reload replaced, bound
+            with ``from <module> import ...``, and now hold the new one (also modules importing from those).
+        dependents: the reloads of those modules' statements that read a re-bound name (one report each, in
+            the order they ran); a failed one left its module as it was.
     """
 
     module: str
@@ -58,21 +63,32 @@ class ReloadReport:
     executed: int = 0
     needs_restart: Optional[str] = None
     duration_ms: float = 0.0
+    rebound: Tuple[str, ...] = ()
+    dependents: Tuple["ReloadReport", ...] = ()
 
     @property
     def changed(self) -> bool:
         """Whether the reload changed anything."""
-        return bool(self.patched or self.added or self.removed or self.executed or self.needs_restart)
+        return bool(self.patched or self.added or self.removed or self.executed or self.needs_restart
+                    or self.rebound)
 
     def summary(self) -> str:
         """One line for logs, e.g. ``app.models: patched 2, added 1 (0.41 ms)``."""
         if not self.ok:
-            first = (self.error or "").strip().splitlines()[-1:] or [""]
-            return f"{self.module}: reload failed, old code kept: {first[0]}"
+            # The exception's type and whole message: the lines after the traceback's (indented) entries.
+            lines = (self.error or "").strip().splitlines()
+            start = max((i + 1 for i, line in enumerate(lines) if line[:1].isspace()), default=0)
+            return f"{self.module}: reload failed, old code kept: {' / '.join(lines[start:] or lines[-1:])}"
         parts = [f"{label} {len(names)}" for label, names in
                  (("patched", self.patched), ("added", self.added), ("removed", self.removed)) if names]
         if self.executed:
             parts.append(f"ran {self.executed} statement{'s' if self.executed != 1 else ''}")
+        if self.rebound:
+            modules = {name.rsplit(".", 1)[0] for name in self.rebound}
+            parts.append(f"rebound {len(self.rebound)} in {', '.join(sorted(modules))}")
+        failed = [report.module for report in self.dependents if not report.ok]
+        if failed:
+            parts.append(f"failed in {', '.join(failed)} (kept its old imports)")
         if self.needs_restart:
             parts.append(f"needs restart: {self.needs_restart}")
         return f"{self.module}: {', '.join(parts) or 'no change'} ({self.duration_ms:.2f} ms)"
@@ -176,12 +192,76 @@ def reload(
     with _reload_lock, _InterruptWatch() as interrupts:
         outer = _active
         try:
+            before = _crossmodule.names(module)
             report = _reload(module, path, mode, source, start, interrupts)
+            if report.ok:
+                rebound, dependents = _follow_imports(module, before, {module.__name__}, interrupts)
+                if rebound or dependents:
+                    report = dataclasses.replace(report, rebound=tuple(rebound), dependents=tuple(dependents))
         finally:
             _active = outer
     # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
-    logger.info("%s", report.summary())
-    _run_hooks(report)
+    for done in (*report.dependents, report):
+        logger.info("%s", done.summary())
+        if done.ok:
+            _engine_hooks.run_module(sys.modules.get(done.module, module), done)
+        _run_hooks(done)
+    return report
+
+
+def _follow_imports(
+    module: types.ModuleType, before: Dict[str, object], visited: Set[str], interrupts: _InterruptWatch
+) -> Tuple[List[str], List[ReloadReport]]:
+    """Rule 2 across modules (see ``_crossmodule``): re-binds ``from module import X`` where X was replaced and
+    runs the readers, then follows on from each module changed so."""
+    rebound: List[str] = []
+    reports: List[ReloadReport] = []
+    for other, names in _crossmodule.dependents(module, before):
+        if other.__name__ in visited:
+            continue
+        visited.add(other.__name__)
+        other_before = _crossmodule.names(other)
+        report = _rebind(other, names, interrupts)
+        if report.changed or not report.ok:
+            reports.append(report)
+        if report.ok:
+            rebound.extend(f"{other.__name__}.{name}" for name in names)
+            more, more_reports = _follow_imports(other, other_before, visited, interrupts)
+            rebound.extend(more)
+            reports.extend(more_reports)
+    return rebound, reports
+
+
+def _rebind(module: types.ModuleType, names: Dict[str, object], interrupts: _InterruptWatch) -> ReloadReport:
+    """Binds ``names`` in ``module`` and runs (or rebuilds) its statements reading them, all or nothing."""
+    path = _source.module_path(module)
+    running = _source.baseline(module, path)
+    namespace = module.__dict__
+    missing = _crossmodule.REMOVED
+    previous = {name: namespace.get(name, missing) for name in names}
+
+    def put_back() -> None:
+        for name, value in previous.items():
+            if namespace.get(name, missing) is names[name]:
+                if value is missing:
+                    namespace.pop(name, None)
+                else:
+                    namespace[name] = value
+
+    for name, value in names.items():
+        if value is missing:
+            namespace.pop(name, None)
+        else:
+            namespace[name] = value
+    try:
+        if running is None:  # cannot happen for a module _crossmodule chose, which needs its source
+            return ReloadReport(module.__name__, path, True)
+        report = _reload(module, path, "changed", running.text, time.perf_counter(), interrupts, rebound=tuple(names))
+    except BaseException:
+        put_back()
+        raise
+    if not report.ok:
+        put_back()
     return report
 
 
@@ -219,7 +299,7 @@ class _InterruptWatch:
 
 def _reload(
     module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float,
-    interrupts: _InterruptWatch,
+    interrupts: _InterruptWatch, rebound: Tuple[str, ...] = (),
 ) -> ReloadReport:
     name = module.__name__
 
@@ -240,7 +320,7 @@ def _reload(
         new_stmts = _source.split(text, path, old)
         whole = mode == "module" or old is None
         old_stmts = old.stmts if old is not None else new_stmts
-        plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole)
+        plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=rebound)
     except SyntaxError as exc:
         return failed(_engine._format_user_error(exc, path))
     except MemoryError as exc:  # nothing was changed yet
@@ -274,14 +354,12 @@ def _reload(
     finally:
         _state.depth -= 1
     try:
-        tx.commit()
+        tx.commit(record=lambda: _source.set_baseline(module, text, new_stmts))
     except Exception as exc:  # the native step undid its own writes; put the namespace back too
         tx.rollback()
         return failed(f"{path}: could not apply the reload, nothing was changed: {type(exc).__name__}: {exc}")
-    except BaseException:  # Ctrl-C as the last batch returned: it was recorded, so all of it is undone
-        tx.rollback()
-        raise
-    _source.set_baseline(module, text, new_stmts)
+    # A Ctrl-C held back during the last batch is raised by `commit` once that batch and the new baseline are in
+    # place: the reload is then whole, and the interrupt goes on to the program.
     return ReloadReport(
         module=name,
         path=path,
