@@ -127,7 +127,7 @@ def test_apply_records_its_undo_ops():
         _native.PatchFunction(f, donor.__code__, None, (), None, {}, "doc"),
         _native.SetAttr(C, "x", 2), _native.SetAttr(C, "y", 3), _native.DelItem(d, "k"), _native.SetCell(cell),
     ], undo=record) == 5
-    [undo] = record
+    undo = list(record)
     assert f() == 2 and C.x == 2 and C.y == 3 and d == {}
     with pytest.raises(ValueError):
         _ = cell.cell_contents

@@ -527,14 +527,15 @@ class Transaction:
         """Applies the queued writes now, keeping what undoes them."""
         if self.ops:
             with _interrupts_deferred():  # applied and recorded as one step, or neither
-                record: List[List[_native.Op]] = []
+                # The record is in the undo log before the call, and the native step fills it before it returns:
+                # an exception no handler defers (another thread's async exception, a fork) cannot fall between.
+                undo: List[_native.Op] = []
+                self._undo.append(("ops", undo))
                 try:
-                    _native.apply(self.ops, undo=record)  # appends the batch's inverse ops to `record`
-                    undo = record[0]
-                except Exception as exc:  # the native step undid its own writes
+                    _native.apply(self.ops, undo=undo)
+                except Exception as exc:  # the native step undid its own writes (and `undo` is empty)
                     raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
                                        f"{type(exc).__name__}: {exc}") from None
-                self._undo.append(("ops", undo))
                 self.ops = []
 
     def rollback(self) -> None:
@@ -560,7 +561,9 @@ class Transaction:
         Ctrl-C never leaves new code running under the old baseline; raises what the native step raised (it
         undid its own writes)."""
         with _interrupts_deferred():
-            _native.apply(self.ops)
+            undo: List[_native.Op] = []
+            self._undo.append(("ops", undo))  # a fork right after can still undo the whole reload in its child
+            _native.apply(self.ops, undo=undo)
             self.ops = []
             if record is not None:
                 record()

@@ -353,11 +353,23 @@ def _reload(
         raise
     finally:
         _state.depth -= 1
+    recorded = []
+
+    def record() -> None:
+        _source.set_baseline(module, text, new_stmts)
+        recorded.append(True)
+
     try:
-        tx.commit(record=lambda: _source.set_baseline(module, text, new_stmts))
+        tx.commit(record=record)
     except Exception as exc:  # the native step undid its own writes; put the namespace back too
         tx.rollback()
         return failed(f"{path}: could not apply the reload, nothing was changed: {type(exc).__name__}: {exc}")
+    except BaseException:
+        # An exception no handler holds back (another thread's asynchronous exception) between the last batch
+        # and the new baseline: that batch is in the undo log, so the whole reload is undone.
+        if not recorded:
+            tx.rollback()
+        raise
     # A Ctrl-C held back during the last batch is raised by `commit` once that batch and the new baseline are in
     # place: the reload is then whole, and the interrupt goes on to the program.
     return ReloadReport(
