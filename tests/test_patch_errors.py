@@ -331,3 +331,41 @@ def test_out_of_memory_while_parsing_is_a_failed_reload_not_an_abort(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "limited False" in proc.stdout and "MemoryError" in proc.stdout, proc.stdout + proc.stderr
     assert "after 2 False" in proc.stdout and "again True 0" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_traceback_of_a_closure_from_a_moved_factory_shows_the_failing_line(modules):
+    """A factory that only moved (lines added above it): closures it made before the edit report the line that
+    failed, as a fresh import of the new source would, not the line of their `def`."""
+    import traceback
+
+    body = """\
+        def make(n):
+            def check(x):
+                if x > n:
+                    raise ValueError(x)
+                return x
+            return check
+
+        class Box:
+            def factory(self):
+                def inner():
+                    return 1 / 0
+                return inner
+    """
+    m = modules.load(body)
+    check, inner = m.make(1), m.Box().factory()
+
+    def failing_line(func, *args):
+        try:
+            func(*args)
+        except (ValueError, ZeroDivisionError) as exc:
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            return frame.lineno, frame.line
+        raise AssertionError("did not fail")
+
+    assert failing_line(check, 5) == (4, "raise ValueError(x)")
+    report = modules.edit(m, "# one\n# two\n# three\n" + textwrap.dedent(body))
+    assert report.ok, report.error
+    assert failing_line(check, 5) == (7, "raise ValueError(x)")
+    assert failing_line(inner) == (14, "return 1 / 0")
+    assert failing_line(m.make(1), 5) == (7, "raise ValueError(x)")

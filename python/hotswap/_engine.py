@@ -220,7 +220,10 @@ class Transaction:
             if id(func) in self._targets:
                 continue
             self._targets.add(id(func))
-            self.ops.append(_func_op(func, code=_shift_lines(func.__code__, delta)))
+            shifted = _shift_lines(func.__code__, delta)
+            self.ops.append(_func_op(func, code=shifted))
+            # Closures it made before (a factory's products) move with it: `patch_closures` finds them.
+            self._nested.extend(_nested_code_pairs(func.__code__, shifted))
 
     def remove(self, names: Iterable[str]) -> None:
         for name in names:
