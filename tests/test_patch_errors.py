@@ -84,6 +84,34 @@ def test_bad_arguments_raise():
 
     with pytest.raises(ValueError):
         hotswap.reload(_json)
+    with pytest.raises(ValueError, match="is frozen"):
+        hotswap.reload(sys.modules["_frozen_importlib"])
+    if sys.version_info >= (3, 11):  # os is frozen from 3.11 on
+        import os
+
+        with pytest.raises(ValueError, match="'os' is frozen"):
+            hotswap.reload(os)
+
+
+@pytest.mark.parametrize("broken, error_type, message, line", [
+    ("X = 1\ndef f(:\n    pass\n", "SyntaxError", None, 2),
+    ("X = 1\n\ndef boom():\n    raise ValueError('first\\nsecond')\n\nboom()\n", "ValueError", "first\nsecond", 4),
+    ("X = 1\nclass Bad(Exception):\n    pass\nraise Bad('custom')\n", None, "custom", 4),
+    ("import collections\ncollections.OrderedDict(1, 2, 3)\n", "TypeError", None, 2),
+], ids=["syntax", "multiline-message", "user-exception", "raised-in-the-stdlib"])
+def test_failed_reports_carry_structured_fields(modules, broken, error_type, message, line):
+    m = modules.load(BASE)
+    report = modules.edit(m, broken)
+    assert not report.ok
+    path = str(modules.path(m.__name__))
+    if error_type is None:  # a class of the module's own: its dotted name
+        error_type = f"{m.__name__}.Bad"
+    assert report.error_type == error_type
+    assert report.error_file == path and report.error_line == line
+    if message is not None:
+        assert report.error_message == message
+    assert report.summary() == f"{m.__name__}: reload failed, old code kept: {report.reason()}"
+    assert report.reason().startswith(f"{error_type}: ") and "\n" not in report.reason()
 
 
 def test_report_is_frozen_and_readable(modules):

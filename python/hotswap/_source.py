@@ -50,7 +50,10 @@ def module_path(module: ModuleType) -> str:
         raise TypeError(f"expected a module or a module name, got {type(module).__name__}")
     spec = getattr(module, "__spec__", None)
     origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
-    if not origin or origin in ("built-in", "frozen"):
+    if getattr(spec, "origin", None) == "frozen":
+        # Its code was compiled into the interpreter (os, codecs... from 3.11): whatever file it names is not what runs.
+        raise ValueError(f"module {module.__name__!r} is frozen (compiled into the interpreter) and cannot be reloaded")
+    if not origin or origin == "built-in":
         raise ValueError(f"module {module.__name__!r} is built in and has no source file to reload")
     if not origin.endswith(".py"):
         raise ValueError(f"module {module.__name__!r} is not Python source ({os.path.basename(origin)}); "

@@ -752,14 +752,14 @@ class _TemplateHandle:
                 break
             # A module started threads at import: it cannot be in a template that forks. Start again without it.
             self.excluded[message["module"]] = message["reason"]
-            logger.warning("hotswap: not preloading %s: %s", message["module"], message["reason"])
+            logger.warning("not preloading %s: %s", message["module"], message["reason"])
             self._close_process()
         self.pid = self.popen.pid
         self.loaded = message["loaded"]
         self.failed = message["failed"]
         self.elapsed_ms = message["elapsed_ms"]
         for name, reason in self.failed.items():
-            logger.warning("hotswap: not preloading %s: import failed: %s", name, reason)
+            logger.warning("not preloading %s: import failed: %s", name, reason)
 
     def _spawn(self, start_timeout_s: float) -> None:
         host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -880,7 +880,7 @@ class ImportEnvironment:
     def _scan(self) -> ImportScan:
         scan = scan_imports(self.package)
         for file, reason in scan.skipped:
-            logger.warning("hotswap: skipped %s while scanning imports: %s", file, reason)
+            logger.warning("skipped %s while scanning imports: %s", file, reason)
         return scan
 
     def _preload_set(self, scan: ImportScan) -> tuple[str, ...]:
@@ -952,7 +952,7 @@ class ImportEnvironment:
                     template.dead_status = template.popen.poll()
                 reason = f"died with {_describe_status(template.dead_status)}"
                 template.close()
-            message = f"hotswap: the template {reason}; starting a new one"
+            message = f"the template {reason}; starting a new one"
             logger.warning(message)
             self.restarts.append(message)
             self._template = self._new_template()

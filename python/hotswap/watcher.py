@@ -156,14 +156,14 @@ class AutoReloader:
         self._watcher = _native.Watcher(list(self.roots), **self._watch_args)
         if self._watcher.fallback_reason and not force_polling:
             logger.warning(
-                "hotswap: polling %s every %d ms: %s",
+                "polling %s every %d ms: %s",
                 ", ".join(self.roots),
                 self._watcher.poll_interval_ms,
                 self._watcher.fallback_reason,
             )
         elif force_polling:
             logger.info(
-                "hotswap: polling %s every %d ms (force_polling=True)",
+                "polling %s every %d ms (force_polling=True)",
                 ", ".join(self.roots),
                 self._watcher.poll_interval_ms,
             )
@@ -280,7 +280,7 @@ class AutoReloader:
             try:
                 batch = self._watcher.wait(timeout)
             except Exception:  # pragma: no cover - the native wait raises only for signals (main thread only)
-                logger.exception("hotswap: file watching failed")
+                logger.exception("file watching failed")
                 return
             if self._stopping:
                 return
@@ -288,7 +288,7 @@ class AutoReloader:
             if batch is not None:
                 files, notes = batch
                 for note in notes:
-                    logger.warning("hotswap: %s", note)
+                    logger.warning("%s", note)
                 # A deleted file leaves its module as it is; a path deleted then recreated exists.
                 paths = [p for p, exists in files if exists]
             elif not self._watcher.running:
@@ -302,7 +302,7 @@ class AutoReloader:
                 try:
                     self._handle(paths)
                 except Exception:  # pragma: no cover - a bug here must not end watching
-                    logger.exception("hotswap: handling changed files failed: %s", paths)
+                    logger.exception("handling changed files failed: %s", paths)
 
     def _handle(self, paths: List[str]) -> None:
         changes: List[Tuple[ModuleType, str, bytes]] = []
@@ -311,25 +311,32 @@ class AutoReloader:
             expired = self._deferred.pop(path, None)
             modules = self._modules.lookup(path)
             if not modules:
+                logger.debug("saved %s: skipped, no loaded module came from it", path)
                 continue
             content = _read(path)
             if content is None:
+                logger.debug("saved %s: skipped, it cannot be read now", path)
                 continue
             for module in modules:
                 baseline = _running_source(module)
                 if not content.strip() and baseline and baseline.strip() and (expired is None or expired > now):
                     # Truncated and not (yet) written again: wait a bounded time for the rest of the write.
                     self._deferred[path] = expired if expired is not None else now + EMPTY_GRACE_S
+                    logger.debug("saved %s: empty, waiting for the rest of the write (%s)", path, module.__name__)
                     continue
                 if self._wants(module, path, content, baseline):
+                    logger.debug("saved %s: reloading %s", path, module.__name__)
                     changes.append((module, path, content))
+                else:
+                    logger.debug("saved %s: skipped %s, %s", path, module.__name__,
+                                 "a broken save already reported" if path in self._failed else "what it already runs")
         if not changes:
             return
         if self.apply == "manual":
             with self._lock:
                 for module, path, _ in changes:
                     self._pending[module.__name__] = (module, path)
-            logger.debug("hotswap: %d module(s) pending until apply_pending()", len(changes))
+            logger.debug("%d module(s) pending until apply_pending()", len(changes))
             return
         self._apply(changes)
 
@@ -355,12 +362,13 @@ class AutoReloader:
             # A top-level statement that blocks (a network call, an endless loop) keeps this thread, never the
             # program; say so while it lasts rather than stay silent.
             slow = threading.Timer(SLOW_RELOAD_WARNING_S, logger.warning, args=(
-                "hotswap: reloading %s has taken more than %.0f s: a top-level statement of %s may be blocking; the "
+                "reloading %s has taken more than %.0f s: a top-level statement of %s may be blocking; the "
                 "program keeps running, further saves wait for it", module.__name__, SLOW_RELOAD_WARNING_S, path))
             slow.daemon = True
             slow.start()
             try:
-                report = _reload_mod.reload(module, mode=self.mode, source=content)
+                # It logs successes; a failure is logged here, once, with its file and line.
+                report = _reload_mod._reload_and_report(module, self.mode, content, log_failure=False)
             except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
                 report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
             except KeyboardInterrupt:
@@ -380,11 +388,11 @@ class AutoReloader:
             self._failed.pop(path, None)
         else:
             self._failed[path] = content
-            where, reason = _locate(report.error or "", path)
+            where = f"{report.error_file or path}:{report.error_line}" if report.error_line else report.error_file or path
             logger.warning(
-                "hotswap: %s: %s; %s keeps running its old code until the next good save",
+                "%s: %s; %s keeps running its old code until the next good save",
                 where,
-                reason,
+                report.reason(),
                 report.module,
             )
         with self._lock:
@@ -395,7 +403,7 @@ class AutoReloader:
             try:
                 self._callback(report)
             except Exception:
-                logger.exception("hotswap: on_reload callback %r failed", self._callback)
+                logger.exception("on_reload callback %r failed", self._callback)
 
 
     # -- fork -------------------------------------------------------------------------------------------------------
@@ -465,7 +473,7 @@ class _ModuleMap:
                 try:
                     track(module)
                 except Exception:
-                    logger.debug("hotswap: cannot record the baseline of %s", module.__name__, exc_info=True)
+                    logger.debug("cannot record the baseline of %s", module.__name__, exc_info=True)
         self._by_path = by_path
         self._seen = len(sys.modules)
 
@@ -587,20 +595,6 @@ def _read(path: str) -> Optional[bytes]:
 
 def _as_bytes(source: Union[bytes, str]) -> bytes:
     return source.encode("utf-8") if isinstance(source, str) else source
-
-
-_FILE_LINE_RE = re.compile(r'File "([^"]+)", line (\d+)')
-
-
-def _locate(error: str, path: str) -> Tuple[str, str]:
-    """``("file:line", reason)`` from a formatted traceback, preferring the innermost frame in ``path``."""
-    lines = error.strip().splitlines()
-    reason = lines[-1].strip() if lines else "reload failed"
-    matches = _FILE_LINE_RE.findall(error)
-    real = os.path.realpath(path)
-    ours = [m for m in matches if os.path.realpath(m[0]) == real]
-    file, line = (ours or matches or [(path, "?")])[-1]
-    return f"{file}:{line}", reason
 
 
 _live: weakref.WeakSet[AutoReloader] = weakref.WeakSet()
