@@ -141,7 +141,7 @@ def soak_fork_and_reload(root: Path) -> list:
                 if f() not in (2 * i - 2, 2 * i - 1) or running != f"def f():\n    return {f()}\n".encode():
                     code = 2  # half a reload: the code and the source it runs disagree
                 _save(path, 2 * i)
-                if code == 0 and not _wait(lambda: f() == 2 * i):
+                if code == 0 and not _wait(lambda: f() == 2 * i):  # noqa: B023 - waited for at once
                     code = 3  # the child's own reloader did not apply its save
                 reloader.stop()
                 os._exit(code)
@@ -150,7 +150,7 @@ def soak_fork_and_reload(root: Path) -> list:
             if code != 0:
                 problems.append(f"forked child {i} ended with {code} (2: half a reload, 3: no reload, <0: signal)")
                 break
-            if not _wait(lambda: f() == 2 * i):
+            if not _wait(lambda: f() == 2 * i):  # noqa: B023 - waited for at once
                 problems.append(f"after fork {i} the parent stopped reloading")
                 break
             if i == min(WARMUP, FORKS // 2):
@@ -185,7 +185,8 @@ def soak_signal_during_reload(root: Path) -> list:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     for i in range(1, SIGNALS + 1):
-        source = f"def f():\n    return {i}\n\nimport time\nSLOW = time.sleep(0.01) or {i}\n\ndef g():\n    return {i}\n"
+        source = (f"def f():\n    return {i}\n\nimport time\nSLOW = time.sleep(0.01) or {i}\n\n"
+                  f"def g():\n    return {i}\n")
         path.write_text(source)
         timer = threading.Timer(rng.uniform(0, 0.02), os.kill, (os.getpid(), signal.SIGINT))
         ok = False

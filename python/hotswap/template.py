@@ -278,7 +278,7 @@ def _outcome_to_result(body: bytes, name: str) -> Any:
     if not isinstance(exc, BaseException):
         exc = IsolatedCallError(f"{name} raised {type_name}: {message}")
     with contextlib.suppress(AttributeError, TypeError):
-        exc.child_traceback = tb_text  # type: ignore[union-attr]
+        exc.child_traceback = tb_text  # type: ignore[attr-defined]
     raise exc from _RemoteTraceback(tb_text)
 
 
@@ -438,13 +438,13 @@ class _Template:
         while True:
             deadlines = [d for _, d in self.children.values() if d is not None]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            readable, _, _ = select.select([self.ctl, wake_r], [], [], timeout)
+            readable, _, _ = select.select([self.ctl.fileno(), wake_r], [], [], timeout)
             if wake_r in readable:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_r, 4096)
             self.reap()
             self.kill_overdue()
-            if self.ctl in readable and not self.handle_message():
+            if self.ctl.fileno() in readable and not self.handle_message():
                 self.shutdown()
                 return
             if self.spare is None and not select.select([self.ctl], [], [], 0)[0]:
@@ -982,7 +982,7 @@ class ImportEnvironment:
         pickled. Returns at once with a handle; ``communicate_isolated`` waits for the result.
         """
         call_id = next(self._ids)
-        name = name or getattr(func, "__qualname__", repr(func))
+        name = name or str(getattr(func, "__qualname__", repr(func)))
         body, uses_main = _pickle_call(func, args, kwargs)
         meta = _call_meta()
         if not uses_main:

@@ -29,7 +29,7 @@ import traceback
 import weakref
 from collections import deque
 from types import ModuleType
-from typing import Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
 from .reload import ReloadReport
@@ -147,7 +147,7 @@ class AutoReloader:
         self._modules = _ModuleMap(self.roots)
         # Baselines first: a save that happens from now on must compare against what the module runs now.
         self._modules.refresh()
-        self._watch_args = dict(
+        self._watch_args: Dict[str, Any] = dict(
             include=list(include),
             exclude=list(exclude),
             debounce_ms=max(0, round(debounce_ms)),
@@ -388,7 +388,9 @@ class AutoReloader:
             self._failed.pop(path, None)
         else:
             self._failed[path] = content
-            where = f"{report.error_file or path}:{report.error_line}" if report.error_line else report.error_file or path
+            where = report.error_file or path
+            if report.error_line:
+                where = f"{where}:{report.error_line}"
             logger.warning(
                 "%s: %s; %s keeps running its old code until the next good save",
                 where,
