@@ -179,6 +179,12 @@ class AutoReloader:
         return self._watcher.backend
 
     @property
+    def pending(self) -> List[str]:
+        """Names of the modules saved and queued for ``apply_pending()`` (``apply="manual"``), oldest first."""
+        with self._lock:
+            return list(self._pending)
+
+    @property
     def running(self) -> bool:
         """Whether the reloader is still watching."""
         return not self._stopping and self._thread.is_alive()
