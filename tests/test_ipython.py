@@ -10,6 +10,7 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import pexpect
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
@@ -218,3 +219,35 @@ def test_unload_stops_watching(shell, tmp_path: Path, monkeypatch: pytest.Monkey
     write(tmp_path / f"{name}.py", "def f():\n    return 2\n")
     cell(shell, "result = f()")
     assert shell.user_ns["result"] == 1
+
+
+def test_terminal_ipython_with_the_extension_in_its_profile(tmp_path: Path):
+    profile = tmp_path / "ipython" / "profile_default"
+    profile.mkdir(parents=True)
+    (profile / "ipython_config.py").write_text('c.InteractiveShellApp.extensions = ["hotswap"]\n')
+    project = tmp_path / "project"
+    write(project / "shop.py", "def price(x):\n    return x * 2\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTSWAP_LOG")}
+    env.update(IPYTHONDIR=str(tmp_path / "ipython"), TERM="dumb")
+    child = pexpect.spawn(sys.executable, ["-m", "IPython", "--simple-prompt", "--no-banner", "--colors=NoColor"],
+                          cwd=str(project), env=env, encoding="utf-8", timeout=60)
+    try:
+        child.expect_exact("In [1]: ")
+        child.sendline("from shop import price; price(10)")
+        child.expect_exact("Out[1]: 20")
+        child.expect_exact("In [2]: ")
+        # A cell that runs until the extension has the save queued: the save lands during it.
+        child.sendline("import time; from hotswap.ipython import reloader_of; deadline = time.monotonic() + 20; "
+                       "_ = list(iter(lambda: time.sleep(0.01) or 'shop' in reloader_of(get_ipython()).pending "
+                       "or time.monotonic() > deadline, True)); price(10)")
+        write(project / "shop.py", "def price(x):\n    return -x\n")
+        child.expect_exact("Out[2]: 20")
+        child.expect_exact("In [3]: ")
+        child.sendline("price(10)")
+        child.expect(r"hotswap: shop: patched 1 \([0-9.]+ ms\)\r?\n")
+        child.expect_exact("Out[3]: -10")
+        child.expect_exact("In [4]: ")
+        child.sendline("exit")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
