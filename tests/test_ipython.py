@@ -53,6 +53,14 @@ def fresh_name() -> str:
     return f"nb_{uuid.uuid4().hex[:10]}"
 
 
+def new_module(shell, source: str, names: str = "f") -> str:
+    """Writes a fresh module in the project and runs the cell `from <module> import <names>`; returns its name."""
+    name = fresh_name()
+    write(Path(f"{name}.py"), source)
+    cell(shell, f"from {name} import {names}")
+    return name
+
+
 def wait_pending(shell, name: str) -> None:
     assert wait_until(lambda: name in reloader_of(shell).pending, timeout=10), f"{name} was never queued"
 
@@ -85,9 +93,7 @@ def test_status_lists_roots_modules_and_last_reloads(ip, capsys):
 
 
 def test_off_queues_saves_until_on(ip):
-    name = fresh_name()
-    write(Path(f"{name}.py"), "def f():\n    return 'one'\n")
-    cell(ip, f"from {name} import f")
+    name = new_module(ip, "def f():\n    return 'one'\n")
     ip.run_line_magic("hotswap", "off")
     write(Path(f"{name}.py"), "def f():\n    return 'two'\n")
     wait_pending(ip, name)
@@ -99,9 +105,7 @@ def test_off_queues_saves_until_on(ip):
 
 
 def test_reload_module_now_even_when_off(ip, capsys):
-    name = fresh_name()
-    write(Path(f"{name}.py"), "LIMIT = 1\n\ndef f():\n    return LIMIT\n")
-    cell(ip, f"from {name} import f, LIMIT")
+    name = new_module(ip, "LIMIT = 1\n\ndef f():\n    return LIMIT\n", "f, LIMIT")
     ip.run_line_magic("hotswap", "off")
     write(Path(f"{name}.py"), "LIMIT = 7\n\ndef f():\n    return LIMIT\n")
     capsys.readouterr()
@@ -114,9 +118,7 @@ def test_reload_module_now_even_when_off(ip, capsys):
 
 
 def test_aliased_constant_from_a_cell_import_is_rebound(ip):
-    name = fresh_name()
-    write(Path(f"{name}.py"), "RATE = 3\n")
-    cell(ip, f"from {name} import RATE as rate")
+    name = new_module(ip, "RATE = 3\n", "RATE as rate")
     write(Path(f"{name}.py"), "RATE = 4\n")
     wait_pending(ip, name)
     cell(ip, "result = rate")
@@ -140,9 +142,7 @@ def test_mode_module_runs_every_statement(ip):
 
 
 def test_apply_thread_applies_without_a_cell(ip):
-    name = fresh_name()
-    write(Path(f"{name}.py"), "def f():\n    return 1\n")
-    cell(ip, f"from {name} import f")
+    name = new_module(ip, "def f():\n    return 1\n")
     ip.run_line_magic("hotswap", "apply thread")
     write(Path(f"{name}.py"), "def f():\n    return 2\n")
     f = ip.user_ns["f"]
@@ -156,9 +156,7 @@ def test_apply_thread_applies_without_a_cell(ip):
 
 
 def test_writefile_cell_is_applied_at_the_next_cell(ip):
-    name = fresh_name()
-    write(Path(f"{name}.py"), "def f():\n    return 'before'\n")
-    cell(ip, f"from {name} import f")
+    name = new_module(ip, "def f():\n    return 'before'\n")
     # Run All: the next cell comes at once, before the watcher could report the write.
     cell(ip, f"%%writefile {name}.py\ndef f():\n    return 'after'\n")
     cell(ip, "result = f()")
