@@ -192,6 +192,18 @@ def test_project_dirs_rule(tmp_path: Path):
     assert project_dirs(cwd=str(tmp_path), path=[str(src)]) == (str(src.resolve()), str(tmp_path.resolve()))
 
 
+def test_a_project_holding_its_virtual_environment_is_the_projects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # uv and poetry put .venv in the project; a flat editable install puts the project on sys.path.
+    venv = tmp_path / ".venv"
+    (venv / "lib").mkdir(parents=True)
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    monkeypatch.setattr(sys, "exec_prefix", str(venv))
+    dirs = project_dirs(cwd=str(notebooks), path=[str(tmp_path), str(venv / "lib")])
+    assert dirs == (str(notebooks.resolve()), str(tmp_path.resolve()))
+
+
 def test_unknown_command_prints_usage(ip, capsys):
     ip.run_line_magic("hotswap", "frobnicate")
     out = capsys.readouterr().out

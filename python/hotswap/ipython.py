@@ -3,8 +3,8 @@
 Mechanism: one ``AutoReloader`` with ``apply="manual"`` per watched root listens to the native watcher, which
 says which files changed; IPython's ``pre_run_cell`` event calls ``apply_pending()`` on each, so a save made
 while a cell runs is applied before the next cell, never in the middle of one (unless ``%hotswap apply thread``).
-Nothing is stat-ed per cell: a cell with nothing saved costs a lock and an empty dict per root, whatever the
-number of imported modules. After a cell whose code imported modules (``len(sys.modules)`` changed), the new
+Nothing is stat-ed per cell: a cell with nothing saved costs one look at each root's queue, whatever the number
+of imported modules. After a cell whose code imported modules (``len(sys.modules)`` changed), the new
 modules are classified and a root is added for a project module that lies outside the watched ones.
 
 Which modules are yours (``project_dirs``): those loaded from a ``.py`` file under the current directory or under
@@ -70,7 +70,8 @@ def project_dirs(cwd: Optional[str] = None, path: Optional[Sequence[str]] = None
     """The directories whose modules count as the project's: the current one and ``sys.path``'s own.
 
     Directories under the standard library, site-packages or the interpreter's prefix (a virtual environment)
-    are left out, and so is a prefix that is itself such a directory's parent (``/usr``).
+    are left out, and so is a directory that holds the standard library (``/usr``). A project directory holding
+    its own virtual environment (``.venv``) counts: the environment's modules are under the prefix.
 
     Args:
         cwd: the current directory (default ``os.getcwd()``).
@@ -80,23 +81,25 @@ def project_dirs(cwd: Optional[str] = None, path: Optional[Sequence[str]] = None
         Real paths, each once, longest first.
 
     Example:
-        >>> import os, sys, sysconfig
+        >>> import os, sysconfig
         >>> os.path.realpath(os.getcwd()) in project_dirs()
         True
-        >>> os.path.realpath(sysconfig.get_paths()["stdlib"]) in project_dirs(path=[sysconfig.get_paths()["stdlib"]])
+        >>> stdlib = sysconfig.get_paths()["stdlib"]
+        >>> os.path.realpath(stdlib) in project_dirs(path=[stdlib])
         False
     """
     cwd = os.path.realpath(cwd if cwd is not None else os.getcwd())
     library = _library_dirs()
+    stdlib = tuple(_as_prefix(p) for p in (sysconfig.get_paths().get("stdlib"), sys.base_prefix) if p)
     found = []
     for entry in [cwd, *(sys.path if path is None else path)]:
         if not isinstance(entry, str):
             continue
         real = os.path.realpath(os.path.join(cwd, entry)) if entry else cwd
         prefix = real.rstrip(os.sep) + os.sep
-        if not os.path.isdir(real) or prefix.startswith(library) or any(lib.startswith(prefix) for lib in library):
-            if real != cwd:  # the current directory counts even when a venv lives inside it
-                continue
+        if real != cwd and (not os.path.isdir(real) or prefix.startswith(library)
+                            or any(p.startswith(prefix) for p in stdlib)):
+            continue
         if real not in found:
             found.append(real)
     return tuple(sorted(found, key=len, reverse=True))
@@ -275,7 +278,10 @@ class NotebookReloader:
                     continue
                 self._modules[name] = root
                 if not self._covered(root):
-                    self._start(root)
+                    try:
+                        self._start(root)
+                    except (OSError, RuntimeError, ValueError) as exc:  # removed meanwhile, no watch left
+                        print(f"hotswap: cannot watch {root}: {exc}; {name} is not reloaded", file=sys.stderr)
             self._seen = seen
 
     def close(self) -> None:
@@ -307,7 +313,7 @@ class NotebookReloader:
             backends = sorted({r.backend for r in self._reloaders.values()})
             lines.append(f"watching ({'/'.join(backends)}), by root:")
             for root in self._reloaders:
-                names = sorted(n for n, r in self._modules.items() if r.startswith(root) and n in sys.modules)
+                names = sorted(n for n, r in self._modules.items() if _within(r, root) and n in sys.modules)
                 more = f", ... ({len(names)} modules)" if len(names) > 10 else ""
                 lines.append(f"  {root}: {', '.join(names[:10]) or 'no module yet'}{more}")
         else:
@@ -323,7 +329,7 @@ class NotebookReloader:
     # -- internals ----------------------------------------------------------------------------------------------
 
     def _covered(self, root: str) -> bool:
-        return any(root == r or root.startswith(r.rstrip(os.sep) + os.sep) for r in self._reloaders)
+        return any(_within(root, r) for r in self._reloaders)
 
     def _start(self, root: str) -> None:
         if self._covered(root):
@@ -378,6 +384,10 @@ class NotebookReloader:
                 report = reload_module(module, mode=self.mode, source=content)
                 self._show(report, logged=False)
                 self._rebind([report], before)
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _snapshot(names: Sequence[str]) -> Dict[str, Dict[str, Any]]:
@@ -452,7 +462,7 @@ class HotswapMagics(Magics):
                 print(f"hotswap: watching {reloader.watch(args[0])}")
             else:
                 print(_USAGE)
-        except ValueError as exc:
+        except (OSError, RuntimeError, ValueError) as exc:
             print(f"hotswap: {exc}", file=sys.stderr)
 
 
