@@ -248,8 +248,10 @@ def test_terminal_ipython_with_the_extension_in_its_profile(tmp_path: Path):
         child.expect_exact("In [2]: ")
         # A cell that runs until the extension has the save queued: the save lands during it.
         child.sendline("import time; from hotswap.ipython import reloader_of; deadline = time.monotonic() + 20; "
+                       "print('started'); "
                        "_ = list(iter(lambda: time.sleep(0.01) or 'shop' in reloader_of(get_ipython()).pending "
                        "or time.monotonic() > deadline, True)); price(10)")
+        child.expect_exact("started\r\n")  # the cell runs (the echoed input has a quote after the word)
         write(project / "shop.py", "def price(x):\n    return -x\n")
         child.expect_exact("Out[2]: 20")
         child.expect_exact("In [3]: ")

@@ -201,21 +201,25 @@ def test_save_during_a_long_cell_applies_before_the_next_cell(kernel: Kernel, pr
     msg_id = kernel.client.execute(textwrap.dedent(f"""
         import time
         first = price(10)
+        print("started", flush=True)
         deadline = time.monotonic() + 20
         while "shop" not in {PENDING} and time.monotonic() < deadline:
             time.sleep(0.01)
         print(first, price(10), "shop" in {PENDING})
     """))
-    write(project / "shop.py", MODEL.replace("return x * RATE", "return -x"))
+    saved = False
     while True:
         msg = kernel.client.get_iopub_msg(timeout=60)
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         hook(msg)
+        if not saved and "started" in "".join(outputs):  # the cell runs: save now
+            write(project / "shop.py", MODEL.replace("return x * RATE", "return -x"))
+            saved = True
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     # The cell saw the save queued and still ran the old code to its end; the next cell runs the new code.
-    assert "".join(outputs) == "20 20 True\n"
+    assert "".join(outputs) == "started\n20 20 True\n"
     out = kernel.run("print(price(10))")
     assert out.stdout.splitlines()[-1] == "-10" and out.stdout.startswith("hotswap: shop: "), out
 
