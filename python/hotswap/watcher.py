@@ -63,6 +63,10 @@ DEFAULT_IGNORED_DIRS = (
     "venv",
 )
 
+#: Files whose presence marks a directory that is never watched. Kept in step with `IGNORED_DIR_MARKERS` in
+#: src/watch.rs.
+IGNORED_DIR_MARKERS = ("pyvenv.cfg", "CACHEDIR.TAG")
+
 #: A reload still running after this many seconds is reported (once) as probably blocked by a statement.
 SLOW_RELOAD_WARNING_S = 5.0
 
@@ -177,6 +181,12 @@ class AutoReloader:
     def backend(self) -> str:
         """``"native"`` (OS notifications) or ``"poll"``."""
         return self._watcher.backend
+
+    @property
+    def pending(self) -> List[str]:
+        """Names of the modules saved and queued for ``apply_pending()`` (``apply="manual"``), oldest first."""
+        with self._lock:
+            return list(self._pending)
 
     @property
     def running(self) -> bool:
@@ -438,6 +448,7 @@ class _ModuleMap:
         self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
         self._by_path: Dict[str, List[ModuleType]] = {}
         self._realpaths: Dict[str, Optional[str]] = {}
+        self._ignored: Dict[str, bool] = {}
         self._seen = -1
 
     def refresh(self, track_new: bool = True) -> None:
@@ -456,7 +467,7 @@ class _ModuleMap:
             real = self._realpaths.get(file, "")
             if real == "":
                 real = os.path.realpath(file)
-                real = real if real.startswith(self._prefixes) else None
+                real = real if real.startswith(self._prefixes) and not self._in_ignored_dir(real) else None
                 self._realpaths[file] = real
             if real is None:
                 continue
@@ -468,6 +479,23 @@ class _ModuleMap:
                     logger.debug("hotswap: cannot record the baseline of %s", module.__name__, exc_info=True)
         self._by_path = by_path
         self._seen = len(sys.modules)
+
+    def _in_ignored_dir(self, real: str) -> bool:
+        """Whether a file lies in a directory the native watcher never watches (a virtual environment inside a
+        root, a cache): its module can never be reloaded, so its baseline is not worth reading (seconds for a
+        virtual environment's packages)."""
+        root = next(p for p in self._prefixes if real.startswith(p))
+        path = root.rstrip(os.sep)
+        for part in real[len(root):].split(os.sep)[:-1]:
+            path = os.path.join(path, part)
+            ignored = self._ignored.get(path)
+            if ignored is None:
+                ignored = part in DEFAULT_IGNORED_DIRS or part.startswith(".venv") or any(
+                    os.path.exists(os.path.join(path, marker)) for marker in IGNORED_DIR_MARKERS)
+                self._ignored[path] = ignored
+            if ignored:
+                return True
+        return False
 
     def refresh_if_imported(self) -> None:
         if len(sys.modules) != self._seen:
