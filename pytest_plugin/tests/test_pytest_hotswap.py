@@ -1,8 +1,9 @@
 """End-to-end tests of ``pytest --reload-loop``: pytest runs in a subprocess on a small project.
 
-Without a terminal on stdin the plugin waits for a reload report, so a helper thread in the inner run saves the
-fix once the main thread is waiting (seen in its stack, not guessed with a sleep). The interactive path runs
-pytest in a pseudo-terminal with pexpect and answers pdb's prompt.
+Without a terminal on stdin the plugin waits for a reload report, so the fix is saved once the run is waiting:
+either by a helper thread in the inner run (once the main thread waits, seen in its stack), or by ``run_editing``
+here, which reads the inner run's output and saves the next edit each time it says it waits (never a guessed
+sleep). The interactive path runs pytest in a pseudo-terminal with pexpect and answers pdb's prompt.
 
 ``pytester`` is enabled here rather than in a ``conftest.py`` beside this file: ``make test`` collects ``tests/``
 and ``pytest_plugin/tests/`` in one run, where a second rootless ``conftest`` module would shadow the one
@@ -12,8 +13,12 @@ and ``pytest_plugin/tests/`` in one run, where a second rootless ``conftest`` mo
 from __future__ import annotations
 
 import os
+import queue
+import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import pexpect
 import pytest
@@ -85,6 +90,67 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(*args, timeout=RUN_TIMEOUT_S)
+
+
+#: One edit: in file NAME (relative to the project), replace the text OLD by NEW (each must be there).
+Edit = tuple[str, str, str]
+
+
+def apply_edit(pytester: pytest.Pytester, edit: Edit) -> None:
+    name, old, new = edit
+    path = pytester.path / name
+    source = path.read_text()
+    assert old in source, f"{old!r} is not in {name}"
+    path.write_text(source.replace(old, new))
+
+
+def run_editing(pytester: pytest.Pytester, edits: list[Edit], *args: str) -> pytest.RunResult:
+    """Runs pytest without a terminal on stdin; each time the loop says it waits for a save, saves the next edit.
+
+    The edits left over (the run passed before they were needed) are an error: every one must be seen to matter.
+    """
+    pending = list(edits)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--reload-loop", *args]
+    env = {**os.environ, "COLUMNS": "120", "PYTEST_ADDOPTS": ""}
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        command,
+        cwd=pytester.path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    reader = threading.Thread(target=read, name="inner-output", daemon=True)
+    reader.start()
+    out: list[str] = []
+    try:
+        while True:
+            line = lines.get(timeout=max(0.0, start + RUN_TIMEOUT_S - time.monotonic()))
+            if line is None:
+                break
+            out.append(line)
+            if line.startswith("hotswap: waiting up to") and pending:
+                apply_edit(pytester, pending.pop(0))
+        ret = proc.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        proc.kill()
+        proc.wait()
+        reader.join(timeout=EXPECT_TIMEOUT_S)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    result = pytest.RunResult(ret, out, [], time.monotonic() - start)
+    assert not pending, f"edits never saved: {pending}\n" + "\n".join(out)
+    return result
 
 
 def test_application_fixed_while_waiting_passes_on_attempt_two(project: pytest.Pytester) -> None:
@@ -663,3 +729,79 @@ def test_interactive_breakpoint_saved_into_the_test_stops_the_rerun(project: pyt
         child.terminate(force=True)
     assert "1 passed" in rest
     assert child.exitstatus == 0
+
+
+# -- what a rerun is built from: fixtures, parametrize values, unittest ------------------------------------------
+
+# Fixtures that log their set-ups and teardowns, in a conftest and in the test module.
+FIXTURES_CONFTEST = '''
+import pytest
+
+EVENTS = []
+
+
+@pytest.fixture(scope="session")
+def db():
+    conn = {"id": len([e for e in EVENTS if e.startswith("db")])}
+    EVENTS.append(f"db up {conn['id']}")
+    yield conn
+    EVENTS.append(f"db down {conn['id']}")
+
+
+@pytest.fixture
+def number():
+    value = 2
+    EVENTS.append(f"number up {value}")
+    yield value
+    EVENTS.append(f"number down {value}")
+'''
+
+FIXTURES_TEST = """
+from conftest import EVENTS
+import pytest
+
+@pytest.fixture
+def doubled(number):
+    return number * 2
+
+@pytest.fixture
+def unrelated():
+    EVENTS.append("unrelated up")
+    return object()
+
+def test_fixture(db, doubled, unrelated):
+    assert doubled == 6
+    assert EVENTS.count("db up 0") == 1 and EVENTS.count("unrelated up") == 1
+
+def test_after(db, number):
+    # The edited fixture's new code serves the next tests; the session's connection is still the first one.
+    assert (db["id"], number) == (0, 3)
+    # The failed attempt's value was torn down before the new one was set up; `unrelated` was not set up again.
+    assert EVENTS == [
+        "db up 0", "number up 2", "unrelated up", "number down 2", "number up 3", "number down 3", "number up 3"
+    ]
+"""
+
+
+@pytest.fixture
+def fixtures_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makeconftest(FIXTURES_CONFTEST)
+    pytester.makepyfile(test_fix=FIXTURES_TEST)
+    return pytester
+
+
+def test_edited_fixture_is_set_up_again_and_unchanged_ones_keep_their_values(fixtures_project: pytest.Pytester) -> None:
+    result = run_editing(fixtures_project, [("conftest.py", "value = 2", "value = 3")], "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_fix.py::test_fixture: attempt 1 failed*",
+            "E       assert 4 == 6",
+            "hotswap: conftest: patched 1 *",
+            "hotswap: rerunning test_fix.py::test_fixture (attempt 2)",
+            "hotswap: fixtures set up again: number (function), doubled (function, uses a changed one)",
+            "PASSED test_fix.py::test_fixture after 2 attempts",
+            "*= 2 passed in *",
+        ]
+    )
+    assert result.ret == 0
