@@ -240,7 +240,7 @@ class ReloadLoop:
                 return error
 
     def _record(self, item: pytest.Item, ran: pytest.Item, attempts: int, outcome: str, how: str = "") -> None:
-        if ran is not item:
+        if ran.nodeid != item.nodeid:  # the user chose one of the ids an edited parametrize gave
             how += f" (ran as {ran.nodeid})"
         self.loops[item.nodeid] = (attempts, outcome, how)
         item.user_properties.append(("hotswap_attempts", attempts))  # for --junitxml and report hooks

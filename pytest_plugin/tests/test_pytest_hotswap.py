@@ -742,7 +742,7 @@ EVENTS = []
 
 @pytest.fixture(scope="session")
 def db():
-    conn = {"id": len([e for e in EVENTS if e.startswith("db")])}
+    conn = {"id": len([e for e in EVENTS if e.startswith("db up")])}
     EVENTS.append(f"db up {conn['id']}")
     yield conn
     EVENTS.append(f"db down {conn['id']}")
@@ -802,6 +802,125 @@ def test_edited_fixture_is_set_up_again_and_unchanged_ones_keep_their_values(fix
             "hotswap: fixtures set up again: number (function), doubled (function, uses a changed one)",
             "PASSED test_fix.py::test_fixture after 2 attempts",
             "*= 2 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_edited_session_fixture_is_set_up_again_at_its_scope_with_its_dependents(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makeconftest(FIXTURES_CONFTEST)
+    pytester.makepyfile(
+        test_scopes="""
+        from conftest import EVENTS
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def table(db):
+            EVENTS.append(f"table up on db {db['id']}")
+            return {"db": db["id"]}
+
+        @pytest.fixture(scope="session")
+        def cache():
+            EVENTS.append("cache up")
+            return []
+
+        def test_first(cache):
+            cache.append("first")
+
+        def test_table(table, db, number, cache):
+            assert db.get("user") == "admin"
+            assert table == {"db": db["id"]}
+
+        def test_later(table, db, cache):
+            # The rebuilt values serve the next tests: nothing is set up again for them.
+            assert table == {"db": 1} and db == {"id": 1, "user": "admin"}
+            assert cache == ["first"]
+            assert EVENTS == [
+                "cache up", "db up 0", "table up on db 0", "number up 2",
+                "db down 0", "db up 1", "table up on db 1", "number down 2",
+            ]
+        """
+    )
+    edits = [("conftest.py", 'conn = {"id": ', 'conn = {"user": "admin", "id": ')]
+    result = run_editing(pytester, edits, "--reload-timeout=20")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_scopes.py::test_table: attempt 1 failed*",
+            "hotswap: fixtures set up again: db (session), table (module, uses a changed one)",
+            "PASSED test_scopes.py::test_table after 2 attempts",
+            "*= 3 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+PARAM_TEST = """
+import pytest
+
+SEEN = []
+
+@pytest.fixture(scope="module")
+def shared():
+    SEEN.append("shared up")
+    return object()
+
+@pytest.mark.parametrize("n, expected", [(2, {"double": 5}), (3, {"double": 6})])
+def test_double(n, expected, shared):
+    SEEN.append((n, expected["double"]))
+    assert n * 2 == expected["double"]
+
+def test_after():
+    # The rerun took the edited values under the same id; the module-scoped fixture was set up once.
+    assert SEEN == ["shared up", (2, 5), (2, 4), (3, 6)]
+"""
+
+
+def test_edited_parametrize_values_rerun_under_the_same_id(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(test_param=PARAM_TEST)
+    result = run_editing(pytester, [("test_param.py", '"double": 5', '"double": 4')], "--reload-timeout=20")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_param.py::test_double?2-expected0?: attempt 1 failed*",
+            "E       assert (2 * 2) == 5",
+            "hotswap: test_param: patched 1*",
+            "hotswap: rerunning test_param.py::test_double?2-expected0? (attempt 2)",
+            "PASSED test_param.py::test_double?2-expected0? after 2 attempts",
+            "*= 3 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_a_parametrize_id_gone_after_the_edit_is_said_with_the_new_ids(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(
+        test_ids="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2], ids=["one", "two"])
+        def test_n(n):
+            assert n == 3
+        """
+    )
+    edits = [
+        ("test_ids.py", '[1, 2], ids=["one", "two"]', '[3, 2], ids=["three", "two"]'),  # id "one" is gone...
+        ("test_ids.py", '[3, 2], ids=["three", "two"]', '[3, 2], ids=["one", "two"]'),  # ...and back, with 3
+    ]
+    result = run_editing(pytester, edits, "--reload-timeout=20", "-k", "one")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_ids.py::test_n?one?: attempt 1 failed*",
+            "hotswap: test_ids: patched 1*",
+            "hotswap: test_ids.py::test_n[[]one] is no longer collected after the edit; now: "
+            "test_ids.py::test_n[[]three], test_ids.py::test_n[[]two]",
+            "hotswap: waiting for another save",
+            "hotswap: waiting up to 20 s for a saved edit to rerun test_ids.py::test_n[[]one] *",
+            "hotswap: test_ids: patched 1*",
+            "hotswap: rerunning test_ids.py::test_n[[]one] (attempt 2)",
+            "PASSED test_ids.py::test_n[[]one] after 2 attempts",
+            "*= 1 passed, 1 deselected in *",
         ]
     )
     assert result.ret == 0
