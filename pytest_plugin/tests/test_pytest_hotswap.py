@@ -734,7 +734,7 @@ def test_interactive_breakpoint_saved_into_the_test_stops_the_rerun(project: pyt
 # -- what a rerun is built from: fixtures, parametrize values, unittest ------------------------------------------
 
 # Fixtures that log their set-ups and teardowns, in a conftest and in the test module.
-FIXTURES_CONFTEST = '''
+FIXTURES_CONFTEST = """
 import pytest
 
 EVENTS = []
@@ -754,7 +754,7 @@ def number():
     EVENTS.append(f"number up {value}")
     yield value
     EVENTS.append(f"number down {value}")
-'''
+"""
 
 FIXTURES_TEST = """
 from conftest import EVENTS
@@ -924,3 +924,127 @@ def test_a_parametrize_id_gone_after_the_edit_is_said_with_the_new_ids(pytester:
         ]
     )
     assert result.ret == 0
+
+
+def test_what_cannot_take_effect_is_said_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(
+        test_limits="""
+        import pytest
+
+        @pytest.fixture
+        def number():
+            return 2
+
+        def test_number(number):
+            assert number == 3
+        """
+    )
+    edits = [
+        # The body's edit applies; the new scope cannot (pytest keeps the FixtureDef it collected).
+        (
+            "test_limits.py",
+            "@pytest.fixture\ndef number():\n    return 2",
+            '@pytest.fixture(scope="module")\ndef number():\n    return 4',
+        ),
+        # A fixture pytest never collected cannot be set up for the edited signature.
+        (
+            "test_limits.py",
+            "def test_number(number):",
+            "@pytest.fixture\ndef extra():\n    return 1\n\ndef test_number(number, extra):",
+        ),
+        # Back to fixtures pytest knows: the edited signature and body take effect.
+        (
+            "test_limits.py",
+            "def test_number(number, extra):\n    assert number == 3",
+            "def test_number(request, number):\n    assert number == 4",
+        ),
+    ]
+    result = run_editing(pytester, edits, "--reload-timeout=20")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_limits.py::test_number: attempt 1 failed*",
+            "E       assert 2 == 3",
+            "hotswap: rerunning test_limits.py::test_number (attempt 2)",
+            "hotswap: cannot take effect: fixture 'number': scope 'function' -> 'module'; pytest keeps what it "
+            "collected until the next run (its body's edits do apply)",
+            "hotswap: fixtures set up again: number (function)",
+            "*test_limits.py::test_number: attempt 2 failed*",
+            "E       assert 4 == 3",
+            "hotswap: rerunning test_limits.py::test_number (attempt 3)",
+            "hotswap: cannot take effect: test_limits.py::test_number requests fixture 'extra', which pytest did not "
+            "collect (a fixture added after pytest started is known in the next run)",
+            "*test_limits.py::test_number: attempt 3 failed*",
+            "E       fixture 'extra' not found",
+            "hotswap: rerunning test_limits.py::test_number (attempt 4)",
+            "PASSED test_limits.py::test_number after 4 attempts",
+            "*= 1 passed in *",
+        ]
+    )
+    # Each is said once, not at every attempt.
+    assert result.stdout.str().count("scope 'function' -> 'module'") == 1
+    assert result.ret == 0
+
+
+UNITTEST_TEST = """
+import unittest
+import app
+
+EVENTS = []
+
+class TestApp(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.base = 10
+        EVENTS.append(f"class up {cls.base}")
+
+    @classmethod
+    def tearDownClass(cls):
+        EVENTS.append(f"class down {cls.base}")
+
+    def setUp(self):
+        self.offset = 1
+
+    def test_value(self):
+        self.assertEqual(self.base + self.offset + app.value(), 14)
+
+    def test_z_after(self):  # unittest runs a class's tests by name
+        self.assertEqual(EVENTS, ["class up 10", "class down 10", "class up 11"])
+"""
+
+
+def test_unittest_test_case_loops_with_its_edited_class_set_up(project: pytest.Pytester) -> None:
+    project.makepyfile(test_unit=UNITTEST_TEST)
+    edits = [("app.py", "return 1", "return 2"), ("test_unit.py", "cls.base = 10", "cls.base = 11")]
+    result = run_editing(project, edits, "--reload-timeout=20")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_unit.py::TestApp::test_value: attempt 1 failed*",
+            "E       AssertionError: 12 != 14",
+            "hotswap: app: patched 1*",
+            "*test_unit.py::TestApp::test_value: attempt 2 failed*",
+            "E       AssertionError: 13 != 14",
+            "hotswap: test_unit: patched*",
+            "hotswap: rerunning test_unit.py::TestApp::test_value (attempt 3)",
+            "hotswap: fixtures set up again: _unittest_setUpClass_fixture_TestApp (class)",
+            "PASSED test_unit.py::TestApp::test_value after 3 attempts",
+            "*= 2 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_unittest_failure_is_reported_when_the_loop_gives_up(project: pytest.Pytester) -> None:
+    project.makepyfile(test_unit=UNITTEST_TEST)
+    result = run(project, "--reload-loop", "--reload-timeout=0.5", "-k", "test_value")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_unit.py::TestApp::test_value: attempt 1 failed*",
+            "hotswap: no reload within 0.5 s after attempt 1 of test_unit.py::TestApp::test_value; giving up *",
+            "*= FAILURES =*",
+            "E       AssertionError: 12 != 14",
+            "FAILED test_unit.py::TestApp::test_value after 1 attempt (no reload within 0.5 s)",
+            "*= 1 failed, 1 deselected in *",
+        ]
+    )
+    assert result.ret == 1
