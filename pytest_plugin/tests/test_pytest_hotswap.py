@@ -1048,3 +1048,158 @@ def test_unittest_failure_is_reported_when_the_loop_gives_up(project: pytest.Pyt
         ]
     )
     assert result.ret == 1
+
+
+def interact(pytester: pytest.Pytester, steps: list[tuple[str, Edit | str]], *args: str) -> tuple[str, int]:
+    """Runs ``pytest --reload-loop`` in a pseudo-terminal: ``("expect", text)`` waits for text on the screen,
+    ``("save", edit)`` saves an edit, ``("send", line)`` types a line. Returns the rest of the output and the
+    exit status."""
+    child = spawn(pytester, "--reload-loop", *args)
+    try:
+        for action, what in steps:
+            if action == "expect":
+                assert isinstance(what, str)
+                child.expect_exact(what)
+            elif action == "save":
+                assert isinstance(what, tuple)
+                apply_edit(pytester, what)
+            else:
+                assert isinstance(what, str)
+                child.sendline(what)
+        rest = finish(child)
+    finally:
+        child.terminate(force=True)
+    return rest, child.exitstatus
+
+
+def test_interactive_edited_fixture_is_set_up_again(fixtures_project: pytest.Pytester) -> None:
+    rest, status = interact(
+        fixtures_project,
+        [
+            ("expect", "test_fix.py::test_fixture: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("save", ("conftest.py", "value = 2", "value = 3")),
+            ("expect", "hotswap: conftest: patched 1"),
+            ("send", "c"),
+            ("expect", "hotswap: fixtures set up again: number (function), doubled (function, uses a changed one)"),
+            ("expect", "PASSED test_fix.py::test_fixture after 2 attempts"),
+        ],
+    )
+    assert "2 passed" in rest
+    assert status == 0
+
+
+def test_interactive_edited_parametrize_values_rerun_under_the_same_id(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_param=PARAM_TEST)
+    rest, status = interact(
+        pytester,
+        [
+            ("expect", "test_param.py::test_double[2-expected0]: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("save", ("test_param.py", '"double": 5', '"double": 4')),
+            ("expect", "hotswap: test_param: patched 1"),
+            ("send", "c"),
+            ("expect", "PASSED test_param.py::test_double[2-expected0] after 2 attempts"),
+        ],
+    )
+    assert "3 passed" in rest
+    assert status == 0
+
+
+def test_interactive_a_gone_id_offers_the_new_ones(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_ids="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1], ids=["one"])
+        def test_n(n):
+            assert n == 3
+        """
+    )
+    rest, status = interact(
+        pytester,
+        [
+            ("expect", "test_ids.py::test_n[one]: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("save", ("test_ids.py", '[1], ids=["one"]', '[2, 3], ids=["two", "three"]')),
+            ("expect", "hotswap: test_ids: patched 1"),
+            ("send", "c"),
+            (
+                "expect",
+                "hotswap: test_ids.py::test_n[one] is no longer collected after the edit; now: "
+                "test_ids.py::test_n[two], test_ids.py::test_n[three]",
+            ),
+            ("expect", "1: test_ids.py::test_n[two]"),
+            ("expect", "2: test_ids.py::test_n[three]"),
+            # Enter goes back to the debugger; asked again, a number runs that id.
+            ("expect", "hotswap: rerun which (1-2; Enter goes back to the debugger)? "),
+            ("send", ""),
+            ("expect", "(Pdb) "),
+            ("send", "c"),
+            ("expect", "hotswap: rerun which (1-2; Enter goes back to the debugger)? "),
+            ("send", "2"),
+            ("expect", "PASSED test_ids.py::test_n[one] after 2 attempts (ran as test_ids.py::test_n[three])"),
+        ],
+    )
+    assert "1 passed" in rest
+    assert status == 0
+
+
+def test_interactive_what_cannot_take_effect_is_said(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_limits="""
+        import pytest
+
+        @pytest.fixture
+        def number():
+            return 2
+
+        def test_number(number):
+            assert number == 3
+        """
+    )
+    edit = (
+        "test_limits.py",
+        "@pytest.fixture\ndef number():\n    return 2",
+        "@pytest.fixture(autouse=True)\ndef number():\n    return 3",
+    )
+    rest, status = interact(
+        pytester,
+        [
+            ("expect", "test_limits.py::test_number: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("save", edit),
+            ("expect", "hotswap: test_limits: patched 1"),
+            ("send", "c"),
+            (
+                "expect",
+                "hotswap: cannot take effect: fixture 'number': autouse changed; pytest keeps what it collected",
+            ),
+            ("expect", "PASSED test_limits.py::test_number after 2 attempts"),
+        ],
+    )
+    assert "1 passed" in rest
+    assert status == 0
+
+
+def test_interactive_unittest_test_case_loops(project: pytest.Pytester) -> None:
+    project.makepyfile(test_unit=UNITTEST_TEST)
+    rest, status = interact(
+        project,
+        [
+            ("expect", "test_unit.py::TestApp::test_value: attempt 1 failed"),
+            ("expect", "AssertionError: 12 != 14"),
+            ("expect", "(Pdb) "),
+            ("send", "p self.base"),
+            ("expect", "10"),
+            ("save", ("test_unit.py", "cls.base = 10", "cls.base = 12")),
+            ("expect", "hotswap: test_unit: patched"),
+            ("send", "c"),
+            ("expect", "hotswap: fixtures set up again: _unittest_setUpClass_fixture_TestApp (class)"),
+            ("expect", "PASSED test_unit.py::TestApp::test_value after 2 attempts"),
+        ],
+        "-k",
+        "test_value",
+    )
+    assert "1 passed, 1 deselected" in rest
+    assert status == 0
