@@ -1,9 +1,8 @@
 """End-to-end tests of ``pytest --reload-loop``: pytest runs in a subprocess on a small project.
 
-Without a terminal on stdin the plugin waits for a reload report, so the fix is saved once the run is waiting:
-either by a helper thread in the inner run (once the main thread waits, seen in its stack), or by ``run_editing``
-here, which reads the inner run's output and saves the next edit each time it says it waits (never a guessed
-sleep). The interactive path runs pytest in a pseudo-terminal with pexpect and answers pdb's prompt.
+Without a terminal on stdin the plugin waits for a reload report, so ``run_editing`` reads the inner run's output
+and saves the next edit each time the run says it waits (never after a guessed sleep). The interactive path
+(``interact``) runs pytest in a pseudo-terminal with pexpect, saves edits and answers pdb's prompt.
 
 ``pytester`` is enabled here rather than in a ``conftest.py`` beside this file: ``make test`` collects ``tests/``
 and ``pytest_plugin/tests/`` in one run, where a second rootless ``conftest`` module would shadow the one
@@ -16,7 +15,6 @@ import os
 import queue
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
@@ -30,12 +28,11 @@ RUN_TIMEOUT_S = 90
 #: Bound on each pexpect wait for a prompt or a line.
 EXPECT_TIMEOUT_S = 60
 
-# The inner project's conftest: `save_when_waiting` saves a file once the plugin waits for a reload.
-INNER_CONFTEST = '''
+# The inner project's conftest: `counted` counts its set-ups (a rerun must not set an unchanged fixture up again).
+INNER_CONFTEST = """
 import os
 import sys
 import threading
-import time
 
 import pytest
 
@@ -43,38 +40,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SETUPS = []
 
 
-def _waiting_for_reload(thread_id):
-    frame = sys._current_frames().get(thread_id)
-    names = set()
-    while frame is not None:
-        names.add(frame.f_code.co_name)
-        frame = frame.f_back
-    return {"_wait", "wait_for_reload"} <= names
-
-
-def save_when_waiting(name, source, timeout_s=60):
-    """Writes `source` to `name` (next to this file) from a thread, once the main thread waits for a reload."""
-    main = threading.main_thread().ident
-
-    def run():
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if _waiting_for_reload(main):
-                with open(os.path.join(HERE, name), "w") as f:
-                    f.write(source)
-                return
-            time.sleep(0.005)
-
-    threading.Thread(target=run, name="test-editor", daemon=True).start()
-
-
 @pytest.fixture
 def counted():
-    """A fixture value whose set-ups are counted: a rerun must reuse it, not set it up again."""
     value = object()
     SETUPS.append(value)
     return value
-'''
+"""
 
 APP = "def value():\n    return 1\n"
 APP_FIXED = "def value():\n    return 2\n"
@@ -157,20 +128,17 @@ def test_application_fixed_while_waiting_passes_on_attempt_two(project: pytest.P
     project.makepyfile(
         test_app="""
         import app
-        from conftest import SETUPS, save_when_waiting
+        from conftest import SETUPS
 
         def test_value(counted):
-            if len(SETUPS) == 1 and not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value():\\n    return 2\\n")
             assert app.value() == 2
-            assert SETUPS == [counted]
+            assert SETUPS == [counted]  # the unchanged fixture was not set up again
 
         def test_next():
             assert len(SETUPS) == 1
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60", "--junitxml=report.xml")
+    result = run_editing(project, [("app.py", "return 1", "return 2")], "--reload-timeout=60", "--junitxml=report.xml")
     result.stdout.fnmatch_lines(
         [
             "hotswap: reload loop on (watching *)",
@@ -189,22 +157,13 @@ def test_application_fixed_while_waiting_passes_on_attempt_two(project: pytest.P
 
 
 def test_edited_test_function_passes_on_attempt_two(project: pytest.Pytester) -> None:
-    source = textwrap.dedent(
-        """
-        import pathlib
-        from conftest import save_when_waiting
-
-        FIXED = pathlib.Path(__file__).read_text().replace("1 + 1 == " + "3", "1 + 1 == " + "2")
-
+    project.makepyfile(
+        test_self="""
         def test_arithmetic():
-            if "scheduled" not in globals():
-                globals()["scheduled"] = True
-                save_when_waiting("test_self.py", FIXED)
             assert 1 + 1 == 3
         """
     )
-    project.makepyfile(test_self=source)
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result = run_editing(project, [("test_self.py", "1 + 1 == 3", "1 + 1 == 2")], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*test_self.py::test_arithmetic: attempt 1 failed*",
@@ -249,16 +208,12 @@ def test_broken_save_keeps_waiting_for_a_good_one(project: pytest.Pytester) -> N
     project.makepyfile(
         test_app="""
         import app
-        from conftest import save_when_waiting
 
         def test_value():
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value(:\\n")
             assert app.value() == 2
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=5")
+    result = run_editing(project, [("app.py", "def value():", "def value(:")], "--reload-timeout=5")
     result.stdout.fnmatch_lines(
         [
             "hotswap: app: reload failed, old code kept: SyntaxError*",
@@ -308,12 +263,8 @@ def test_output_capture_is_restored_after_the_loop(project: pytest.Pytester) -> 
         test_app="""
         import sys
         import app
-        from conftest import save_when_waiting
 
         def test_value():
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value():\\n    return 2\\n")
             print("attempt output of", app.value())
             assert app.value() == 2
 
@@ -326,7 +277,7 @@ def test_output_capture_is_restored_after_the_loop(project: pytest.Pytester) -> 
             sys.stderr.write("LAST ERROR\\n")
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60", "-rP")
+    result = run_editing(project, [("app.py", "return 1", "return 2")], "--reload-timeout=60", "-rP")
     result.stdout.fnmatch_lines(
         [
             # The failed attempt's output is shown before waiting; the report holds the last attempt's.
@@ -369,12 +320,8 @@ def pytest_pyfunc_call(pyfuncitem):
 
 ASYNC_TEST = """
 import app
-from conftest import save_when_waiting
 
 async def test_async_value():
-    if not getattr(app, "scheduled", False):
-        app.scheduled = True
-        save_when_waiting("app.py", "def value():\\n    return 2\\n")
     assert app.value() == 2
 """
 
@@ -382,7 +329,7 @@ async def test_async_value():
 def test_async_test_is_rerun_when_an_async_plugin_runs_it(project: pytest.Pytester) -> None:
     project.makeconftest(INNER_CONFTEST + ASYNC_RUNNER)
     project.makepyfile(test_async=ASYNC_TEST)
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result = run_editing(project, [("app.py", "return 1", "return 2")], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*test_async.py::test_async_value: attempt 1 failed*",
@@ -532,16 +479,13 @@ def test_a_rerun_that_fails_otherwise_ends_the_loop(project: pytest.Pytester) ->
     project.makepyfile(
         test_app="""
         import app
-        from conftest import save_when_waiting
 
         def test_value():
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "import pytest\\ndef value():\\n    pytest.skip('now skipped')\\n")
             assert app.value() == 2
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    skipping = ("app.py", "def value():\n    return 1", "import pytest\ndef value():\n    pytest.skip('now skipped')")
+    result = run_editing(project, [skipping], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*test_app.py::test_value: attempt 1 failed*",
@@ -556,20 +500,12 @@ def test_a_rerun_that_fails_otherwise_ends_the_loop(project: pytest.Pytester) ->
 def test_edited_test_method_passes_on_attempt_two(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_cls="""
-        import pathlib
-        from conftest import save_when_waiting
-
-        FIXED = pathlib.Path(__file__).read_text().replace("'old' == " + "'new'", "'new' == " + "'new'")
-
         class TestThing:
             def test_method(self, counted):
-                if "scheduled" not in globals():
-                    globals()["scheduled"] = True
-                    save_when_waiting("test_cls.py", FIXED)
                 assert 'old' == 'new'
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result = run_editing(project, [("test_cls.py", "'old' == 'new'", "'new' == 'new'")], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*test_cls.py::TestThing::test_method: attempt 1 failed*",
@@ -609,12 +545,8 @@ def test_rerun_sees_only_its_own_capsys_caplog_and_recwarn(project: pytest.Pytes
         import logging
         import warnings
         import app
-        from conftest import save_when_waiting
 
         def test_records(capsys, caplog, recwarn):
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value():\\n    return 2\\n")
             print("out", app.value())
             logging.getLogger("t").warning("log %s", app.value())
             warnings.warn(UserWarning(f"warn {app.value()}"))
@@ -624,7 +556,7 @@ def test_rerun_sees_only_its_own_capsys_caplog_and_recwarn(project: pytest.Pytes
             assert [str(w.message) for w in recwarn] == ["warn 2"]
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result = run_editing(project, [("app.py", "return 1", "return 2")], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*> captured stdout >*",
@@ -641,16 +573,12 @@ def test_the_report_is_the_last_attempts(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_app="""
         import app
-        from conftest import save_when_waiting
 
         def test_value():
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value():\\n    return 3\\n")
             assert app.value() == 2
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=3")
+    result = run_editing(project, [("app.py", "return 1", "return 3")], "--reload-timeout=3")
     result.stdout.fnmatch_lines(
         [
             "*test_app.py::test_value: attempt 1 failed*",
