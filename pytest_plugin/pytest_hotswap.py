@@ -401,6 +401,8 @@ class _Rerun:
         self._candidates: dict[str, pytest.Item] = {}  # nodeid -> item, when the test's id is gone
         # id(FixtureDef) -> (FixtureDef, what its code did when last seen); the FixtureDef is kept alive with it.
         self._seen: dict[int, tuple[Any, tuple[Any, ...]]] = {}
+        # id(FixtureDef) -> its @pytest.fixture(...) arguments in the source when first seen (None: not found).
+        self._markers: dict[int, Any] = {}
         self._said: set[str] = set()
         request = getattr(item, "_request", None)
         # The pytest internals this needs (pytest 8.0 and later have them); without them fixtures are reused.
@@ -465,6 +467,7 @@ class _Rerun:
         """Records what the code of each fixture of the test does now (those not seen yet)."""
         for fixturedef in _fixture_defs(self.item):
             self._seen.setdefault(id(fixturedef), (fixturedef, _fixture_key(fixturedef)))
+            self._markers.setdefault(id(fixturedef), _fixture_marker(fixturedef))
 
     def set_up(self) -> None:
         """Sets the next attempt up: changed fixtures (and their dependents) anew, the new item if there is one."""
@@ -537,7 +540,10 @@ class _Rerun:
     def _report_stale_definitions(self) -> None:
         """Says which fixtures' ``@pytest.fixture(...)`` arguments changed: pytest keeps those it collected."""
         for fixturedef in _fixture_defs(self.item):
-            why = _stale_fixture(fixturedef)
+            then, now = self._markers.get(id(fixturedef)), _fixture_marker(fixturedef)
+            why = _marker_changes(then, now) if then is not None and now is not None else None
+            if then is not None and now is None:
+                why = "its definition is gone from the source"
             if why:
                 self._cannot(
                     f"fixture {fixturedef.argname!r}: {why}; pytest keeps what it collected until the "
@@ -632,36 +638,34 @@ def _code_key(code: types.CodeType) -> tuple[Any, ...]:
     )
 
 
-def _stale_fixture(fixturedef: Any) -> str | None:
-    """Why the fixture's definition in the source no longer matches the FixtureDef pytest collected, or None."""
+def _fixture_marker(fixturedef: Any) -> Any:
+    """The arguments of the ``@pytest.fixture(...)`` that the fixture's module binds now: None when there is none
+    (pytest's own fixtures, made at run time) or the definition is gone from the source."""
     func = getattr(fixturedef.func, "__func__", fixturedef.func)
     holder: Any = sys.modules.get(getattr(func, "__module__", None) or "")
     qualname = getattr(func, "__qualname__", "")
     if holder is None or "<locals>" in qualname:
-        return None  # not a module's fixture (pytest's own, made at run time)
+        return None
     for part in qualname.split("."):
         holder = vars(holder).get(part) if hasattr(holder, "__dict__") else None
     # pytest 8.4+ wraps a fixture in a FixtureFunctionDefinition; earlier ones mark the function itself.
-    marker = getattr(holder, "_fixture_function_marker", None) or getattr(holder, "_pytestfixturefunction", None)
-    if marker is None:
-        return None
+    return getattr(holder, "_fixture_function_marker", None) or getattr(holder, "_pytestfixturefunction", None)
+
+
+def _marker_changes(then: Any, now: Any) -> str:
+    """What changed between two ``@pytest.fixture(...)`` argument sets, e.g. ``scope 'function' -> 'module'``."""
     changes = []
-    if not callable(marker.scope) and marker.scope != fixturedef.scope:
-        changes.append(f"scope {fixturedef.scope!r} -> {marker.scope!r}")
-    for what, now, then in (
-        ("params", marker.params, fixturedef.params),
-        ("ids", marker.ids, fixturedef.ids),
-        ("autouse", marker.autouse, getattr(fixturedef, "_autouse", marker.autouse)),
-    ):
+    for field in ("scope", "params", "ids", "autouse", "name"):
+        before, after = getattr(then, field, None), getattr(now, field, None)
         try:
-            differs = (tuple(now) if isinstance(now, list) else now) != then
-        except Exception:  # noqa: BLE001 - values that refuse ==: assume unchanged
-            differs = False
-        if differs:
-            changes.append(f"{what} changed")
-    if (marker.name or func.__name__) != fixturedef.argname:
-        changes.append(f"renamed to {marker.name or func.__name__!r}")
-    return ", ".join(changes) or None
+            differs = bool(before != after)
+        except Exception:  # noqa: BLE001 - values that refuse == (arrays): compare identity
+            differs = before is not after
+        if differs and field in ("scope", "name") and not callable(before) and not callable(after):
+            changes.append(f"{field} {before!r} -> {after!r}")
+        elif differs:
+            changes.append(f"{field} changed")
+    return ", ".join(changes)
 
 
 def _recorded_failure(item: pytest.Item) -> BaseException | None:
