@@ -235,3 +235,10 @@ def _reload(
         needs_restart="; ".join(tx.needs_restart) or None,
         duration_ms=(time.perf_counter() - start) * 1000,
     )
+
+
+# Framework adapters (hotswap.frameworks) activate when their framework is imported; they use only the public
+# hooks above. Installed last, so an adapter activated right now finds this module complete.
+from . import frameworks as _frameworks  # noqa: E402
+
+_frameworks.install()
