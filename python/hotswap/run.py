@@ -23,8 +23,8 @@ import builtins
 import contextlib
 import fnmatch
 import importlib.machinery
-import re
 import os
+import re
 import runpy
 import signal
 import sys
@@ -505,6 +505,31 @@ class Supervisor:
             return False
 
 
+#: hotswap run's options that take a value (the others are flags).
+_VALUE_OPTIONS = ("--path", "--mode", "--include")
+
+
+def _split_program(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(hotswap's options, the program and its arguments): the program starts at the first argument that is
+    not one of hotswap's options (a script) or at ``-m``."""
+    own: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "-m" or arg.startswith("-m") and len(arg) > 2:
+            return own, ["-m", arg[2:]] + list(argv[i + 1:]) if len(arg) > 2 else list(argv[i:])
+        if arg == "--":
+            return own, list(argv[i + 1:])
+        if not arg.startswith("-"):
+            return own, list(argv[i:])
+        own.append(arg)
+        if arg in _VALUE_OPTIONS:
+            own.extend(argv[i + 1:i + 2])
+            i += 1
+        i += 1
+    return own, []
+
+
 def main_run(argv: list[str], interpreter_path: Sequence[str] | None = None) -> int:
     """``hotswap run ...``: parses the arguments and runs the supervisor."""
     parser = argparse.ArgumentParser(
@@ -524,17 +549,21 @@ def main_run(argv: list[str], interpreter_path: Sequence[str] | None = None) -> 
                              "framework adapter handles restarts the program")
     parser.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
     parser.add_argument("target", nargs="?", help="the script to run (unless -m is given)")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
-    ns = parser.parse_args(argv)
-    args = list(ns.args)
-    if ns.module:
-        if ns.target is not None:
-            args.insert(0, ns.target)
+    parser.add_argument("args", nargs="*", help="arguments for the program")
+    # As for python itself, everything after the script or `-m MODULE` belongs to the program (`-m flask --app
+    # app run` passes --app to flask), so hotswap's own options are parsed only up to there.
+    own, program = _split_program(argv)
+    ns = parser.parse_args(own)
+    args = list(program)
+    if program and program[0] == "-m":
+        if len(program) < 2:
+            parser.error("-m needs a module name")
+        ns.module, args = program[1], program[2:]
         script = None
     else:
-        if ns.target is None:
+        if not program:
             parser.error("give a script to run, or -m MODULE")
-        script = ns.target
+        script, args = program[0], program[1:]
         if not os.path.isfile(script):
             parser.error(f"no such file: {script}")
     paths = ns.path or [os.path.dirname(os.path.abspath(script)) if script else os.getcwd()]

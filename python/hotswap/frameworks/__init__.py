@@ -106,7 +106,7 @@ class _HookedLoader:
         return getattr(self.loader, attr)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[types.ModuleType]:
-        spec.loader = self.loader
+        # The import system calls spec.loader.exec_module next: the real loader is put back in exec_module.
         create = getattr(self.loader, "create_module", None)
         return create(spec) if create is not None else None
 

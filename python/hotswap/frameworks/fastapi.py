@@ -10,8 +10,12 @@ reconciles every router, in place (``router.routes`` is the list the app reads o
   function was removed, or its decorator ran again and registered the new object) is removed;
 - a route whose endpoint, dependencies or annotations come from that module is built again from its recorded
   arguments, so changed parameters, dependencies and response models take effect;
-- a router included in another (``include_router``) whose routes changed is included again at the same place;
+- a router included in another (``include_router``) whose routes changed is included again at the same place
+  (older FastAPI copies the routes; newer FastAPI includes by reference and is told the routes changed);
 - each app's cached OpenAPI schema is dropped.
+
+A reload that fails after a decorator added a route (a later statement raised) puts every router's routes
+back as they were before it, so a failed reload changes nothing here either.
 
 Trade-off: the reconciliation runs after the reload's transaction, on the thread that reloaded; a request
 served in between sees the routes as the reload left them (old and new side by side, for a moment).
@@ -23,25 +27,38 @@ import functools
 import inspect
 import logging
 import sys
+import threading
 import types
 import weakref
 from typing import Any, List, Tuple
 
 logger = logging.getLogger("hotswap")
 
-_routers: "weakref.WeakSet[Any]" = weakref.WeakSet()
-_apps: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_routers: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+_apps: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+_reloading = threading.local()  # .routes: every router's routes before the current reload first added one
 _INIT_ARGS = "_hotswap_init"
 _INCLUDES = "_hotswap_includes"
 
 
 def activate(fastapi: types.ModuleType) -> None:
-    from ..reload import on_reload
     from fastapi import FastAPI, routing
+
+    from ..reload import currently_reloading, on_reload
 
     _record_init(routing.APIRoute)
     _track(routing.APIRouter, _routers)
     _track(FastAPI, _apps)
+    add_api_route = routing.APIRouter.add_api_route
+
+    @functools.wraps(add_api_route)
+    def add_api_route_undoable(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if currently_reloading() and getattr(_reloading, "routes", None) is None:
+            # The reload may still fail: what every router held before it is put back then.
+            _reloading.routes = [(router, list(router.routes)) for router in list(_routers.values())]
+        return add_api_route(self, *args, **kwargs)
+
+    routing.APIRouter.add_api_route = add_api_route_undoable
     include_router = routing.APIRouter.include_router
 
     @functools.wraps(include_router)
@@ -68,13 +85,13 @@ def _record_init(cls: type) -> None:
     cls.__init__ = __init__
 
 
-def _track(cls: type, into: "weakref.WeakSet[Any]") -> None:
+def _track(cls: type, into: "weakref.WeakValueDictionary[int, Any]") -> None:
     original = cls.__init__
 
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        into.add(self)
+        into[id(self)] = self
 
     cls.__init__ = __init__
 
@@ -154,7 +171,15 @@ def _reconcile(router: Any, module: types.ModuleType) -> bool:
         kept.append(route)
     if changed:
         routes[:] = kept
+        _routes_changed(router)
     return changed
+
+
+def _routes_changed(router: Any) -> None:
+    """FastAPI 0.12x+ caches what an included router serves, keyed by a version its routes' changes bump."""
+    mark = getattr(router, "_mark_routes_changed", None)
+    if mark is not None:
+        mark()
 
 
 def _reinclude(router: Any) -> bool:
@@ -170,6 +195,8 @@ def _reinclude(router: Any) -> bool:
         if sub is None or _route_ids(sub) == source_ids:
             continue
         ids = set(added)
+        if any(hasattr(route, "original_router") for route in router.routes if id(route) in ids):
+            continue  # included by reference (FastAPI 0.12x+): it serves the sub-router's current routes
         position = next((n for n, route in enumerate(router.routes) if id(route) in ids), len(router.routes))
         router.routes[:] = [route for route in router.routes if id(route) not in ids]
         before = len(router.routes)
@@ -188,12 +215,18 @@ def _original_include(routing: types.ModuleType) -> Any:
 
 
 def _on_reload(report: Any) -> None:
-    if not report.ok or not report.changed:
+    before, _reloading.routes = getattr(_reloading, "routes", None), None
+    if not report.ok:
+        for router, routes in before or ():
+            router.routes[:] = routes
+            _routes_changed(router)
+        return
+    if not report.changed:
         return
     module = sys.modules.get(report.module)
     if module is None:
         return
-    routers = list(_routers)
+    routers = list(_routers.values())
     for router in routers:
         _reconcile(router, module)
     # Included routers after every router's own routes are settled (an include copies the sub-router's routes).
@@ -204,6 +237,6 @@ def _on_reload(report: Any) -> None:
         for router in routers:
             changed = _reinclude(router) or changed
         rounds += 1
-    for app in list(_apps):
+    for app in list(_apps.values()):
         app.openapi_schema = None
 

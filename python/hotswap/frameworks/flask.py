@@ -7,7 +7,8 @@ when a re-run decorator maps an endpoint again to the new version of the same fu
 name), the endpoint's old URL rules are dropped first: the app gets a new ``url_map`` holding every other rule
 (``Rule.empty()`` copies, the map's settings kept), then Flask adds the new rule as usual. After each
 successful reload, endpoints whose view is a top-level function the module no longer defines are dropped the
-same way. Templates: see the Jinja2 adapter.
+same way. A reload that fails after such a change puts the app's rules and views back as they were before it.
+Templates: see the Jinja2 adapter.
 
 Trade-off: replacing ``app.url_map`` (an attribute swap, atomic for requests on other threads) costs a copy
 of the rules per changed endpoint, far below a millisecond for hundreds of rules. Blueprints keep Flask's own
@@ -19,11 +20,13 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import threading
 import types
 import weakref
 from typing import Any
 
-_apps: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_apps: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+_reloading = threading.local()  # .apps: {id(app): (app, url_map, view_functions)} before this reload changed them
 
 
 def activate(flask: types.ModuleType) -> None:
@@ -43,6 +46,11 @@ def activate(flask: types.ModuleType) -> None:
     @functools.wraps(add_url_rule)
     def add_url_rule_reloadable(self: Any, rule: str, endpoint: str | None = None, view_func: Any = None,
                                 *args: Any, **kwargs: Any) -> Any:
+        if currently_reloading():
+            snapshots = _reloading.__dict__.setdefault("apps", {})
+            if id(self) not in snapshots:
+                # The reload may still fail: the app's rules and views before it are put back then.
+                snapshots[id(self)] = (self, self.url_map, dict(self.view_functions))
         if view_func is not None and currently_reloading():
             name = endpoint if endpoint is not None else getattr(view_func, "__name__", None)
             old = self.view_functions.get(name)
@@ -55,7 +63,7 @@ def activate(flask: types.ModuleType) -> None:
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        _apps.add(self)
+        _apps[id(self)] = self
 
     app_class._check_setup_finished = _check_setup_finished
     app_class.add_url_rule = add_url_rule_reloadable
@@ -96,12 +104,19 @@ def drop_endpoints(app: Any, endpoints: set) -> None:
 
 
 def _on_reload(report: Any) -> None:
-    if not report.ok or not report.removed:
+    snapshots = _reloading.__dict__.pop("apps", {})
+    if not report.ok:
+        for app, url_map, views in snapshots.values():
+            app.url_map = url_map
+            app.view_functions.clear()
+            app.view_functions.update(views)
+        return
+    if not report.removed:
         return
     module = sys.modules.get(report.module)
     if module is None:
         return
-    for app in list(_apps):
+    for app in list(_apps.values()):
         gone = set()
         for endpoint, view in list(app.view_functions.items()):
             name_module, qualname = _where(view)

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 from . import on_file_saved
 
-_environments: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_environments: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 
 
 def activate(jinja2: types.ModuleType) -> None:
@@ -28,7 +28,7 @@ def activate(jinja2: types.ModuleType) -> None:
     @functools.wraps(init)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        _environments.add(self)
+        _environments[id(self)] = self
 
     cls.__init__ = __init__
     on_file_saved(template_saved)
@@ -59,7 +59,7 @@ def template_saved(path: str) -> bool:
     """Clears the cache of every environment that loads templates from a directory holding ``path``."""
     real = os.path.realpath(path)
     handled = False
-    for env in list(_environments):
+    for env in list(_environments.values()):
         roots = {os.path.realpath(d) for d in _directories(env.loader)}
         if any(real.startswith(root.rstrip(os.sep) + os.sep) for root in roots):
             if env.cache is not None:
