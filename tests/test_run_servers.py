@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
 import urllib.error
 import urllib.request
 
@@ -218,3 +219,22 @@ def test_gunicorn_runs_under_hotswap_and_stops_on_ctrl_c(server):
     assert interrupt_and_wait(run) == 0
     assert not any("Traceback" in line for line in run.err), run.err
 
+
+
+def test_ctrl_c_at_a_terminal_ends_uvicorn_as_quietly_as_without_hotswap(server):
+    pexpect = pytest.importorskip("pexpect")
+    root, _start = server
+    write(root / "app.py", FASTAPI_APP)
+    outputs = {}
+    for label, args in (("plain", ["-m", "uvicorn"]), ("hotswap", ["-m", "hotswap", "run", "-m", "uvicorn"])):
+        child = pexpect.spawn(sys.executable, [*args, "app:app", "--port", str(free_port())], cwd=str(root),
+                              encoding="utf-8", timeout=60, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        child.expect("Application startup complete")
+        child.sendintr()  # the terminal's Ctrl-C: SIGINT to the whole foreground process group
+        child.expect(pexpect.EOF)
+        child.close()
+        outputs[label] = (child.exitstatus, child.before)
+    for label, (status, output) in outputs.items():
+        assert status == 0, (label, output)
+        assert "Traceback" not in output and "CancelledError" not in output, (label, output)
+        assert "Finished server process" in output, (label, output)
