@@ -31,7 +31,9 @@ logger = logging.getLogger("hotswap")
 __all__ = ["ADAPTERS", "activated", "file_saved", "install", "on_file_saved", "when_imported"]
 
 #: Framework module -> adapter module of this package, activated when the framework is imported.
+#: Order matters where adapters build on each other: Pydantic models are rebuilt before FastAPI's routes.
 ADAPTERS: Dict[str, str] = {
+    "pydantic": ".pydantic",
     "django": ".django",
     "fastapi": ".fastapi",
     "flask": ".flask",
