@@ -35,6 +35,8 @@ __all__ = ["ADAPTERS", "activated", "file_saved", "install", "on_file_saved", "w
 ADAPTERS: Dict[str, str] = {
     "pydantic": ".pydantic",
     "django": ".django",
+    "click": ".click",
+    "typer": ".typer",
     "fastapi": ".fastapi",
     "flask": ".flask",
     "jinja2": ".jinja2",
