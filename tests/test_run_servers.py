@@ -6,45 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
-import urllib.error
-import urllib.request
 
 import pytest
-from proc_helpers import Run, edit, wait_until, write
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port: int, path: str) -> tuple:
-    """(status, body) of one bounded request to 127.0.0.1, or (None, reason) when nothing answers yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-    except (urllib.error.URLError, ConnectionError, socket.timeout) as err:
-        return None, str(err)
-
-
-def serves(port: int, path: str, body, timeout: float = 30.0, status: int = 200) -> None:
-    """Polls until ``path`` answers ``status`` and ``body`` (a string, or a predicate on the body)."""
-    last = []
-
-    def ok():
-        last[:] = [get(port, path)]
-        got_status, got_body = last[0]
-        return got_status == status and (body(got_body) if callable(body) else got_body == body)
-
-    try:
-        wait_until(ok, timeout, interval=0.02, what=f"{path} -> {status} {body!r}")
-    except AssertionError:
-        raise AssertionError(f"{path}: wanted {(status, body)}, last got {last}") from None
+from proc_helpers import Run, edit, free_port, get, serves, write
 
 
 @pytest.fixture
