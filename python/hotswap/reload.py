@@ -415,3 +415,10 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)
+
+
+# Framework adapters (hotswap.frameworks) activate when their framework is imported; they use only the public
+# hooks above. Installed last, so an adapter activated right now finds this module complete.
+from . import frameworks as _frameworks  # noqa: E402
+
+_frameworks.install()

@@ -105,6 +105,8 @@ class AutoReloader:
             used, with a warning, when notifications are unavailable.
         clear: clear the terminal before each batch of reloads.
         on_reload: called with each ``ReloadReport`` of this reloader (after ``hotswap.on_reload`` hooks).
+        on_other_file: called on the watcher thread with the real path of each saved file that matches
+            ``include`` but is not a Python source (a template, a config file), once per save.
 
     Attributes:
         reports: the last 100 reports of this reloader, oldest first (a ``collections.deque``).
@@ -130,6 +132,7 @@ class AutoReloader:
         force_polling: bool = False,
         clear: bool = False,
         on_reload: Optional[Callable[[ReloadReport], object]] = None,
+        on_other_file: Optional[Callable[[str], object]] = None,
     ) -> None:
         if apply not in ("thread", "manual"):
             raise ValueError(f"apply must be 'thread' or 'manual', not {apply!r}")
@@ -141,6 +144,7 @@ class AutoReloader:
         self.apply = apply
         self._clear = clear
         self._callback = on_reload
+        self._other_file_callback = on_other_file
         self._lock = threading.Condition(threading.Lock())
         self.reports: Deque[ReloadReport] = deque(maxlen=100)
         self._unread: Deque[ReloadReport] = deque(maxlen=1000)
@@ -314,6 +318,12 @@ class AutoReloader:
                 except Exception:  # pragma: no cover - a bug here must not end watching
                     logger.exception("hotswap: handling changed files failed: %s", paths)
 
+    def _other_file(self, path: str) -> None:
+        try:
+            self._other_file_callback(path)  # type: ignore[misc]
+        except Exception:
+            logger.exception("hotswap: on_other_file callback failed for %s", path)
+
     def _handle(self, paths: List[str]) -> None:
         changes: List[Tuple[ModuleType, str, bytes]] = []
         now = time.monotonic()
@@ -321,6 +331,8 @@ class AutoReloader:
             expired = self._deferred.pop(path, None)
             modules = self._modules.lookup(path)
             if not modules:
+                if self._other_file_callback is not None and not path.endswith(".py"):
+                    self._other_file(path)
                 continue
             content = _read(path)
             if content is None:
