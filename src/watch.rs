@@ -264,10 +264,8 @@ pub enum Touch {
     Landed,
     /// Removed or renamed away.
     Gone,
-    /// Opened (by anyone; inotify does not say for what).
+    /// Opened (by anyone; inotify does not say for what, and notify does not ask for close-after-read).
     Opened,
-    /// Closed by a reader.
-    ClosedRead,
     /// Anything else (polling's events, rescans, files found in a new directory): look at the file.
     Other,
 }
@@ -280,14 +278,11 @@ enum State {
     Writing { written: bool, since: Instant },
     /// Complete by its events: to be read.
     Complete,
-    /// Read at `read_at`; waiting for that read's own open and close to come back through the event queue. With no
-    /// write between them, the bytes read are the complete save, not the start of the next one (events of one
-    /// inotify instance arrive in the order they happened).
-    Verifying {
-        found: Found,
-        seen_open: bool,
-        read_at: Instant,
-    },
+    /// Read at `read_at`; waiting for the echo of that read: `read` opens the file twice, once to read it and
+    /// once more right after, and events of one inotify instance arrive in the order they happened. When both
+    /// opens have come back with no write between, no write happened from the completion until after the read:
+    /// the bytes are the complete save, not the start of the next one.
+    Verifying { found: Found, opens: u8, read_at: Instant },
     /// Ready to be reported.
     Ready(Found),
 }
@@ -295,7 +290,11 @@ enum State {
 /// How long a file that was created but never written waits for a close before it is looked at.
 pub const CREATED_MAX_MS: u64 = 1000;
 
-/// How long a read waits for its own open and close to come back before it is trusted anyway (they always come
+/// How many times the `read` function given to `Batcher::advance` opens a file (to read it, then once more to mark
+/// the end of the read in the event queue).
+pub const READ_OPENS: u8 = 2;
+
+/// How long a read waits for its own opens to come back before it is trusted anyway (they always come
 /// on inotify; the bound only keeps a lost event from holding a save).
 pub const VERIFY_MAX_MS: u64 = 50;
 
@@ -357,23 +356,20 @@ impl Batcher {
         let current = self.states.get(&path);
         let next = if !self.close_events {
             match touch {
-                Touch::Opened | Touch::ClosedRead => return,
+                Touch::Opened => return,
                 _ => State::Complete,
             }
         } else {
             match (touch, current) {
-                (Touch::Opened, Some(State::Verifying { found, read_at, .. })) => State::Verifying {
+                (Touch::Opened, Some(State::Verifying { found, opens, .. })) if *opens + 1 >= READ_OPENS => {
+                    State::Ready(found.clone())
+                }
+                (Touch::Opened, Some(State::Verifying { found, opens, read_at })) => State::Verifying {
                     found: found.clone(),
-                    seen_open: true,
+                    opens: opens + 1,
                     read_at: *read_at,
                 },
-                (
-                    Touch::ClosedRead,
-                    Some(State::Verifying {
-                        found, seen_open: true, ..
-                    }),
-                ) => State::Ready(found.clone()),
-                (Touch::Opened | Touch::ClosedRead, _) => return,
+                (Touch::Opened, _) => return,
                 (Touch::Write, Some(State::Writing { since, .. })) => State::Writing {
                     written: true,
                     since: *since,
@@ -433,7 +429,7 @@ impl Batcher {
                     // tree has none on this path, and nothing to confirm there.
                     Found::File { ref real, .. } if real == path => State::Verifying {
                         found,
-                        seen_open: false,
+                        opens: 0,
                         read_at: now,
                     },
                     found => {
@@ -688,7 +684,15 @@ fn run_batcher(
             }
         }
         let filter = tree.filter.clone();
-        let mut read = |path: &Path| read_checked(&filter, path);
+        let close_events = has_close_events(tree.native);
+        let mut read = |path: &Path| {
+            let found = read_checked(&filter, path);
+            if close_events && matches!(&found, Found::File { real, .. } if real == path) {
+                // The second of READ_OPENS: its echo marks the end of the read in the event queue.
+                drop(std::fs::File::open(path));
+            }
+            found
+        };
         batcher.advance(now, &mut read);
         let due = batcher.due(Instant::now());
         if !due && notes.is_empty() {
@@ -745,7 +749,6 @@ fn handle_event(tree: &mut Tree, batcher: &mut Batcher, event: RawEvent, notes: 
     let now = Instant::now();
     let touch = match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => Touch::Closed,
-        EventKind::Access(AccessKind::Close(_)) => Touch::ClosedRead,
         EventKind::Access(AccessKind::Open(_)) => Touch::Opened,
         EventKind::Access(_) => return,
         EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => Touch::Write,
@@ -1209,7 +1212,7 @@ mod tests {
     fn a_save_is_reported_once_closed_and_its_read_confirmed() {
         let t0 = Instant::now();
         let mut b = Batcher::new(true, ms(0), ms(100));
-        // In place: truncate, write, close. Nothing before the close; then the read's own open and close confirm.
+        // In place: truncate, write, close. Nothing before the close; then the echo of the read's two opens confirms.
         assert!(run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Write)], "x").is_empty());
         assert!(b.is_writing(Path::new("m.py")));
         assert!(
@@ -1219,7 +1222,7 @@ mod tests {
         let out = run(
             &mut b,
             t0,
-            &[("m.py", Touch::Opened), ("m.py", Touch::ClosedRead)],
+            &[("m.py", Touch::Opened), ("m.py", Touch::Opened)],
             "unused",
         );
         assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "x = 2"))]);
@@ -1235,16 +1238,12 @@ mod tests {
         let out = run(
             &mut b,
             t0,
-            &[
-                ("m.py", Touch::Write),
-                ("m.py", Touch::Opened),
-                ("m.py", Touch::ClosedRead),
-            ],
+            &[("m.py", Touch::Write), ("m.py", Touch::Opened), ("m.py", Touch::Opened)],
             "",
         );
         assert!(out.is_empty() && b.is_writing(Path::new("m.py")));
         run(&mut b, t0, &[("m.py", Touch::Closed)], "second");
-        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("m.py", Touch::ClosedRead)], "");
+        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("m.py", Touch::Opened)], "");
         assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "second"))]);
     }
 
@@ -1279,7 +1278,7 @@ mod tests {
             ("m.py", Touch::Write),
             ("m.py", Touch::Closed),
             ("m.py", Touch::Opened),
-            ("m.py", Touch::ClosedRead),
+            ("m.py", Touch::Opened),
         ];
         assert_eq!(
             run(&mut b, t0, &vim, "v"),
@@ -1291,7 +1290,7 @@ mod tests {
             ("m.py", Touch::Gone),
             ("m.py", Touch::Landed),
             ("m.py", Touch::Opened),
-            ("m.py", Touch::ClosedRead),
+            ("m.py", Touch::Opened),
         ];
         assert_eq!(
             run(&mut b, t0, &jb, "j"),
@@ -1311,11 +1310,11 @@ mod tests {
         let mut b = Batcher::new(true, ms(0), ms(100));
         run(&mut b, t0, &[("a.py", Touch::Write), ("a.py", Touch::Closed)], "a");
         run(&mut b, t0, &[("b.py", Touch::Write)], "");
-        let out = run(&mut b, t0, &[("a.py", Touch::Opened), ("a.py", Touch::ClosedRead)], "");
+        let out = run(&mut b, t0, &[("a.py", Touch::Opened), ("a.py", Touch::Opened)], "");
         assert!(out.is_empty(), "b.py is being written: a.py waits for it");
         assert_eq!(b.deadline(), Some(t0 + ms(100)));
         run(&mut b, t0, &[("b.py", Touch::Closed)], "b");
-        let out = run(&mut b, t0, &[("b.py", Touch::Opened), ("b.py", Touch::ClosedRead)], "");
+        let out = run(&mut b, t0, &[("b.py", Touch::Opened), ("b.py", Touch::Opened)], "");
         assert_eq!(
             out.iter().map(|(p, _)| p.to_str().unwrap()).collect::<Vec<_>>(),
             ["a.py", "b.py"]
@@ -1327,7 +1326,7 @@ mod tests {
             &[("a.py", Touch::Write), ("a.py", Touch::Closed), ("c.py", Touch::Write)],
             "a2",
         );
-        run(&mut b, t0, &[("a.py", Touch::Opened), ("a.py", Touch::ClosedRead)], "");
+        run(&mut b, t0, &[("a.py", Touch::Opened), ("a.py", Touch::Opened)], "");
         assert!(!b.due(t0 + ms(99)) && b.due(t0 + ms(100)));
         let mut reads = 0;
         let out = b.take(&mut reader("", &mut reads));

@@ -95,8 +95,8 @@ class Watcher:
     On inotify a save is complete when its writer closes the file (close-after-write) or a rename lands it; a file
     modified or created and not yet closed is never read, however long its writer takes. A complete file is read
     at once (checked first: a regular file whose real path is under the roots) and its bytes are kept only if the
-    read's own open and close come back through the event queue with no write between them, which proves they are
-    the whole save and not the start of the next one. Ready files are flushed at once, or after ``debounce_ms`` of
+    read's own opens (one to read, one right after) come back through the event queue with no write between
+    them, which proves they are the whole save and not the start of the next one. Ready files are flushed at once, or after ``debounce_ms`` of
     quiet when it is set; a file still being written holds the others for at most ``max_batch_ms`` (files saved
     together arrive together). Backends without close events (polling, FSEvents, Windows) end a batch after
     ``max(debounce_ms, 5)`` quiet milliseconds, or ``max_batch_ms`` after its first event, and read the files then.
