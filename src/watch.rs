@@ -275,8 +275,12 @@ pub enum Touch {
 #[derive(Debug)]
 enum State {
     /// Written or created, not yet closed by its writer: never read in this state. `written` is false while the
-    /// file was only created (a hard link is never closed: such a file is looked at after `CREATED_MAX_MS`).
+    /// file was only created (a hard link is never closed: such a file is looked at after `UNWRITTEN_MAX_MS`).
     Writing { written: bool, since: Instant },
+    /// Read empty: a writer may have opened it with `O_TRUNC` and not written yet, and not every kernel reports
+    /// that truncation as a write (gVisor does not). Reported as empty only if nothing is written for
+    /// `UNWRITTEN_MAX_MS` (the Python side never applies an empty file; it reports it).
+    Empty { found: Found, since: Instant },
     /// Complete by its events: to be read.
     Complete,
     /// Read at `read_at`; waiting for the echo of that read: `read` opens the file twice, once to read it and
@@ -288,8 +292,9 @@ enum State {
     Ready(Found),
 }
 
-/// How long a file that was created but never written waits for a close before it is looked at.
-pub const CREATED_MAX_MS: u64 = 1000;
+/// How long a file that was created but never written waits for a close before it is looked at, and a file read
+/// empty for a write before it is reported as empty.
+pub const UNWRITTEN_MAX_MS: u64 = 1000;
 
 /// How many times the `read` function given to `Batcher::advance` opens a file (to read it, then once more to mark
 /// the end of the read in the event queue).
@@ -413,7 +418,7 @@ impl Batcher {
                 continue;
             };
             if let State::Writing { written: false, since } = state {
-                if now >= *since + Duration::from_millis(CREATED_MAX_MS) {
+                if now >= *since + Duration::from_millis(UNWRITTEN_MAX_MS) {
                     *state = State::Complete;
                 }
             }
@@ -423,11 +428,18 @@ impl Batcher {
                     self.ready_since.get_or_insert(now);
                 }
             }
+            if let State::Empty { found, since } = state {
+                if now >= *since + Duration::from_millis(UNWRITTEN_MAX_MS) {
+                    *state = State::Ready(std::mem::replace(found, Found::Missing));
+                    self.ready_since.get_or_insert(now);
+                }
+            }
             if matches!(state, State::Complete) {
                 let found = read(path);
                 *state = match found {
                     // The echo of a read comes on the path that was opened: a file read through a symlink in the
                     // tree has none on this path, and nothing to confirm there.
+                    Found::File { ref content, .. } if content.is_empty() => State::Empty { found, since: now },
                     Found::File { ref real, .. } if real == path => State::Verifying {
                         found,
                         opens: 0,
@@ -455,7 +467,10 @@ impl Batcher {
             .states
             .values()
             .any(|s| matches!(s, State::Complete | State::Verifying { .. }));
-        let writing = self.states.values().any(|s| matches!(s, State::Writing { .. }));
+        let writing = self
+            .states
+            .values()
+            .any(|s| matches!(s, State::Writing { .. } | State::Empty { .. }));
         Some(if reading {
             quiet.max(ready + self.group_max.max(Duration::from_millis(VERIFY_MAX_MS)))
         } else if writing {
@@ -474,7 +489,9 @@ impl Batcher {
                 match state {
                     State::Complete => at(self.last.unwrap_or_else(Instant::now)),
                     State::Verifying { read_at, .. } => at(*read_at + Duration::from_millis(VERIFY_MAX_MS)),
-                    State::Writing { written: false, since } => at(*since + Duration::from_millis(CREATED_MAX_MS)),
+                    State::Writing { written: false, since } | State::Empty { since, .. } => {
+                        at(*since + Duration::from_millis(UNWRITTEN_MAX_MS))
+                    }
                     _ => {}
                 }
             }
@@ -1302,8 +1319,8 @@ mod tests {
         // A file only created (vim's new inode before its first write) is looked at after a bounded wait.
         let mut b = Batcher::new(true, ms(0), ms(100));
         b.touch("n.py".into(), Touch::Created, t0);
-        assert_eq!(b.deadline(), Some(t0 + ms(CREATED_MAX_MS)));
-        b.advance(t0 + ms(CREATED_MAX_MS), &mut reader("", &mut reads));
+        assert_eq!(b.deadline(), Some(t0 + ms(UNWRITTEN_MAX_MS)));
+        b.advance(t0 + ms(UNWRITTEN_MAX_MS), &mut reader("", &mut reads));
         assert_eq!(reads, 1);
     }
 
@@ -1372,6 +1389,32 @@ mod tests {
         let out = b.take(&mut reader("", &mut reads));
         assert_eq!(out, vec![(PathBuf::from("a.py"), file("a.py", "a2"))]);
         assert!(b.is_writing(Path::new("c.py")) && !b.is_empty());
+    }
+
+    #[test]
+    fn a_file_read_empty_waits_for_a_write_then_is_reported_empty() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        // Closed, then truncated by the next writer before the read (no event for the truncation): read empty.
+        run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "");
+        assert!(!b.due(t0) && b.deadline() == Some(t0 + ms(UNWRITTEN_MAX_MS)));
+        run(
+            &mut b,
+            t0,
+            &[("m.py", Touch::Opened), ("m.py", Touch::Write), ("m.py", Touch::Closed)],
+            "x = 3",
+        );
+        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("m.py", Touch::Opened)], "");
+        assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "x = 3"))]);
+        // Emptied and left so: reported empty after the bound.
+        run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "");
+        let mut reads = 0;
+        b.advance(t0 + ms(UNWRITTEN_MAX_MS), &mut reader("", &mut reads));
+        assert!(b.due(t0 + ms(UNWRITTEN_MAX_MS)));
+        assert_eq!(
+            b.take(&mut reader("", &mut reads)),
+            vec![(PathBuf::from("m.py"), file("m.py", ""))]
+        );
     }
 
     #[test]

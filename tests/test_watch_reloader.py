@@ -264,6 +264,33 @@ def test_files_saved_together_reload_in_dependency_order(project, start):
     assert value() == 322
 
 
+def test_a_save_that_failed_for_want_of_a_dependency_applies_once_that_dependency_is_saved(project, start):
+    """Files saved together but far enough apart to be applied one at a time, the importer first: its reload fails
+    (the name it imports does not exist yet) and is tried again, once, when the module it imports is reloaded."""
+    pkg = f"wretry_{uuid.uuid4().hex[:8]}"
+    project.write(f"{pkg}/__init__.py", "")
+    project.write(f"{pkg}/base.py", "def value():\n    return 1\n")
+    project.write(
+        f"{pkg}/top.py", f"from {pkg}.base import value as base_value\n\ndef value():\n    return base_value()\n"
+    )
+    importlib.invalidate_caches()
+    top = importlib.import_module(f"{pkg}.top")
+    project.names.append(pkg)
+    value = top.value
+    reloader = start(project.root)
+    (project.root / pkg / "top.py").write_text(
+        f"from {pkg}.base import value as base_value, extra\n\ndef value():\n    return base_value() + extra()\n"
+    )
+    report = reloader.wait_for_reload(timeout=5)
+    assert report is not None and report.module == f"{pkg}.top" and not report.ok and "extra" in report.error
+    assert value() == 1
+    (project.root / pkg / "base.py").write_text("def value():\n    return 2\n\ndef extra():\n    return 40\n")
+    reports = [reloader.wait_for_reload(timeout=5) for _ in range(2)]
+    assert [(r.module, r.ok) for r in reports if r] == [(f"{pkg}.base", True), (f"{pkg}.top", True)]
+    assert value() == 42
+    assert reloader.wait_for_reload(timeout=QUIET) is None
+
+
 def test_a_deleted_file_leaves_its_module_and_a_recreated_one_applies(project, start):
     module, path = project.module(source(1))
     f = module.f
@@ -718,7 +745,9 @@ def test_files_saved_together_with_default_settings_reload_in_dependency_order(p
     pkg = f"wdep_{uuid.uuid4().hex[:8]}"
     project.write(f"{pkg}/__init__.py", "")
     project.write(f"{pkg}/base.py", "def value():\n    return 1\n")
-    project.write(f"{pkg}/top.py", f"from {pkg}.base import value as base_value\n\ndef value():\n    return base_value()\n")
+    project.write(
+        f"{pkg}/top.py", f"from {pkg}.base import value as base_value\n\ndef value():\n    return base_value()\n"
+    )
     importlib.invalidate_caches()
     top = importlib.import_module(f"{pkg}.top")
     project.names.append(pkg)

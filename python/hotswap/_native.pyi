@@ -100,10 +100,11 @@ class Watcher:
     modified or created and not yet closed is never read, however long its writer takes. A complete file is read
     at once (checked first: a regular file whose real path is under the roots) and its bytes are kept only if the
     read's own opens (one to read, one right after) come back through the event queue with no write between
-    them, which proves they are the whole save and not the start of the next one. Ready files are flushed at once, or after ``debounce_ms`` of
-    quiet when it is set; a file still being written holds the others for at most ``max_batch_ms`` (files saved
-    together arrive together). Backends without close events (polling, FSEvents, Windows) end a batch after
-    ``max(debounce_ms, 5)`` quiet milliseconds, or ``max_batch_ms`` after its first event, and read the files then.
+    them, which proves they are the whole save and not the start of the next one. Ready files are flushed at
+    once, or after ``debounce_ms`` of quiet when it is set; a file still being written holds the others for at
+    most ``max_batch_ms`` (files saved together arrive together). Backends without close events (polling,
+    FSEvents, Windows) end a batch after ``max(debounce_ms, 5)`` quiet milliseconds, or ``max_batch_ms`` after
+    its first event, and read the files then.
 
     When the native backend cannot start (ENOSYS, inotify instance or watch limits), or with ``force_polling``,
     notify's PollWatcher polls every 200 ms, hashing file contents (its mtimes have whole-second resolution);

@@ -375,21 +375,43 @@ class AutoReloader:
             sys.stdout.write(_CLEAR_SCREEN)
             sys.stdout.flush()
         reports = []
-        for module, path, content in changes:
-            # Held across the check and the reload: another AutoReloader watching the same file (overlapping
-            # paths) may have applied this very save, or found it broken, a moment ago; one report per change.
-            with _engine_lock():
-                if not self._wants(module, path, content):
-                    logger.debug("hotswap: %s: already applied (or reported broken) by another reloader", path)
-                    continue
-                report = self._reload(module, path, content)
-                if report.ok:
-                    _failed_saves.pop(path, None)
-                else:
-                    _failed_saves[path] = content
-            reports.append(report)
-            self._record(report, path, content)
+        retry = False
+        while changes:
+            reloaded = []
+            for module, path, content in changes:
+                # Held across the check and the reload: another AutoReloader watching the same file (overlapping
+                # paths) may have applied this very save, or found it broken, a moment ago; one report per change.
+                with _engine_lock():
+                    if not self._wants(module, path, content):
+                        logger.debug("hotswap: %s: already applied (or reported broken) by another reloader", path)
+                        continue
+                    report = self._reload(module, path, content)
+                    if report.ok:
+                        _failed_saves.pop(path, None)
+                        reloaded.append(module.__name__)
+                    else:
+                        _failed_saves[path] = content
+                if retry and not report.ok:
+                    continue  # failed again: reported already, when it was saved
+                reports.append(report)
+                self._record(report, path, content)
+            # Files saved together but applied in separate batches (written further apart than one reload takes):
+            # a save that failed because a module it imports had not been applied yet is tried once more after it.
+            changes, retry = self._failed_dependents(reloaded), True
         return reports
+
+    def _failed_dependents(self, reloaded: List[str]) -> List[Tuple[ModuleType, str, bytes]]:
+        """The failed saves (under this reloader's roots) that import one of the modules just reloaded."""
+        if not reloaded or not _failed_saves:
+            return []
+        retry = []
+        for path, content in list(_failed_saves.items()):
+            for module in self._modules.known(path):
+                if module.__name__ not in reloaded and imported_names(module.__name__, _package(module), content) \
+                        & set(reloaded):
+                    _failed_saves.pop(path, None)
+                    retry.append((module, path, content))
+        return dependency_order(retry) if len(retry) > 1 else retry
 
     def _reload(self, module: ModuleType, path: str, content: bytes) -> ReloadReport:
         # A top-level statement that blocks (a network call, an endless loop) keeps this thread, never the
@@ -513,6 +535,10 @@ class _ModuleMap:
         """The real paths of every module file known under the roots."""
         return list(self._by_path)
 
+    def known(self, path: str) -> List[ModuleType]:
+        """Modules known to come from ``path``, without refreshing."""
+        return [m for m in self._by_path.get(path, ()) if sys.modules.get(m.__name__) is m]
+
     def lookup(self, path: str) -> List[ModuleType]:
         """Modules loaded from ``path``, refreshing the map once when the path is unknown."""
         modules = self._by_path.get(path)
@@ -589,10 +615,7 @@ def dependency_order(changes: List[Tuple[ModuleType, str, bytes]]) -> List[Tuple
     index = {name: i for i, name in enumerate(names)}
     deps: List[set] = []
     for module, _, content in changes:
-        package = getattr(module, "__package__", None)
-        if package is None and hasattr(module, "__path__"):
-            package = module.__name__
-        imported = imported_names(module.__name__, package, content)
+        imported = imported_names(module.__name__, _package(module), content)
         deps.append({index[n] for n in imported if n in index and index[n] != index[module.__name__]})
     done: List[int] = []
     placed: set = set()
@@ -604,6 +627,13 @@ def dependency_order(changes: List[Tuple[ModuleType, str, bytes]]) -> List[Tuple
             placed.add(i)
             done.append(i)
     return [changes[i] for i in done]
+
+
+def _package(module: ModuleType) -> Optional[str]:
+    package = getattr(module, "__package__", None)
+    if package is None and hasattr(module, "__path__"):
+        package = module.__name__
+    return package
 
 
 def _running_source(module: ModuleType) -> Optional[bytes]:
