@@ -283,11 +283,18 @@ enum State {
     Empty { found: Found, since: Instant },
     /// Complete by its events: to be read.
     Complete,
-    /// Read at `read_at`; waiting for the echo of that read: `read` opens the file twice, once to read it and
-    /// once more right after, and events of one inotify instance arrive in the order they happened. When both
-    /// opens have come back with no write between, no write happened from the completion until after the read:
-    /// the bytes are the complete save, not the start of the next one.
-    Verifying { found: Found, opens: u8, read_at: Instant },
+    /// Read at `read_at`; waiting for the echo of that read. `read` opens the file to read it, then opens its
+    /// directory once the read is done, and the events of one inotify instance arrive in the order they happened:
+    /// when the file's open (`file_open`) and the directory's (`dir_open`) have come back with no write between,
+    /// no write happened from the completion until after the read, so the bytes are the complete save and not
+    /// the start of the next one. (Two opens of the file itself would not do: inotify merges an event with an
+    /// identical one still queued, and notify does not ask for close-after-read, which would separate them.)
+    Verifying {
+        found: Found,
+        file_open: bool,
+        dir_open: bool,
+        read_at: Instant,
+    },
     /// Ready to be reported.
     Ready(Found),
 }
@@ -296,11 +303,7 @@ enum State {
 /// empty for a write before it is reported as empty.
 pub const UNWRITTEN_MAX_MS: u64 = 1000;
 
-/// How many times the `read` function given to `Batcher::advance` opens a file (to read it, then once more to mark
-/// the end of the read in the event queue).
-pub const READ_OPENS: u8 = 2;
-
-/// How long a read waits for its own opens to come back before it is trusted anyway (they always come
+/// How long a read waits for its own opens to come back before it is trusted anyway (they come
 /// on inotify; the bound only keeps a lost event from holding a save).
 pub const VERIFY_MAX_MS: u64 = 50;
 
@@ -327,6 +330,20 @@ pub struct Batcher {
     first: Option<Instant>,
     last: Option<Instant>,
     ready_since: Option<Instant>,
+}
+
+/// A file being verified, with one more half of its echo: ready once both halves came back.
+fn verified(found: &Found, file_open: bool, dir_open: bool, read_at: Instant) -> State {
+    if file_open && dir_open {
+        State::Ready(found.clone())
+    } else {
+        State::Verifying {
+            found: found.clone(),
+            file_open,
+            dir_open,
+            read_at,
+        }
+    }
 }
 
 impl Batcher {
@@ -367,14 +384,15 @@ impl Batcher {
             }
         } else {
             match (touch, current) {
-                (Touch::Opened, Some(State::Verifying { found, opens, .. })) if *opens + 1 >= READ_OPENS => {
-                    State::Ready(found.clone())
-                }
-                (Touch::Opened, Some(State::Verifying { found, opens, read_at })) => State::Verifying {
-                    found: found.clone(),
-                    opens: opens + 1,
-                    read_at: *read_at,
-                },
+                (
+                    Touch::Opened,
+                    Some(State::Verifying {
+                        found,
+                        dir_open,
+                        read_at,
+                        ..
+                    }),
+                ) => verified(found, true, *dir_open, *read_at),
                 (Touch::Opened, _) => return,
                 (Touch::Write, Some(State::Writing { since, .. })) => State::Writing {
                     written: true,
@@ -405,6 +423,29 @@ impl Batcher {
         self.states.insert(path, next);
         self.first.get_or_insert(now);
         self.last = Some(now);
+    }
+
+    /// Records that directory `dir` was opened (the second half of a read's echo, see `State::Verifying`).
+    pub fn dir_opened(&mut self, dir: &Path, now: Instant) {
+        for path in &self.order {
+            if path.parent() != Some(dir) {
+                continue;
+            }
+            if let Some(State::Verifying {
+                found,
+                file_open,
+                read_at,
+                ..
+            }) = self.states.get(path)
+            {
+                let next = verified(found, *file_open, true, *read_at);
+                if matches!(next, State::Ready(_)) {
+                    self.ready_since.get_or_insert(now);
+                    self.last = Some(now);
+                }
+                self.states.insert(path.clone(), next);
+            }
+        }
     }
 
     /// Moves files along without new events: reads complete files (with close events), trusts a read whose echo
@@ -442,7 +483,8 @@ impl Batcher {
                     Found::File { ref content, .. } if content.is_empty() => State::Empty { found, since: now },
                     Found::File { ref real, .. } if real == path => State::Verifying {
                         found,
-                        opens: 0,
+                        file_open: false,
+                        dir_open: false,
                         read_at: now,
                     },
                     found => {
@@ -706,8 +748,10 @@ fn run_batcher(
         let mut read = |path: &Path| {
             let found = read_checked(&filter, path);
             if close_events && matches!(&found, Found::File { real, .. } if real == path) {
-                // The second of READ_OPENS: its echo marks the end of the read in the event queue.
-                drop(std::fs::File::open(path));
+                // Opening the (watched) directory marks the end of the read in the event queue.
+                if let Some(dir) = path.parent() {
+                    drop(std::fs::File::open(dir));
+                }
             }
             found
         };
@@ -780,6 +824,10 @@ fn handle_event(tree: &mut Tree, batcher: &mut Batcher, event: RawEvent, notes: 
         _ => Touch::Other,
     };
     for path in &event.paths {
+        if touch == Touch::Opened && tree.watched.contains(path) {
+            batcher.dir_opened(path, now);
+            continue;
+        }
         let gone = touch == Touch::Gone;
         if gone && tree.watched.contains(path) {
             tree.forget(path);
@@ -1255,7 +1303,11 @@ mod tests {
         let mut reads = 0;
         let mut read = reader(content, &mut reads);
         for (path, touch) in events {
-            b.touch(PathBuf::from(path), *touch, t0);
+            if path.is_empty() {
+                b.dir_opened(Path::new(""), t0); // "" is the files' directory
+            } else {
+                b.touch(PathBuf::from(path), *touch, t0);
+            }
             b.advance(t0, &mut read);
         }
         if b.due(t0) {
@@ -1269,19 +1321,14 @@ mod tests {
     fn a_save_is_reported_once_closed_and_its_read_confirmed() {
         let t0 = Instant::now();
         let mut b = Batcher::new(true, ms(0), ms(100));
-        // In place: truncate, write, close. Nothing before the close; then the echo of the read's two opens confirms.
+        // In place: truncate, write, close. Nothing before the close; then the echo of the read's opens confirms.
         assert!(run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Write)], "x").is_empty());
         assert!(b.is_writing(Path::new("m.py")));
         assert!(
             run(&mut b, t0, &[("m.py", Touch::Closed)], "x = 2").is_empty(),
             "read, not yet confirmed"
         );
-        let out = run(
-            &mut b,
-            t0,
-            &[("m.py", Touch::Opened), ("m.py", Touch::Opened)],
-            "unused",
-        );
+        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("", Touch::Opened)], "unused");
         assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "x = 2"))]);
         assert!(b.is_empty() && b.deadline().is_none());
     }
@@ -1295,12 +1342,12 @@ mod tests {
         let out = run(
             &mut b,
             t0,
-            &[("m.py", Touch::Write), ("m.py", Touch::Opened), ("m.py", Touch::Opened)],
+            &[("m.py", Touch::Write), ("m.py", Touch::Opened), ("", Touch::Opened)],
             "",
         );
         assert!(out.is_empty() && b.is_writing(Path::new("m.py")));
         run(&mut b, t0, &[("m.py", Touch::Closed)], "second");
-        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("m.py", Touch::Opened)], "");
+        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("", Touch::Opened)], "");
         assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "second"))]);
     }
 
@@ -1335,7 +1382,7 @@ mod tests {
             ("m.py", Touch::Write),
             ("m.py", Touch::Closed),
             ("m.py", Touch::Opened),
-            ("m.py", Touch::Opened),
+            ("", Touch::Opened),
         ];
         assert_eq!(
             run(&mut b, t0, &vim, "v"),
@@ -1347,7 +1394,7 @@ mod tests {
             ("m.py", Touch::Gone),
             ("m.py", Touch::Landed),
             ("m.py", Touch::Opened),
-            ("m.py", Touch::Opened),
+            ("", Touch::Opened),
         ];
         assert_eq!(
             run(&mut b, t0, &jb, "j"),
@@ -1367,11 +1414,11 @@ mod tests {
         let mut b = Batcher::new(true, ms(0), ms(100));
         run(&mut b, t0, &[("a.py", Touch::Write), ("a.py", Touch::Closed)], "a");
         run(&mut b, t0, &[("b.py", Touch::Write)], "");
-        let out = run(&mut b, t0, &[("a.py", Touch::Opened), ("a.py", Touch::Opened)], "");
+        let out = run(&mut b, t0, &[("a.py", Touch::Opened), ("", Touch::Opened)], "");
         assert!(out.is_empty(), "b.py is being written: a.py waits for it");
         assert_eq!(b.deadline(), Some(t0 + ms(100)));
         run(&mut b, t0, &[("b.py", Touch::Closed)], "b");
-        let out = run(&mut b, t0, &[("b.py", Touch::Opened), ("b.py", Touch::Opened)], "");
+        let out = run(&mut b, t0, &[("b.py", Touch::Opened), ("", Touch::Opened)], "");
         assert_eq!(
             out.iter().map(|(p, _)| p.to_str().unwrap()).collect::<Vec<_>>(),
             ["a.py", "b.py"]
@@ -1383,7 +1430,7 @@ mod tests {
             &[("a.py", Touch::Write), ("a.py", Touch::Closed), ("c.py", Touch::Write)],
             "a2",
         );
-        run(&mut b, t0, &[("a.py", Touch::Opened), ("a.py", Touch::Opened)], "");
+        run(&mut b, t0, &[("a.py", Touch::Opened), ("", Touch::Opened)], "");
         assert!(!b.due(t0 + ms(99)) && b.due(t0 + ms(100)));
         let mut reads = 0;
         let out = b.take(&mut reader("", &mut reads));
@@ -1404,7 +1451,7 @@ mod tests {
             &[("m.py", Touch::Opened), ("m.py", Touch::Write), ("m.py", Touch::Closed)],
             "x = 3",
         );
-        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("m.py", Touch::Opened)], "");
+        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("", Touch::Opened)], "");
         assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "x = 3"))]);
         // Emptied and left so: reported empty after the bound.
         run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "");
