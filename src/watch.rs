@@ -39,6 +39,7 @@ pub const DEFAULT_IGNORED_DIRS: &[&str] = &[
 /// Marker files that make a directory ignored: a virtual environment (`pyvenv.cfg`) and any cache directory that
 /// follows the Cache Directory Tagging spec (`CACHEDIR.TAG`: cargo's `target/`, pytest's and ruff's caches). A
 /// directory merely named `target` is not ignored, since it may well be a Python package.
+/// Kept in step with `IGNORED_DIR_MARKERS` in python/hotswap/watcher.py.
 const IGNORED_DIR_MARKERS: &[&str] = &["pyvenv.cfg", "CACHEDIR.TAG"];
 
 /// Polling interval of the fallback backend.

@@ -68,6 +68,10 @@ DEFAULT_IGNORED_DIRS = (
     "venv",
 )
 
+#: Files whose presence marks a directory that is never watched. Kept in step with `IGNORED_DIR_MARKERS` in
+#: src/watch.rs.
+IGNORED_DIR_MARKERS = ("pyvenv.cfg", "CACHEDIR.TAG")
+
 #: A reload still running after this many seconds is reported (once) as probably blocked by a statement.
 SLOW_RELOAD_WARNING_S = 5.0
 
@@ -105,6 +109,8 @@ class AutoReloader:
             used, with a warning, when notifications are unavailable.
         clear: clear the terminal before each batch of reloads.
         on_reload: called with each ``ReloadReport`` of this reloader (after ``hotswap.on_reload`` hooks).
+        on_other_file: called on the watcher thread with the real path of each saved file that matches
+            ``include`` but is not a Python source (a template, a config file), once per save.
 
     Attributes:
         reports: the last 100 reports of this reloader, oldest first (a ``collections.deque``).
@@ -130,6 +136,7 @@ class AutoReloader:
         force_polling: bool = False,
         clear: bool = False,
         on_reload: Optional[Callable[[ReloadReport], object]] = None,
+        on_other_file: Optional[Callable[[str], object]] = None,
     ) -> None:
         if apply not in ("thread", "manual"):
             raise ValueError(f"apply must be 'thread' or 'manual', not {apply!r}")
@@ -142,6 +149,7 @@ class AutoReloader:
         self.apply = apply
         self._clear = clear
         self._callback = on_reload
+        self._other_file_callback = on_other_file
         self._lock = threading.Condition(threading.Lock())
         self.reports: Deque[ReloadReport] = deque(maxlen=100)
         self._unread: Deque[ReloadReport] = deque(maxlen=1000)
@@ -183,6 +191,12 @@ class AutoReloader:
     def backend(self) -> str:
         """``"native"`` (OS notifications) or ``"poll"``."""
         return self._watcher.backend
+
+    @property
+    def pending(self) -> List[str]:
+        """Names of the modules saved and queued for ``apply_pending()`` (``apply="manual"``), oldest first."""
+        with self._lock:
+            return list(self._pending)
 
     @property
     def running(self) -> bool:
@@ -319,13 +333,22 @@ class AutoReloader:
                 except Exception:  # pragma: no cover - a bug here must not end watching
                     logger.exception("hotswap: handling saved files failed: %s", [path for path, _ in saved])
 
+    def _other_file(self, path: str) -> None:
+        try:
+            self._other_file_callback(path)  # type: ignore[misc]
+        except Exception:
+            logger.exception("hotswap: on_other_file callback failed for %s", path)
+
     def _handle(self, saved: List[Tuple[str, bytes]]) -> None:
         """Maps complete saves (path, the bytes the watcher read and confirmed) to modules; applies or queues them."""
         changes: List[Tuple[ModuleType, str, bytes]] = []
         for path, content in saved:
             modules = self._modules.lookup(path)
             if not modules:
-                logger.debug("hotswap: %s: no loaded module came from it", path)
+                if self._other_file_callback is not None and not path.endswith(".py"):
+                    self._other_file(path)
+                else:
+                    logger.debug("hotswap: %s: no loaded module came from it", path)
                 continue
             for module in modules:
                 baseline = _running_source(module)
@@ -496,6 +519,7 @@ class _ModuleMap:
         self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots if r not in self._files)
         self._by_path: Dict[str, List[ModuleType]] = {}
         self._realpaths: Dict[str, Optional[str]] = {}
+        self._ignored: Dict[str, bool] = {}
         self._seen = -1
 
     def refresh(self, track_new: bool = True) -> None:
@@ -514,7 +538,8 @@ class _ModuleMap:
             real = self._realpaths.get(file, "")
             if real == "":
                 real = os.path.realpath(file)
-                real = real if real.startswith(self._prefixes) or real in self._files else None
+                inside = real in self._files or (real.startswith(self._prefixes) and not self._in_ignored_dir(real))
+                real = real if inside else None
                 self._realpaths[file] = real
             if real is None:
                 continue
@@ -526,6 +551,23 @@ class _ModuleMap:
                     logger.debug("hotswap: cannot record the baseline of %s", module.__name__, exc_info=True)
         self._by_path = by_path
         self._seen = len(sys.modules)
+
+    def _in_ignored_dir(self, real: str) -> bool:
+        """Whether a file lies in a directory the native watcher never watches (a virtual environment inside a
+        root, a cache): its module can never be reloaded, so its baseline is not worth reading (seconds for a
+        virtual environment's packages)."""
+        root = next(p for p in self._prefixes if real.startswith(p))
+        path = root.rstrip(os.sep)
+        for part in real[len(root):].split(os.sep)[:-1]:
+            path = os.path.join(path, part)
+            ignored = self._ignored.get(path)
+            if ignored is None:
+                ignored = part in DEFAULT_IGNORED_DIRS or part.startswith(".venv") or any(
+                    os.path.exists(os.path.join(path, marker)) for marker in IGNORED_DIR_MARKERS)
+                self._ignored[path] = ignored
+            if ignored:
+                return True
+        return False
 
     def refresh_if_imported(self) -> None:
         if len(sys.modules) != self._seen:
