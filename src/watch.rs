@@ -744,10 +744,10 @@ fn run_batcher(
                 batcher.touch(file, Touch::Other, now);
             }
         }
-        let filter = tree.filter.clone();
+        let filter = &tree.filter;
         let close_events = has_close_events(tree.native);
         let mut read = |path: &Path| {
-            let found = read_checked(&filter, path);
+            let found = read_checked(filter, path);
             if close_events && matches!(&found, Found::File { real, .. } if real == path) {
                 // Opening the (watched) directory marks the end of the read in the event queue.
                 if let Some(dir) = path.parent() {

@@ -265,23 +265,31 @@ def test_files_saved_together_reload_in_dependency_order(project, start):
     assert value() == 322
 
 
+#: A new top.py that imports a name base.py does not have yet.
+TOP_WITH_EXTRA = (
+    "from {pkg}.base import value as base_value, extra\n\ndef value():\n    return base_value() + extra()\n"
+)
+
+
+def base_and_top(project) -> tuple:
+    """A package whose top.py imports value() from base.py; returns its name and top.value (imported)."""
+    pkg = f"wdep_{uuid.uuid4().hex[:8]}"
+    project.write(f"{pkg}/__init__.py", "")
+    project.write(f"{pkg}/base.py", "def value():\n    return 1\n")
+    top = f"from {pkg}.base import value as base_value\n\ndef value():\n    return base_value()\n"
+    project.write(f"{pkg}/top.py", top)
+    importlib.invalidate_caches()
+    module = importlib.import_module(f"{pkg}.top")
+    project.names.append(pkg)
+    return pkg, module.value
+
+
 def test_a_save_that_failed_for_want_of_a_dependency_applies_once_that_dependency_is_saved(project, start):
     """Files saved together but far enough apart to be applied one at a time, the importer first: its reload fails
     (the name it imports does not exist yet) and is tried again, once, when the module it imports is reloaded."""
-    pkg = f"wretry_{uuid.uuid4().hex[:8]}"
-    project.write(f"{pkg}/__init__.py", "")
-    project.write(f"{pkg}/base.py", "def value():\n    return 1\n")
-    project.write(
-        f"{pkg}/top.py", f"from {pkg}.base import value as base_value\n\ndef value():\n    return base_value()\n"
-    )
-    importlib.invalidate_caches()
-    top = importlib.import_module(f"{pkg}.top")
-    project.names.append(pkg)
-    value = top.value
+    pkg, value = base_and_top(project)
     reloader = start(project.root)
-    (project.root / pkg / "top.py").write_text(
-        f"from {pkg}.base import value as base_value, extra\n\ndef value():\n    return base_value() + extra()\n"
-    )
+    (project.root / pkg / "top.py").write_text(TOP_WITH_EXTRA.format(pkg=pkg))
     report = reloader.wait_for_reload(timeout=5)
     assert report is not None and report.module == f"{pkg}.top" and not report.ok and "extra" in report.error
     assert value() == 1
@@ -743,24 +751,13 @@ def test_a_slow_writer_is_applied_once_with_its_whole_content(project, start):
 def test_files_saved_together_with_default_settings_reload_in_dependency_order(project, start):
     """A tool writing several files (one of them still open while the others complete) is one batch, applied in
     dependency order, without any quiet period configured."""
-    pkg = f"wdep_{uuid.uuid4().hex[:8]}"
-    project.write(f"{pkg}/__init__.py", "")
-    project.write(f"{pkg}/base.py", "def value():\n    return 1\n")
-    project.write(
-        f"{pkg}/top.py", f"from {pkg}.base import value as base_value\n\ndef value():\n    return base_value()\n"
-    )
-    importlib.invalidate_caches()
-    top = importlib.import_module(f"{pkg}.top")
-    project.names.append(pkg)
-    value = top.value
+    pkg, value = base_and_top(project)
     reloader = start(project.root)
     # top.py uses a name base.py only gains in this save: applied in the saved order, top's reload would fail.
     with open(project.root / pkg / "base.py", "w") as base:
         base.write("def value():\n    return 2\n")
         base.flush()
-        (project.root / pkg / "top.py").write_text(
-            f"from {pkg}.base import value as base_value, extra\n\ndef value():\n    return base_value() + extra()\n"
-        )
+        (project.root / pkg / "top.py").write_text(TOP_WITH_EXTRA.format(pkg=pkg))
         base.write("\ndef extra():\n    return 40\n")
     reports = [reloader.wait_for_reload(timeout=5) for _ in range(2)]
     assert [r.module for r in reports if r] == [f"{pkg}.base", f"{pkg}.top"]
