@@ -19,10 +19,9 @@ demo: ## create .venv, build, and run the scripted demo of all three tiers (patc
 	$(VENV)/bin/python examples/demo.py
 
 .PHONY: test
-test: ## cargo test, every pytest suite on each CPython 3.9-3.13 here (3.11 required), then on a debug-checks build
+test: ## cargo test, then every pytest suite on each CPython 3.9-3.13 here (3.11 required), and on 3.11 with debug assertions
 	cargo test --quiet
-	scripts/test-pythons.sh release $(PYTHONS)
-	scripts/test-pythons.sh debug-checks 3.11
+	scripts/test-pythons.sh release $(PYTHONS) --with dev:3.11
 
 .PHONY: test-debug
 test-debug: ## the pytest suites on each interpreter against a build with Rust debug assertions and overflow checks
