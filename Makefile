@@ -29,6 +29,11 @@ test-debug: ## the pytest suites on each interpreter against a build with Rust d
 
 BENCH_VENV := benches/.venv
 
+.PHONY: wheel
+wheel: ## build a wheel for each CPython 3.9-3.13 here and an sdist into dist/, and install each into a venv without Rust
+	@scripts/venv.sh --no-build $(VENV) $(PYTHON)
+	scripts/wheels.sh $(VENV)/bin/maturin dist $(PYTHONS)
+
 .PHONY: bench
 bench: ## run every benchmark in benches/ (comparison tools in benches/.venv) and write benches/RESULTS.md
 	@scripts/venv.sh $(BENCH_VENV) $(PYTHON) release
@@ -50,4 +55,4 @@ lint: ## rustfmt, clippy and ruff
 
 .PHONY: clean
 clean: ## remove build outputs and virtual environments
-	rm -rf target .venv .venvs python/hotswap/*.so
+	rm -rf target .venv .venvs dist python/hotswap/*.so
