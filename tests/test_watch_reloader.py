@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import functools
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -697,3 +698,34 @@ def test_a_slow_or_blocking_statement_is_reported_while_the_program_runs(project
     finally:
         caller.stop()
     assert sum("may be blocking" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_modules_in_never_watched_directories_are_not_mapped(project, start, monkeypatch):
+    # A virtual environment or a cache inside a root: the native watcher never reports its files, so the reloader
+    # does not read its modules' baselines either (seconds for a virtual environment's packages).
+    tracked = []
+    monkeypatch.setattr(watcher_mod._reload_mod, "track", lambda module: tracked.append(module.__name__))
+    (project.root / "env").mkdir()
+    (project.root / "env" / watcher_mod.IGNORED_DIR_MARKERS[0]).write_text("home = /usr\n")
+    (project.root / "cache").mkdir()
+    (project.root / "cache" / watcher_mod.IGNORED_DIR_MARKERS[1]).write_text("Signature: 8a477f59\n")
+    ignored = []
+    for where in ("env", "cache", ".venv/lib", "node_modules"):
+        name = f"wmod_{uuid.uuid4().hex[:8]}"
+        path = project.write(f"{where}/{name}.py", "X = 1\n")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+        project.names.append(name)
+        ignored.append(name)
+    mine, path = project.module("X = 1\n")
+    reloader = start(str(project.root), apply="manual")
+    assert mine.__name__ in tracked and not set(ignored) & set(tracked)
+    # The native watcher agrees: a save in those directories is never reported, a save of the project's module is.
+    for name, where in zip(ignored, ("env", "cache", ".venv/lib", "node_modules")):
+        project.write(f"{where}/{name}.py", "X = 2\n")
+    save_in_place(path, "X = 2\n")
+    assert wait_until(lambda: reloader.pending == [mine.__name__], timeout=5)
+    assert reloader.apply_pending()[0].module == mine.__name__
+    assert [m for m in ignored if sys.modules[m].X != 1] == []

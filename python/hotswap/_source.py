@@ -30,9 +30,19 @@ class Baseline(NamedTuple):
     stmts: Tuple[_native.Stmt, ...]
 
 
-_baselines: Dict[str, Baseline] = {}  # by module name
+# By module name and source path: a module of the same name loaded from another file has no baseline here.
+_baselines: Dict[Tuple[str, str], Baseline] = {}
 _imported_sources: Dict[str, bytes] = {}  # by resolved file path, filled by the import hook
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # the parent's may have been held by a thread that a forked child does not have
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def module_path(module: ModuleType) -> str:
@@ -64,6 +74,11 @@ def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_n
 
     With ``previous`` (the source the module runs, split), only the lines that differ from it are parsed.
     """
+    nul = text.find("\0")
+    if nul >= 0:  # CPython refuses such source (a ValueError from compile() before 3.12): a failed reload
+        line = text.count("\n", 0, nul) + 1
+        start = text.rfind("\n", 0, nul) + 1
+        raise SyntaxError("source code cannot contain null bytes", (path, line, nul - start + 1, None))
     try:
         if previous is not None:
             return tuple(_native.split_statements_incremental(previous.text, previous.stmts, text, path))
@@ -76,7 +91,7 @@ def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_n
 def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
     """The source ``module`` runs, or None when it cannot be known (see the module docstring)."""
     with _lock:
-        known = _baselines.get(module.__name__)
+        known = _baselines.get((module.__name__, path))
         if known is not None:
             return known
         data = _imported_sources.pop(path, None)
@@ -90,12 +105,32 @@ def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return None
     with _lock:
-        return _baselines.setdefault(module.__name__, found)
+        return _baselines.setdefault((module.__name__, path), found)
+
+
+def recorded_baseline(module: ModuleType) -> Optional[Baseline]:
+    """The baseline recorded for ``module`` so far, without reading any file (None if none is)."""
+    try:
+        key = (module.__name__, module_path(module))
+    except (TypeError, ValueError):
+        return None
+    with _lock:
+        return _baselines.get(key)
 
 
 def set_baseline(module: ModuleType, text: str, stmts: Sequence[_native.Stmt]) -> None:
     with _lock:
-        _baselines[module.__name__] = Baseline(text, tuple(stmts))
+        _baselines[(module.__name__, module_path(module))] = Baseline(text, tuple(stmts))
+
+
+def restore_baseline(module: ModuleType, previous: Optional[Baseline]) -> None:
+    """Puts back what ``baseline`` returned before a reload that was then undone."""
+    key = (module.__name__, module_path(module))
+    with _lock:
+        if previous is None:
+            _baselines.pop(key, None)
+        else:
+            _baselines[key] = previous
 
 
 def _unchanged_since_import(module: ModuleType, path: str) -> Optional[bytes]:
@@ -128,7 +163,7 @@ def track(module: ModuleType) -> None:
     """Records ``module``'s baseline now (from disk) if none is recorded yet."""
     path = module_path(module)
     with _lock:
-        if module.__name__ in _baselines:
+        if (module.__name__, path) in _baselines:
             return
     if baseline(module, path) is None:
         try:
@@ -220,6 +255,13 @@ class _Scan(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         (self.reads if isinstance(node.ctx, ast.Load) else self.binds).add(node.id)
+        if isinstance(node.ctx, ast.Del):  # `del X` needs the binding it removes
+            self.reads.add(node.id)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):  # `X += 1` reads the `X` it rebinds
+            self.reads.add(node.target.id)
+        self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func

@@ -63,6 +63,10 @@ DEFAULT_IGNORED_DIRS = (
     "venv",
 )
 
+#: Files whose presence marks a directory that is never watched. Kept in step with `IGNORED_DIR_MARKERS` in
+#: src/watch.rs.
+IGNORED_DIR_MARKERS = ("pyvenv.cfg", "CACHEDIR.TAG")
+
 #: A reload still running after this many seconds is reported (once) as probably blocked by a statement.
 SLOW_RELOAD_WARNING_S = 5.0
 
@@ -101,6 +105,8 @@ class AutoReloader:
             used, with a warning, when notifications are unavailable.
         clear: clear the terminal before each batch of reloads.
         on_reload: called with each ``ReloadReport`` of this reloader (after ``hotswap.on_reload`` hooks).
+        on_other_file: called on the watcher thread with the real path of each saved file that matches
+            ``include`` but is not a Python source (a template, a config file), once per save.
 
     Attributes:
         reports: the last 100 reports of this reloader, oldest first (a ``collections.deque``).
@@ -126,6 +132,7 @@ class AutoReloader:
         force_polling: bool = False,
         clear: bool = False,
         on_reload: Optional[Callable[[ReloadReport], object]] = None,
+        on_other_file: Optional[Callable[[str], object]] = None,
     ) -> None:
         if apply not in ("thread", "manual"):
             raise ValueError(f"apply must be 'thread' or 'manual', not {apply!r}")
@@ -137,6 +144,7 @@ class AutoReloader:
         self.apply = apply
         self._clear = clear
         self._callback = on_reload
+        self._other_file_callback = on_other_file
         self._lock = threading.Condition(threading.Lock())
         self.reports: Deque[ReloadReport] = deque(maxlen=100)
         self._unread: Deque[ReloadReport] = deque(maxlen=1000)
@@ -147,13 +155,13 @@ class AutoReloader:
         self._modules = _ModuleMap(self.roots)
         # Baselines first: a save that happens from now on must compare against what the module runs now.
         self._modules.refresh()
-        self._watcher = _native.Watcher(
-            list(self.roots),
+        self._watch_args = dict(
             include=list(include),
             exclude=list(exclude),
             debounce_ms=max(0, round(debounce_ms)),
             force_polling=force_polling,
         )
+        self._watcher = _native.Watcher(list(self.roots), **self._watch_args)
         if self._watcher.fallback_reason and not force_polling:
             logger.warning(
                 "hotswap: polling %s every %d ms: %s",
@@ -177,6 +185,12 @@ class AutoReloader:
     def backend(self) -> str:
         """``"native"`` (OS notifications) or ``"poll"``."""
         return self._watcher.backend
+
+    @property
+    def pending(self) -> List[str]:
+        """Names of the modules saved and queued for ``apply_pending()`` (``apply="manual"``), oldest first."""
+        with self._lock:
+            return list(self._pending)
 
     @property
     def running(self) -> bool:
@@ -269,7 +283,9 @@ class AutoReloader:
 
     # -- the watcher thread -------------------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, catch_up: bool = False) -> None:
+        if catch_up:
+            self._catch_up()
         last_check = time.monotonic()
         while not self._stopping:
             timeout = MODULES_CHECK_S
@@ -302,6 +318,12 @@ class AutoReloader:
                 except Exception:  # pragma: no cover - a bug here must not end watching
                     logger.exception("hotswap: handling changed files failed: %s", paths)
 
+    def _other_file(self, path: str) -> None:
+        try:
+            self._other_file_callback(path)  # type: ignore[misc]
+        except Exception:
+            logger.exception("hotswap: on_other_file callback failed for %s", path)
+
     def _handle(self, paths: List[str]) -> None:
         changes: List[Tuple[ModuleType, str, bytes]] = []
         now = time.monotonic()
@@ -309,6 +331,8 @@ class AutoReloader:
             expired = self._deferred.pop(path, None)
             modules = self._modules.lookup(path)
             if not modules:
+                if self._other_file_callback is not None and not path.endswith(".py"):
+                    self._other_file(path)
                 continue
             content = _read(path)
             if content is None:
@@ -361,6 +385,12 @@ class AutoReloader:
                 report = _reload_mod.reload(module, mode=self.mode, source=content)
             except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
                 report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
+            except KeyboardInterrupt:
+                # Rolled back already. On the main thread (apply_pending) it is the program's; raised by the code
+                # on the reloader's own thread, it is that reload's failure, and watching goes on.
+                if threading.current_thread() is threading.main_thread():
+                    raise
+                report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
             finally:
                 slow.cancel()
             reports.append(report)
@@ -390,6 +420,39 @@ class AutoReloader:
                 logger.exception("hotswap: on_reload callback %r failed", self._callback)
 
 
+    # -- fork -------------------------------------------------------------------------------------------------------
+    #
+    # A forked child (gunicorn --preload, multiprocessing's fork, os.fork) has only the thread that forked: the
+    # parent's watcher threads are not there. Each child starts a watcher of its own rather than having the parent
+    # forward its events: a reload patches the memory of the process that runs it, the child's modules are its own
+    # copies, the parent neither knows its children nor outlives them reliably, and a watcher per process needs no
+    # channel between processes. A child's reloader does what its parent's did, with its own thread and lock.
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Condition(threading.Lock())  # may have been held by a thread that is not here
+        self._watcher.stop()  # forgets the parent's threads without touching them
+        try:
+            self._watcher = _native.Watcher(list(self.roots), **self._watch_args)
+        except Exception:
+            logger.exception("cannot watch %s again in forked process %d", ", ".join(self.roots), os.getpid())
+            self._stopping = True
+            _live.discard(self)
+            return
+        self._thread = threading.Thread(target=self._run, args=(True,), name="hotswap-autoreload", daemon=True)
+        self._thread.start()
+
+    def _catch_up(self) -> None:
+        """Checks every watched module's file once: a save made while the process forked (before this process's
+        watcher existed), or a reload the fork interrupted, is applied now."""
+        self._modules.refresh()
+        paths = list(self._modules.paths())
+        if paths:
+            try:
+                self._handle(paths)
+            except Exception:  # pragma: no cover - a bug here must not end watching
+                logger.exception("checking the watched files after a fork failed")
+
+
 class _ModuleMap:
     """Maps real file paths under the roots to the loaded modules that came from them, from ``sys.modules``."""
 
@@ -397,6 +460,7 @@ class _ModuleMap:
         self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
         self._by_path: Dict[str, List[ModuleType]] = {}
         self._realpaths: Dict[str, Optional[str]] = {}
+        self._ignored: Dict[str, bool] = {}
         self._seen = -1
 
     def refresh(self, track_new: bool = True) -> None:
@@ -415,7 +479,7 @@ class _ModuleMap:
             real = self._realpaths.get(file, "")
             if real == "":
                 real = os.path.realpath(file)
-                real = real if real.startswith(self._prefixes) else None
+                real = real if real.startswith(self._prefixes) and not self._in_ignored_dir(real) else None
                 self._realpaths[file] = real
             if real is None:
                 continue
@@ -428,9 +492,30 @@ class _ModuleMap:
         self._by_path = by_path
         self._seen = len(sys.modules)
 
+    def _in_ignored_dir(self, real: str) -> bool:
+        """Whether a file lies in a directory the native watcher never watches (a virtual environment inside a
+        root, a cache): its module can never be reloaded, so its baseline is not worth reading (seconds for a
+        virtual environment's packages)."""
+        root = next(p for p in self._prefixes if real.startswith(p))
+        path = root.rstrip(os.sep)
+        for part in real[len(root):].split(os.sep)[:-1]:
+            path = os.path.join(path, part)
+            ignored = self._ignored.get(path)
+            if ignored is None:
+                ignored = part in DEFAULT_IGNORED_DIRS or part.startswith(".venv") or any(
+                    os.path.exists(os.path.join(path, marker)) for marker in IGNORED_DIR_MARKERS)
+                self._ignored[path] = ignored
+            if ignored:
+                return True
+        return False
+
     def refresh_if_imported(self) -> None:
         if len(sys.modules) != self._seen:
             self.refresh()
+
+    def paths(self) -> List[str]:
+        """The real paths of every module file known under the roots."""
+        return list(self._by_path)
 
     def lookup(self, path: str) -> List[ModuleType]:
         """Modules loaded from ``path``, refreshing the map once when the path is unknown."""
@@ -566,3 +651,12 @@ def _stop_all() -> None:
     # No reload may start while the interpreter shuts down.
     for reloader in list(_live):
         reloader.stop()
+
+
+def _restart_after_fork() -> None:
+    for reloader in list(_live):
+        reloader._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_after_fork)
