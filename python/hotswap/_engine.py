@@ -736,8 +736,8 @@ def find_function(obj: Any, name: str, path: str, stmt=None) -> Optional[types.F
     """The plain function named ``name`` from ``path`` that ``obj`` is or wraps (decorators, partials).
 
     With ``stmt`` (the statement that made it), the function must also start at that statement's lines; if
-    ``obj`` holds no such function (several `def _` registered with singledispatch share one name), the heap
-    is searched for it.
+    ``obj`` holds no such function (several `def _` registered with singledispatch share one name), it is
+    searched for among all live functions.
     """
     lines = None if stmt is None else {stmt.lineno, stmt.def_lineno}
     for item in _unwrap_candidates(obj):
@@ -747,15 +747,7 @@ def find_function(obj: Any, name: str, path: str, stmt=None) -> Optional[types.F
                 return item
     if lines is None:
         return None
-    import gc
-
-    for item in gc.get_objects():
-        if type(item) is types.FunctionType:
-            code = item.__code__
-            if code.co_name == name and code.co_filename == path and code.co_firstlineno in lines:
-                if "." not in item.__qualname__:
-                    return item
-    return None
+    return _native.find_defined_function(name, path, sorted(lines))
 
 
 def _function_pairs(old: Any, new: Any, path: str) -> Optional[List[Tuple[types.FunctionType, types.FunctionType]]]:

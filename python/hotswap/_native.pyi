@@ -82,8 +82,23 @@ def apply(ops: Iterable[tuple], *, undo: bool = False) -> "int | list[tuple]":
     (empties the cell).
     """
 
+# --- finding functions by code (src/funcindex.rs) -----------------------------------------------------------
+
 def find_functions(codes: Sequence[CodeType]) -> list[list[FunctionType]]:
-    """For each code object, the live functions running it (one sweep of ``gc.get_objects()``)."""
+    """For each code object, the live functions running it, from a code -> functions index whose cost does not
+    grow with the heap: on CPython 3.12+ kept by a function watcher; on 3.9-3.11 by a ``gc.callbacks`` entry that
+    files nested functions (weakly) as they leave the youngest generation, which a query also searches. The
+    index starts on the first call (one heap sweep then). A comprehension's or generator expression's code gets
+    ``[]`` (its functions never outlive their call); on 3.9-3.11 a code not nested in a function is swept for."""
+
+def find_defined_function(name: str, filename: str, lines: Sequence[int]) -> FunctionType | None:
+    """The module-level function ``name`` of ``filename`` whose code starts at one of ``lines``, wherever it is
+    referenced from (e.g. an overwritten ``def _`` kept by a singledispatch registry), or None. 3.12+ walks the
+    indexed functions' codes; earlier versions sweep the heap once."""
+
+def function_index_mode() -> str:
+    """``"off"`` before the first query, then ``"watcher"`` (3.12+) or ``"gc"`` (3.9-3.11, or 3.12+ when every
+    function watcher slot is taken)."""
 
 # --- file watching (src/watch.rs) ----------------------------------------------------------------------------
 
