@@ -102,7 +102,7 @@ def test_incremental_split_matches_full_split():
         assert [(s.text, s.lineno, s.end_lineno) for s in fast] == [(s.text, s.lineno, s.end_lineno) for s in full]
 
 
-def test_find_functions_sweeps_the_heap():
+def test_find_functions_finds_the_live_functions_of_each_code():
     make = _make("def make(n):\n    def add(x):\n        return x + n\n    return add\n", "make")
     adders = [make(i) for i in range(5)]
     inner_code = adders[0].__code__
@@ -126,7 +126,7 @@ def test_apply_records_its_undo_ops():
         _native.PatchFunction(f, donor.__code__, None, (), None, {}, "doc"),
         _native.SetAttr(C, "x", 2), _native.SetAttr(C, "y", 3), _native.DelItem(d, "k"), _native.SetCell(cell),
     ], undo=record) == 5
-    undo = list(record)
+    [undo] = record
     assert f() == 2 and C.x == 2 and C.y == 3 and d == {}
     with pytest.raises(ValueError):
         _ = cell.cell_contents

@@ -374,25 +374,16 @@ def _reload(
         raise
     finally:
         _state.depth -= 1
-    recorded = []
-
-    def record() -> None:
-        _source.set_baseline(module, text, new_stmts)
-        recorded.append(True)
-
     try:
-        tx.commit(record=record)
-    except Exception as exc:  # the native step undid its own writes; put the namespace back too
+        tx.commit(record=lambda: _source.set_baseline(module, text, new_stmts))
+    except _engine.ReloadFailed as exc:  # the native step undid its own writes; put the namespace back too
         tx.rollback()
-        return failed(f"{path}: could not apply the reload, nothing was changed: {type(exc).__name__}: {exc}", exc)
-    except BaseException:
-        # An exception no handler holds back (another thread's asynchronous exception) between the last batch
-        # and the new baseline: that batch is in the undo log, so the whole reload is undone.
-        if not recorded:
-            tx.rollback()
+        return failed(str(exc), exc)
+    except BaseException:  # Ctrl-C as the last batch returned: every batch was recorded, so all of it is undone
+        tx.rollback()
+        _source.restore_baseline(module, old)
         raise
-    # A Ctrl-C held back during the last batch is raised by `commit` once that batch and the new baseline are in
-    # place: the reload is then whole, and the interrupt goes on to the program.
+    tx.finish()
     return ReloadReport(
         module=name,
         path=path,
@@ -481,3 +472,10 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)
+
+
+# Framework adapters (hotswap.frameworks) activate when their framework is imported; they use only the public
+# hooks above. Installed last, so an adapter activated right now finds this module complete.
+from . import frameworks as _frameworks  # noqa: E402
+
+_frameworks.install()
