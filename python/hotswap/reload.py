@@ -76,6 +76,11 @@ class ReloadReport:
     error_file: Optional[str] = None
     error_line: Optional[int] = None
 
+    def where(self) -> str:
+        """For ``ok=False``: ``"file:line"`` where it failed (``error_file`` and ``error_line``), or the file."""
+        where = self.error_file or self.path
+        return f"{where}:{self.error_line}" if self.error_line else where
+
     def reason(self) -> str:
         """For ``ok=False``: the exception's type and whole message on one line (``"ValueError: a / b"``)."""
         message = " / ".join((self.error_message or self.error or "").strip().splitlines())

@@ -463,9 +463,7 @@ class AutoReloader:
 
     def _record(self, report: ReloadReport, path: str, content: bytes) -> None:
         if not report.ok:
-            where = report.error_file or path
-            if report.error_line:
-                where = f"{where}:{report.error_line}"
+            where = report.where()
             logger.warning(
                 "%s: %s; %s keeps running its old code until the next good save",
                 where,
