@@ -35,7 +35,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from .reload import ReloadReport, running_source
 from .reload import reload as reload_module
-from .watcher import AutoReloader, _locate, _module_file, _read
+from .watcher import AutoReloader, _locate, _module_file
 
 __all__ = ["NotebookReloader", "load_ipython_extension", "project_dirs", "reloader_of", "unload_ipython_extension"]
 
@@ -384,6 +384,14 @@ class NotebookReloader:
                 report = reload_module(module, mode=self.mode, source=content)
                 self._show(report, logged=False)
                 self._rebind([report], before)
+
+
+def _read(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def _within(path: str, root: str) -> bool:
