@@ -231,3 +231,14 @@ def test_main_reports_a_changed_top_level_statement_as_needing_a_restart(modules
     path.write_text(src.replace("return 1", "return 3").replace("< 3", "< 5"))
     report = hotswap.reload(main)
     assert report.ok and report.needs_restart is None and step() == 3
+
+
+def test_future_imports_that_are_always_on_leave_code_flags_as_an_import_does(modules):
+    src = "from __future__ import print_function, division, annotations\ndef f(x: int):\n    return x / 2\n"
+    m = modules.load(src)
+    f = m.f
+    report = modules.edit(m, src.replace("x / 2", "x / 4"))
+    assert report.ok, report.error
+    expr = "[f.__code__.co_flags, f.__annotations__, f(8)]"
+    assert eval(expr, vars(m)) == fresh(modules.root, m.__name__, expr)
+    assert f(8) == 2.0
