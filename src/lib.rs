@@ -68,6 +68,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<diff::Step>()?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(patch::apply, m)?)?;
+    m.add_class::<patch::PatchFunction>()?;
+    m.add_class::<patch::SetAttr>()?;
+    m.add_class::<patch::DelAttr>()?;
+    m.add_class::<patch::SetItem>()?;
+    m.add_class::<patch::DelItem>()?;
+    m.add_class::<patch::SetCell>()?;
     m.add_function(wrap_pyfunction!(patch::find_functions, m)?)?;
     m.add_class::<imports::ImportSite>()?;
     m.add_function(wrap_pyfunction!(imports::scan_import_sites, m)?)?;

@@ -1,39 +1,62 @@
 """One reload as a transaction: run what the plan says, collect every write, apply them in one native step.
 
 Statements that must run (new, changed plain statements, readers of rebound names) run in the module's own
-namespace, after a snapshot of it is taken. Changed definitions are not run there: each is built again in a
-scratch copy of the namespace, and the result (the *donor*) gives its code, defaults, closure and members to
-the live object. Every such write becomes an op for ``hotswap._native.apply``, which applies them all while
-holding the GIL and undoes them all if one fails. Writes queued before a statement that must run are applied
-just before it runs, so module-level code calls the new versions of the functions it uses (as a re-import
-would); in the common case, where only definitions changed, that is a single native step at the end. If
-anything raises, every applied batch is undone and the namespace is put back from the snapshot, so a failed
-reload leaves the module as it was.
+namespace, after a snapshot of it is taken. Changed definitions are not bound there: a changed ``def`` runs with
+the module's namespace as globals and a throwaway local namespace, and the function it makes (the *donor*) gives
+its code, defaults and closure to the live function. A changed ``class`` never makes a second class: its body
+runs in a namespace prepared as the metaclass would (``__prepare__``), with ``__build_class__`` standing in so
+that no metaclass, ``__init_subclass__`` or decorator sees a new class; the members of that namespace are
+diffed against the live class, and the machinery derived from them is redone on the live class
+(``_machinery``). Functions made either way have the module's real namespace as ``__globals__``.
+
+Every write to a live object becomes an op for ``hotswap._native.apply``, which applies them all while holding
+the GIL and undoes them all if one fails. Writes queued before a statement that must run are applied just
+before it runs, so module-level code calls the new versions of the functions it uses (as a re-import would); in
+the common case, where only functions changed, that is a single native step at the end. If anything raises,
+every applied batch is undone, classes written to directly get their members back, and the namespace is put
+back from the snapshot, so a failed reload leaves the module as it was.
 """
 
 from __future__ import annotations
 import __future__
 
 import abc
+import builtins
+import contextlib
 import functools
 import linecache
 import logging
+import re
 import sys
+import threading
 import types
+import weakref
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from . import _native
+from . import _hooks, _machinery, _native
 
 logger = logging.getLogger("hotswap")
 
 _MISSING: Any = object()
 _HAS_TYPE_PARAMS = sys.version_info >= (3, 12)
 
-# Class attributes never copied from a donor class to the live one: identity and layout belong to the live
-# class, and `_abc_impl` holds its registered virtual subclasses.
-_CLASS_KEEP = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__", "__slots__", "_abc_impl"})
-_ENUM_TABLES = frozenset({"_member_map_", "_member_names_", "_value2member_map_"})
+# Class attributes never copied from an evaluated class body to the live class: identity and layout belong to
+# the live class, and `_abc_impl` holds its registered virtual subclasses.
+_CLASS_KEEP = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__", "__slots__", "_abc_impl",
+                         "__orig_bases__", "__classcell__", "__classdictcell__"})
 _LAYOUT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
+
+
+# Every function object that has come from one definition (the first made, and one more each time its
+# decorators changed and the statement ran again): a patch of one is a patch of all, so a reference taken
+# before `@tag(1)` became `@tag(2)` keeps following the body. Each member maps to the group's shared set.
+_FAMILIES: "weakref.WeakKeyDictionary[types.FunctionType, weakref.WeakSet]" = weakref.WeakKeyDictionary()
+
+# Closures left unpatched (their new code needed a variable they never captured), by the nested code object that
+# superseded theirs: a later edit that pairs that code with a newer one tries them again.
+_LEFT_BEHIND: "weakref.WeakKeyDictionary[types.CodeType, weakref.WeakSet]" = weakref.WeakKeyDictionary()
+
+_LAMBDA_ASSIGNMENT = re.compile(r"\s*([A-Za-z_]\w*)\s*(?::[^=]+)?=\s*lambda\b")
 
 
 class ReloadFailed(Exception):
@@ -51,19 +74,24 @@ class Transaction:
         self.rebound = rebound
         self.is_main = module.__name__ == "__main__"
         self.flags = _future_flags(new_stmts)
-        self.ops: List[tuple] = []
+        self.ops: List[_native.Op] = []
         self.after: List[Callable[[], object]] = []
         self.patched: List[str] = []
         self.added: List[str] = []
         self.removed: List[str] = []
         self.needs_restart: List[str] = []
         self.executed = 0
+        self.reapplied: List[str] = []
         self.snapshot: Optional[Dict[str, Any]] = None
-        self._scratch: Optional[Dict[str, Any]] = None
-        self._scratches: Dict[int, Dict[str, Any]] = {}  # every scratch namespace made, by id, kept alive
         self._nested: List[Tuple[types.CodeType, types.CodeType]] = []
         self._targets: Set[int] = set()
-        self._undo: List[list] = []  # inverse ops of the batches already applied, oldest first
+        self._bodies: Dict[int, ClassBody] = {}  # evaluated class bodies, by id of the live class
+        self._finish: List[tuple] = []  # classes whose derived machinery is still to redo, innermost first
+        self._changes: List[_hooks.ClassChange] = []
+        self._touched: Set[int] = set()
+        # What undoes the work done so far, oldest first: ("ops", inverse ops of an applied batch) or
+        # ("class", cls, its members before this reload touched it).
+        self._undo: List[tuple] = []
 
     # --- running code ---------------------------------------------------------------------------------------
 
@@ -71,18 +99,13 @@ class Transaction:
         # Leading newlines put every line where it is in the file: tracebacks and inspect stay right.
         return compile("\n" * (lineno - 1) + source, self.path, "exec", self.flags, dont_inherit=True)
 
-    def _exec(self, code: types.CodeType, namespace: Dict[str, Any]) -> None:
+    def _exec(self, code: types.CodeType, namespace: Dict[str, Any], local: Optional[Dict[str, Any]] = None) -> None:
         try:
-            exec(code, namespace)
+            exec(code, namespace, namespace if local is None else local)
+        except ReloadFailed:
+            raise
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt at import are user errors too
             raise ReloadFailed(_format_user_error(exc, self.path)) from None
-
-    def scratch(self) -> Dict[str, Any]:
-        """A copy of the namespace to build donors in, so the module itself does not change yet."""
-        if self._scratch is None:
-            self._scratch = dict(self.namespace)
-            self._scratches[id(self._scratch)] = self._scratch
-        return self._scratch
 
     def run(self, stmt) -> None:
         """Runs a statement in the module's namespace (snapshotting the namespace first)."""
@@ -93,21 +116,17 @@ class Transaction:
         before = set(self.namespace)
         self._exec(code, self.namespace)
         self.executed += 1
-        self._scratch = None  # the namespace changed: the next donor needs a fresh copy
         for name in stmt.binds:
             if name not in before and name in self.namespace:
                 self.added.append(name)
 
-    def build(self, source: str, lineno: int, name: str, live: Any) -> Any:
-        """Runs a definition in the scratch namespace and returns what it bound to ``name`` (the donor)."""
-        scratch = self.scratch()
-        self._exec(self._compile(source, lineno), scratch)
-        donor = scratch.get(name, _MISSING)
-        # Later donors must see the live object under this name (as defaults, bases, decorator arguments).
-        if live is _MISSING:
-            scratch.pop(name, None)
-        else:
-            scratch[name] = live
+    def build(self, source: str, lineno: int, name: str) -> Any:
+        """Runs a definition with the module's namespace as globals and a throwaway local namespace, and returns
+        what it bound to ``name`` (the donor): the module keeps its binding, the donor's functions (default
+        lambdas included) get the module's real namespace as ``__globals__``."""
+        local: Dict[str, Any] = {}
+        self._exec(self._compile(source, lineno), self.namespace, local)
+        donor = local.get(name, _MISSING)
         if donor is _MISSING:
             raise ReloadFailed(f"{self.path}:{lineno}: the definition did not bind {name!r}")
         return donor
@@ -129,15 +148,25 @@ class Transaction:
                     "place, a restart is needed")
             return
         old_obj = self.live(stmt.name) if stmt.name else _MISSING
+        lambda_name = _lambda_target(stmt)
+        old_lambda = self.live(lambda_name) if lambda_name else _MISSING
         self.run(stmt)
         if reason == "decorators" and old_obj is not _MISSING:
             # The decorators are applied anew (the name now holds their result); references to the old
-            # function still get the new code.
+            # function still get the new code, and keep following the definition (one family).
             target = find_function(old_obj, stmt.name, self.path, old_stmt)
             donor = find_function(self.namespace.get(stmt.name), stmt.name, self.path, stmt)
             if target is not None and donor is not None and target is not donor:
                 self.patch_function(target, donor, old_stmt, stmt)
+                self.after.append(functools.partial(_join_family, target, donor))
             self.patched.append(stmt.name)
+        elif lambda_name and _is_lambda(old_lambda, self.path):
+            # `name = lambda ...` is a definition too: the live lambda keeps its identity and gets the new code.
+            new_lambda = self.namespace.get(lambda_name)
+            if _is_lambda(new_lambda, self.path) and new_lambda is not old_lambda:
+                self.patch_function(old_lambda, new_lambda, None, None)
+                self.ops.append(_native.SetItem(self.namespace, lambda_name, old_lambda))
+                self.patched.append(lambda_name)
 
     def step_patch(self, stmt, reason: str, old_stmt) -> None:
         live = self.live(stmt.name)
@@ -146,12 +175,13 @@ class Transaction:
             if target is None:
                 self.step_run(stmt, "new", None)
                 return
-            donor = self.build(stmt.def_text, stmt.def_lineno, stmt.name, live)
+            donor = self.build(stmt.def_text, stmt.def_lineno, stmt.name)
             if not isinstance(donor, types.FunctionType):
                 raise ReloadFailed(f"{self.path}:{stmt.lineno}: {stmt.name} is no longer a function")
             self.patch_function(target, donor, old_stmt, stmt)
-            if target is not live and hasattr(live, "cache_clear"):
-                self.after.append(live.cache_clear)
+            if target is not live:
+                self.after.extend(_cache_clears(live))
+                self.follow_wrappers(live, target, donor)
             if reason in ("changed", "reads"):
                 self.patched.append(stmt.name)
             return
@@ -159,10 +189,8 @@ class Transaction:
         if not (isinstance(live, type) and live.__module__ == self.module.__name__ and live.__qualname__ == stmt.name):
             self.step_run(stmt, "new", None)
             return
-        donor = self.build(stmt.text, stmt.lineno, stmt.name, live)
-        if not isinstance(donor, type):
-            raise ReloadFailed(f"{self.path}:{stmt.lineno}: {stmt.name} is no longer a class")
-        problem = incompatible(live, donor)
+        body = self.evaluate_class(stmt, live)
+        problem = incompatible(live, body)
         if problem is not None:
             # Not half-applied: the name gets a new class (built in the module's own namespace), old instances
             # keep their class, and the report says a restart is needed.
@@ -171,7 +199,8 @@ class Transaction:
             self.run(stmt)
             self.patched.append(stmt.name)
             return
-        changed = self.patch_class(live, donor, old_stmt, stmt, stmt.name)
+        changed = self.patch_class(live, body, old_stmt, stmt, stmt.name)
+        self.finish_classes()
         if changed or reason in ("changed", "reads"):
             self.patched.append(stmt.name)
 
@@ -184,7 +213,7 @@ class Transaction:
         elif isinstance(live, type) and live.__module__ == self.module.__name__:
             functions = list(_class_functions(live, self.path))
             if hasattr(live, "__firstlineno__"):
-                self.ops.append(("setattr", live, "__firstlineno__", live.__firstlineno__ + delta))
+                self.ops.append(_native.SetAttr(live, "__firstlineno__", live.__firstlineno__ + delta))
         else:
             functions = []
         for func in functions:
@@ -196,7 +225,7 @@ class Transaction:
     def remove(self, names: Iterable[str]) -> None:
         for name in names:
             if name in self.namespace:
-                self.ops.append(("delitem", self.namespace, name))
+                self.ops.append(_native.DelItem(self.namespace, name))
                 self.removed.append(name)
 
     # --- functions --------------------------------------------------------------------------------------------
@@ -213,6 +242,26 @@ class Transaction:
             type_params=getattr(donor, "__type_params__", None) if _HAS_TYPE_PARAMS else None,
         ))
         self._nested.extend(_nested_code_pairs(target.__code__, donor.__code__))
+        for sibling in list(_FAMILIES.get(target, ())):
+            # Functions of the same definition made before its decorators changed; same code, same closure shape.
+            if sibling is not target and id(sibling) not in self._targets and \
+                    len(sibling.__closure__ or ()) == len(target.__closure__ or ()):
+                self._targets.add(id(sibling))
+                self.ops.append(_func_op(sibling, code=donor.__code__, closure=donor.__closure__, defaults=defaults,
+                                         kwdefaults=kwdefaults, annotations=donor.__annotations__, doc=donor.__doc__))
+
+    def follow_wrappers(self, outer: Any, target: types.FunctionType, donor: types.FunctionType) -> None:
+        """Wrappers around ``target`` (``functools.wraps``, ``contextmanager``, ``lru_cache``) copied its metadata
+        when they were made: what they copied takes the new function's values (what they set themselves stays)."""
+        for item in _unwrap_candidates(outer):
+            if item is target or getattr(item, "__wrapped__", None) is None:
+                continue
+            for attr in ("__doc__", "__annotations__", "__name__", "__qualname__"):
+                current = getattr(item, attr, _MISSING)
+                new = getattr(donor, attr, _MISSING)
+                if current is not _MISSING and new is not _MISSING and current == getattr(target, attr, _MISSING) \
+                        and current is not new:
+                    self.ops.append(_native.SetAttr(item, attr, new))
 
     def _merge_defaults(self, target, donor, old_stmt, new_stmt):
         """The donor's defaults, except those whose expression text is unchanged and reads nothing rebound:
@@ -245,173 +294,285 @@ class Transaction:
         if not pairs:
             return
         found = _native.find_functions([old for old, _ in pairs])
+        candidates = []
         for (old_code, new_code), functions in zip(pairs, found):
-            for func in functions:
-                if id(func) in self._targets:
-                    continue
-                cells = dict(zip(old_code.co_freevars, func.__closure__ or ()))
-                missing = [name for name in new_code.co_freevars if name not in cells]
-                if missing:
-                    logger.warning(
-                        "%s: left %s unpatched: its new code needs %s, which the closure it was made with "
-                        "never captured (it gets the new code when it is made again)",
-                        self.module.__name__, func.__qualname__, ", ".join(missing))
-                    continue
-                closure = tuple(cells[name] for name in new_code.co_freevars) or None
-                self._targets.add(id(func))
-                self.ops.append(_func_op(func, code=new_code, closure=closure))
-                self._nested.extend(_nested_code_pairs(old_code, new_code))
+            candidates += [(func, old_code, new_code) for func in functions]
+            # Closures an earlier edit could not patch, made from code that `old_code` superseded.
+            candidates += [(func, func.__code__, new_code) for func in list(_LEFT_BEHIND.get(old_code, ()))]
+        for func, old_code, new_code in candidates:
+            if id(func) in self._targets:
+                continue
+            cells = dict(zip(old_code.co_freevars, func.__closure__ or ()))
+            missing = [name for name in new_code.co_freevars if name not in cells]
+            if missing:
+                logger.warning(
+                    "%s: left %s unpatched: its new code needs %s, which the closure it was made with "
+                    "never captured (it gets the new code when it is made again, or when a later edit fits it)",
+                    self.module.__name__, func.__qualname__, ", ".join(missing))
+                self.after.append(functools.partial(_leave_behind, func, new_code))
+                continue
+            closure = tuple(cells[name] for name in new_code.co_freevars) or None
+            self._targets.add(id(func))
+            self.ops.append(_func_op(func, code=new_code, closure=closure))
+            self._nested.extend(_nested_code_pairs(old_code, new_code))
+            self.after.append(functools.partial(_forget_left_behind, func))
 
     # --- classes ----------------------------------------------------------------------------------------------
 
-    def patch_class(self, live: type, donor: type, old_stmt, new_stmt, qualname: str) -> bool:
-        """Queues the writes that make ``live`` match ``donor``; returns whether any member changed."""
+    def patch_class(self, live: type, body: "ClassBody", old_stmt, new_stmt, qualname: str) -> bool:
+        """Queues the writes that make ``live``'s members those of its evaluated ``body``; returns whether any
+        member changed. The machinery derived from the members is redone later (``finish_classes``)."""
         changed = False
-        cell = _class_cell(donor)
+        ns = dict(body.ns)
+        cell = ns.pop("__classcell__", None)
         if cell is not None:
-            # Methods moved over from the donor run `super()` and `__class__` against the live class.
-            self.ops.append(("cell", cell, live))
+            # Methods of the new body run `super()` and `__class__` against the live class.
+            self.ops.append(_native.SetCell(cell, live))
+        dict_cell = ns.pop("__classdictcell__", None)  # 3.13: annotation scopes read class-level names from it
+        if dict_cell is not None:
+            self.ops.append(_native.SetCell(dict_cell, body.ns))
         old_members = list(old_stmt.members) if old_stmt is not None else []
         new_members = list(new_stmt.members) if new_stmt is not None else []
         unchanged, changed_names, member_stmts, old_member_stmts = _member_changes(
             old_members, new_members, self.rebound)
         old_bound = {name for member in old_members for name in member.binds}
-        is_enum = _is_enum(live)
-        donor_dict = donor.__dict__
+        is_enum = _machinery.is_enum(live)
+        machinery_owned: Set[str] = set()
+        if is_enum:
+            machinery_owned |= set(_machinery.enum_member_names(body.ns)) | set(live._member_map_)
+        if _machinery.is_namedtuple(live):
+            machinery_owned |= set(_machinery.namedtuple_fields(ns)) | set(live._fields)
+        elif "__doc__" not in ns and not is_enum:
+            ns["__doc__"] = None  # a docstring removed from the body
         live_dict = live.__dict__
-        for key, new in donor_dict.items():
-            if key in _CLASS_KEEP or isinstance(new, _LAYOUT_DESCRIPTORS):
+        old_values: Dict[str, Any] = {}
+        new_values: Dict[str, Any] = {}
+        set_names: List[Tuple[str, Any]] = []
+        for key, new in ns.items():
+            if key in _CLASS_KEEP or key in machinery_owned or isinstance(new, _LAYOUT_DESCRIPTORS):
                 continue
-            if is_enum and (isinstance(new, donor) or key in _ENUM_TABLES):
-                continue  # members and their lookup tables are handled below
             old = live_dict.get(key, _MISSING)
             name = f"{qualname}.{key}"
             if old is _MISSING:
-                self.ops.append(("setattr", live, key, self.rehome(new)))
+                self.ops.append(_native.SetAttr(live, key, new))
+                set_names.append((key, new))
+                new_values[key] = new
                 self.added.append(name)
                 changed = True
+                continue
+            nested = self._bodies.get(id(old)) if new is old and isinstance(old, type) else None
+            if nested is not None:
+                # A nested class: its body was evaluated against the live nested class, patched the same way.
+                if self.patch_class(old, nested, old_member_stmts.get(key), member_stmts.get(key), name) or \
+                        key in changed_names:
+                    self.patched.append(name)
+                    changed = True
                 continue
             pairs = _function_pairs(old, new, self.path)
             if pairs is not None:
                 for target, fn_donor in pairs:
                     self.patch_function(target, fn_donor, old_member_stmts.get(key), member_stmts.get(key))
-                if hasattr(old, "cache_clear") and key in changed_names:
-                    self.after.append(old.cache_clear)
                 if key in changed_names:
+                    self.after.extend(_cache_clears(old))
                     self.patched.append(name)
+                    old_values[key], new_values[key] = old, new
                     changed = True
                 continue
-            if (isinstance(new, type) and isinstance(old, type) and new.__qualname__ == f"{donor.__qualname__}.{key}"
-                    and old.__qualname__ == f"{live.__qualname__}.{key}"):
-                problem = incompatible(old, new)
-                if problem is None:
-                    nested_changed = self.patch_class(old, new, old_member_stmts.get(key), member_stmts.get(key), name)
-                    if nested_changed or key in changed_names:
-                        self.patched.append(name)
-                        changed = True
-                    continue
-                self.needs_restart.append(f"cannot patch {self.module.__name__}.{name}: {problem}; a restart is needed")
-            if key in unchanged:
+            if key in unchanged or new is old:
                 continue  # class-level state from an unchanged statement survives
             if _same(old, new):
                 continue
-            self.ops.append(("setattr", live, key, self.rehome(new)))
+            self.ops.append(_native.SetAttr(live, key, new))
+            set_names.append((key, new))
+            old_values[key], new_values[key] = old, new
             if key in changed_names:
                 self.patched.append(name)
             changed = True
-        for key in live_dict:
-            if key not in donor_dict and key in old_bound and key not in _CLASS_KEEP:
-                self.ops.append(("delattr", live, key))
-                self.removed.append(f"{qualname}.{key}")
+        for key in list(live_dict):
+            if key in ns or key in _CLASS_KEEP or key in machinery_owned:
+                continue
+            if key in old_bound or (key == "__annotations__" and not body.ns.get("__annotations__")):
+                old_values[key] = live_dict[key]
+                self.ops.append(_native.DelAttr(live, key))
+                if key != "__annotations__":
+                    self.removed.append(f"{qualname}.{key}")
                 changed = True
-        if is_enum:
-            changed |= self._patch_enum_members(live, donor)
-        if isinstance(live, abc.ABCMeta):
-            self.after.append(functools.partial(_update_abstractmethods, live))
-        return changed
-
-    def _patch_enum_members(self, live: type, donor: type) -> bool:
-        """Enum members: unchanged ones (same name and value) keep their identity, new or changed ones are the
-        donor's members moved over to the live class; the lookup tables are rebuilt to match."""
-        old_map = live._member_map_
-        final = {}
-        changed = False
-        for name, member in donor._member_map_.items():
-            old = old_map.get(name)
-            if old is not None and old._value_ == member._value_:
-                final[name] = old
-            else:
-                self.ops.append(("setattr", member, "__class__", live))
-                final[name] = member
-                changed = True
-        for key, value in donor.__dict__.items():
-            if isinstance(value, donor):
-                self.ops.append(("setattr", live, key, final[value._name_]))
-        for name in old_map:
-            if name not in final:
-                changed = True
-                if name in live.__dict__:
-                    self.ops.append(("delattr", live, name))
-        value_map = {}
-        for member in final.values():
+        if old_values or new_values:
+            change = _hooks.ClassChange(self.module.__name__, live, old_values, new_values)
             try:
-                value_map.setdefault(member._value_, member)
-            except TypeError:
-                pass  # unhashable values live in `_unhashable_values_` (copied with the other attributes)
-        self.ops.append(("setattr", live, "_member_map_", final))
-        self.ops.append(("setattr", live, "_member_names_", [n for n in donor._member_names_]))
-        self.ops.append(("setattr", live, "_value2member_map_", value_map))
+                _hooks.run_before(change)
+            except Exception as exc:
+                raise ReloadFailed(f"{self.path}:{new_stmt.lineno if new_stmt else 0}: the change of {qualname} "
+                                   f"was refused by a hook: {type(exc).__name__}: {exc}") from None
+            self._changes.append(change)
+        self._finish.append((live, body, old_stmt, new_stmt, set_names, qualname))
         return changed
 
-    def rehome(self, value: Any) -> Any:
-        """A donor's new function moved into the live module must see the module's globals, not the scratch copy."""
-        if isinstance(value, types.FunctionType) and id(value.__globals__) in self._scratches:
-            twin = types.FunctionType(value.__code__, self.namespace, value.__name__, value.__defaults__,
-                                      value.__closure__)
-            twin.__kwdefaults__ = value.__kwdefaults__
-            twin.__annotations__ = value.__annotations__
-            twin.__qualname__ = value.__qualname__
-            twin.__doc__ = value.__doc__
-            twin.__module__ = value.__module__
-            twin.__dict__.update(value.__dict__)
-            if _HAS_TYPE_PARAMS:
-                twin.__type_params__ = value.__type_params__
-            return twin
-        if type(value) in (staticmethod, classmethod):
-            return type(value)(self.rehome(value.__func__))
-        if type(value) is property:
-            return property(*(self.rehome(f) if f is not None else None for f in (value.fget, value.fset, value.fdel)),
-                            value.__doc__)
-        return value
+    def evaluate_class(self, stmt, live: type) -> "ClassBody":
+        """Runs the class statement (without its decorators) so that its body fills a prepared namespace
+        instead of making a class: ``__build_class__`` is replaced, on this thread and for this statement's
+        own class bodies only, by one that runs each body against the live class (and nested bodies against
+        the live nested classes) and returns the live class. Functions made by the body get the module's
+        own namespace as ``__globals__``."""
+        code = self._compile(stmt.def_text, stmt.def_lineno)
+        builder = _BuildClass(self, stmt.name, live, code)
+        with builder.installed():
+            self._exec(code, self.namespace, {})
+        if builder.top is None:
+            raise ReloadFailed(f"{self.path}:{stmt.lineno}: the class statement of {stmt.name} ran no class body")
+        return builder.top
+
+    def evaluate_body(self, func: types.FunctionType, name: str, bases: tuple, kwds: Dict[str, Any], live: type,
+                      builder: "_BuildClass") -> "ClassBody":
+        """What ``__build_class__`` would compute for a class, short of calling the metaclass."""
+        resolved = types.resolve_bases(bases)
+        kwds = dict(kwds)
+        meta = kwds.pop("metaclass", None)
+        if meta is None:
+            meta = type(resolved[0]) if resolved else type
+        if isinstance(meta, type):
+            meta = _most_derived_meta(meta, resolved)
+        prepare = getattr(meta, "__prepare__", None)
+        ns = prepare(name, resolved, **kwds) if prepare is not None else {}
+        self.touch_class(live)
+        closure = func.__closure__
+        if closure and sys.version_info < (3, 11):
+            raise ReloadFailed(f"{self.path}: the body of {name} needs a closure, which exec() takes from 3.11")
+        builder.stack.append((None, live, _child_codes(func.__code__)))
+        try:
+            if closure:
+                exec(func.__code__, func.__globals__, ns, closure=closure)  # type: ignore[call-arg]
+            else:
+                exec(func.__code__, func.__globals__, ns)
+        finally:
+            builder.stack.pop()
+        if resolved is not bases and tuple(resolved) != tuple(bases):
+            ns["__orig_bases__"] = bases
+        body = ClassBody(live, ns, tuple(resolved) or (object,), meta, kwds)
+        self._bodies[id(live)] = body
+        return body
+
+    def touch_class(self, cls: type) -> None:
+        """Records ``cls``'s members before anything of this reload writes to it, to put them back on failure."""
+        if id(cls) not in self._touched:
+            self._touched.add(id(cls))
+            self._undo.append(("class", cls, dict(cls.__dict__)))
+
+    def finish_classes(self) -> None:
+        """Redoes the derived machinery of the classes patched since the last call (innermost first), on the
+        live classes themselves, once their new members are in place."""
+        entries, self._finish = self._finish, []
+        if not entries:
+            return
+        self.flush()
+        for live, body, old_stmt, new_stmt, set_names, qualname in entries:
+            try:
+                self._finish_class(live, body, old_stmt, new_stmt, set_names, top="." not in qualname)
+            except ReloadFailed:
+                raise
+            except Exception as exc:
+                raise ReloadFailed(_format_user_error(exc, self.path, new_stmt.lineno if new_stmt else None)) from None
+            if isinstance(live, abc.ABCMeta):
+                self.after.append(functools.partial(_machinery.update_abstractmethods, live))
+
+    def _finish_class(self, live: type, body: "ClassBody", old_stmt, new_stmt, set_names, top: bool) -> None:
+        ns = body.ns
+        _machinery.update_hash(live, ns)
+        if _machinery.is_namedtuple(live):
+            _machinery.redo_namedtuple(live, ns)
+        if _machinery.is_enum(live):
+            _machinery.redo_enum(live, ns, _machinery.enum_member_names(ns))
+        _machinery.set_names(live, set_names)
+        _machinery.update_protocol(live)
+        old_decorators = list(old_stmt.decorators) if old_stmt is not None else []
+        new_decorators = list(new_stmt.decorators) if new_stmt is not None else []
+        for text in old_decorators:
+            if text not in new_decorators:
+                dropped = self._deriving_decorator(text)
+                if dropped is not None:
+                    _machinery.strip_deriving(dropped, live, self.path, ns)
+        result: Any = live
+        for text in reversed(new_decorators):
+            if self._deriving_decorator(text) is not None:
+                decorator = self._eval(text, new_stmt.lineno)
+                _machinery.strip_deriving(decorator, live, self.path, ns)
+            elif top and text not in old_decorators:
+                decorator = self._eval(text, new_stmt.lineno)
+                self.reapplied.append(f"{live.__qualname__}: @{text}")
+            else:
+                continue  # an unchanged decorator is not called again (a nested class's ran with its body)
+            result = decorator(result)
+        if top and result is not live:
+            # As a fresh import would, the name holds what the decorators returned.
+            self.ops.append(_native.SetItem(self.namespace, new_stmt.name, result))
+
+    def _deriving_decorator(self, text: str) -> Any:
+        head = text.split("(", 1)[0].strip()
+        try:
+            found = eval(head, self.namespace)  # a dotted name: no call, no side effect
+        except Exception:
+            return None
+        return found if _machinery.is_deriving(found) else None
+
+    def _eval(self, text: str, lineno: int) -> Any:
+        code = compile("\n" * (lineno - 1) + "(" + text + ")", self.path, "eval", self.flags, dont_inherit=True)
+        try:
+            return eval(code, self.namespace)
+        except BaseException as exc:  # noqa: BLE001 - as in _exec
+            raise ReloadFailed(_format_user_error(exc, self.path)) from None
 
     # --- committing -------------------------------------------------------------------------------------------
 
     def flush(self) -> None:
         """Applies the queued writes now, keeping what undoes them."""
         if self.ops:
-            self._undo.append(_native.apply(self.ops, undo=True))
-            self.ops = []
+            with _interrupts_deferred():  # applied and recorded as one step, or neither
+                record: List[List[_native.Op]] = []
+                try:
+                    _native.apply(self.ops, undo=record)  # appends the batch's inverse ops to `record`
+                    undo = record[0]
+                except Exception as exc:  # the native step undid its own writes
+                    raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
+                                       f"{type(exc).__name__}: {exc}") from None
+                self._undo.append(("ops", undo))
+                self.ops = []
 
     def rollback(self) -> None:
-        """Undoes the batches already applied and puts the namespace back as it was before anything ran."""
-        for undo in reversed(self._undo):
-            _native.apply(undo)
-        self._undo = []
-        if self.snapshot is None:
-            return
-        ops = [("setitem", self.namespace, k, v) for k, v in self.snapshot.items()
-               if self.namespace.get(k, _MISSING) is not v]
-        ops += [("delitem", self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
-        _native.apply(ops)
+        """Undoes the batches already applied, puts back the members of every class this reload wrote to
+        directly, and puts the namespace back as it was before anything ran."""
+        with _interrupts_deferred():
+            while self._undo:
+                entry = self._undo[-1]
+                if entry[0] == "ops":
+                    _native.apply(entry[1])
+                else:
+                    _restore_class(entry[1], entry[2])
+                self._undo.pop()
+            if self.snapshot is None:
+                return
+            ops = [_native.SetItem(self.namespace, k, v) for k, v in self.snapshot.items()
+                   if self.namespace.get(k, _MISSING) is not v]
+            ops += [_native.DelItem(self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
+            _native.apply(ops)
 
-    def commit(self) -> None:
-        _native.apply(self.ops)
-        self.ops = []
+    def commit(self, record: Optional[Callable[[], object]] = None) -> None:
+        """Applies the last batch and, in the same uninterruptible step, ``record`` (the new baseline), so that a
+        Ctrl-C never leaves new code running under the old baseline; raises what the native step raised (it
+        undid its own writes)."""
+        with _interrupts_deferred():
+            _native.apply(self.ops)
+            self.ops = []
+            if record is not None:
+                record()
         for callback in self.after:
             try:
                 callback()
             except Exception:
                 logger.exception("%s: post-reload step %r failed", self.module.__name__, callback)
+        for change in self._changes:
+            _hooks.run_after(change)
+        for line in self.reapplied:
+            logger.info("%s: class decorator applied again to the live class: %s", self.module.__name__, line)
         lines = self.text.splitlines(keepends=True)
         linecache.cache[self.path] = (len(self.text), None, lines, self.path)
         linecache.checkcache(self.path)  # drops the pinned entry if disk differs; keeps it when it matches
@@ -420,9 +581,9 @@ class Transaction:
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 def _func_op(func, *, code=None, closure=_MISSING, defaults=_MISSING, kwdefaults=_MISSING, annotations=_MISSING,
-             doc=_MISSING, type_params=None) -> tuple:
-    return (
-        "func", func,
+             doc=_MISSING, type_params=None) -> _native.PatchFunction:
+    return _native.PatchFunction(
+        func,
         func.__code__ if code is None else code,
         func.__closure__ if closure is _MISSING else closure,
         func.__defaults__ if defaults is _MISSING else defaults,
@@ -431,6 +592,75 @@ def _func_op(func, *, code=None, closure=_MISSING, defaults=_MISSING, kwdefaults
         func.__doc__ if doc is _MISSING else doc,
         type_params,
     )
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Holds Ctrl-C's KeyboardInterrupt (SIGINT's handler) until the block is done, then raises it.
+
+    A signal handler runs at the first bytecode boundary after a C call returns, which can be between the native
+    apply step and the line recording what it did. Only the main thread runs signal handlers, so elsewhere there
+    is nothing to hold.
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        yield
+        return
+    caught: List[Any] = []
+    try:
+        signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            previous(signal.SIGINT, caught[0])
+
+
+def _join_family(old: types.FunctionType, new: types.FunctionType) -> None:
+    family = _FAMILIES.get(old)
+    if family is None:
+        family = _FAMILIES[old] = weakref.WeakSet([old])
+    for func in list(_FAMILIES.get(new, ())) + [new]:
+        family.add(func)
+    for func in list(family):
+        _FAMILIES[func] = family
+
+
+def _leave_behind(func: types.FunctionType, superseding: types.CodeType) -> None:
+    _forget_left_behind(func)
+    _LEFT_BEHIND.setdefault(superseding, weakref.WeakSet()).add(func)
+
+
+def _forget_left_behind(func: types.FunctionType) -> None:
+    for group in list(_LEFT_BEHIND.values()):
+        group.discard(func)
+
+
+def _lambda_target(stmt) -> Optional[str]:
+    """The name a `name = lambda ...` statement binds, else None."""
+    if stmt.kind != "other" or len(stmt.binds) != 1:
+        return None
+    match = _LAMBDA_ASSIGNMENT.match(stmt.text)
+    return match.group(1) if match and match.group(1) == stmt.binds[0] else None
+
+
+def _is_lambda(obj: Any, path: str) -> bool:
+    return isinstance(obj, types.FunctionType) and obj.__code__.co_name == "<lambda>" and \
+        obj.__code__.co_filename == path
+
+
+def _cache_clears(obj: Any) -> List[Callable[[], object]]:
+    """The ``cache_clear`` of every cache wrapper in ``obj`` (``lru_cache`` under ``classmethod``, say)."""
+    return [item.cache_clear for item in _unwrap_candidates(obj) if callable(getattr(item, "cache_clear", None))]
 
 
 def _positional_default_names(func: types.FunctionType) -> Sequence[str]:
@@ -458,16 +688,23 @@ def _future_flags(stmts) -> int:
 _FLAGGED_FEATURES = frozenset({"annotations", "barry_as_FLUFL"})
 
 
-def _format_user_error(exc: BaseException, path: str) -> str:
+def _format_user_error(exc: BaseException, path: str, lineno: Optional[int] = None) -> str:
+    """The exception's type, whole message and traceback from the first frame in the user's file on; where no
+    frame is in that file (a class decorator applied by the reload), ``lineno`` names the statement."""
     import traceback
 
     tb = exc.__traceback__
     # Drop hotswap's own frames: the first frame of interest is the user's file.
     while tb is not None and tb.tb_frame.f_code.co_filename != path:
         tb = tb.tb_next
-    if tb is None:  # a SyntaxError names its file and line itself
-        return "".join(traceback.format_exception_only(type(exc), exc))
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+    if tb is not None:
+        return "".join(traceback.format_exception(type(exc), exc, tb))
+    text = "".join(traceback.format_exception_only(type(exc), exc))
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return text  # a SyntaxError names its file and line itself
+    where = f'  File "{path}", line {lineno}\n' if lineno else f'  File "{path}"\n'
+    inner = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).splitlines(keepends=True)
+    return "Traceback (most recent call last):\n" + where + "".join(inner[1:] if len(inner) > 1 else [text])
 
 
 def _unwrap_candidates(obj: Any) -> Iterable[Any]:
@@ -526,8 +763,10 @@ def _function_pairs(old: Any, new: Any, path: str) -> Optional[List[Tuple[types.
         # A decorator's wrapper: its own code belongs to the decorator; patch what it wraps.
         return _function_pairs(old.__wrapped__, new.__wrapped__, path)
     if isinstance(old, types.FunctionType):
-        if old.__code__.co_filename != path and old.__code__ is new.__code__:
+        if old.__code__ is new.__code__:
             return []
+        if old.__code__.co_filename != path:
+            return None  # not defined here (a function a decorator or another module made, maybe shared): replaced
         return [(old, new)]
     if isinstance(old, (staticmethod, classmethod)):
         return _function_pairs(old.__func__, new.__func__, path)
@@ -558,34 +797,30 @@ def _class_functions(cls: type, path: str) -> Iterable[types.FunctionType]:
                 yield item
 
 
-def _class_cell(cls: type):
-    """The `__class__` cell the compiler made for ``cls``'s body, if a method uses `super()` or `__class__`."""
-    for value in cls.__dict__.values():
-        for item in _unwrap_candidates(value):
-            if isinstance(item, types.FunctionType) and "__class__" in item.__code__.co_freevars:
-                cell = item.__closure__[item.__code__.co_freevars.index("__class__")]
-                try:
-                    if cell.cell_contents is cls:
-                        return cell
-                except ValueError:
-                    continue
-    return None
-
-
-def incompatible(live: type, donor: type) -> Optional[str]:
-    """Why ``donor``'s layout cannot be given to ``live`` in place, or None."""
-    if type(live) is not type(donor):
-        return f"metaclass changed {type(live).__name__} -> {type(donor).__name__}"
+def incompatible(live: type, body: "ClassBody") -> Optional[str]:
+    """Why the evaluated ``body`` cannot be given to ``live`` in place (a different layout), or None."""
+    meta = body.meta
+    # typing's NamedTuple and TypedDict metaclasses make a class of other bases (tuple, dict) than those written.
+    factory = getattr(meta, "__module__", None) == "typing" and getattr(meta, "__name__", "") in (
+        "NamedTupleMeta", "_TypedDictMeta")
+    if factory:
+        if (meta.__name__ == "NamedTupleMeta") != _machinery.is_namedtuple(live):
+            return f"metaclass changed {type(live).__name__} -> {meta.__name__}"
+    else:
+        if meta is not type(live):
+            return f"metaclass changed {type(live).__name__} -> {getattr(meta, '__name__', meta)}"
+        if body.bases != live.__bases__:
+            names = lambda bases: "(" + ", ".join(b.__qualname__ for b in bases) + ")"  # noqa: E731
+            return f"bases changed {names(live.__bases__)} -> {names(body.bases)}"
     old_slots = live.__dict__.get("__slots__", _MISSING)
-    new_slots = donor.__dict__.get("__slots__", _MISSING)
+    new_slots = body.ns.get("__slots__", old_slots if factory else _MISSING)
     if _slots(old_slots) != _slots(new_slots):
         return f"__slots__ changed {_slots(old_slots)!r} -> {_slots(new_slots)!r}"
-    if live.__bases__ != donor.__bases__:
-        names = lambda bases: "(" + ", ".join(b.__qualname__ for b in bases) + ")"  # noqa: E731
-        return f"bases changed {names(live.__bases__)} -> {names(donor.__bases__)}"
-    for attr in ("__basicsize__", "__itemsize__", "__dictoffset__", "__weakrefoffset__"):
-        if getattr(live, attr) != getattr(donor, attr):
-            return f"instance layout changed ({attr})"
+    # ctypes Structure and Union: `_fields_` is the instance layout, and final once set.
+    old_fields = live.__dict__.get("_fields_", _MISSING)
+    new_fields = body.ns.get("_fields_", _MISSING)
+    if old_fields is not _MISSING and type(live).__module__ == "_ctypes" and not _same(old_fields, new_fields):
+        return "_fields_ changed (the instance layout)"
     return None
 
 
@@ -606,12 +841,6 @@ def _same(old: Any, new: Any) -> bool:
         return bool(old == new)
     except Exception:
         return False
-
-
-def _is_enum(cls: type) -> bool:
-    import enum
-
-    return isinstance(cls, enum.EnumMeta)
 
 
 def _member_changes(old_members, new_members, rebound: Set[str]):
@@ -668,19 +897,103 @@ def _shift_lines(code: types.CodeType, delta: int) -> types.CodeType:
     return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
 
 
-def _update_abstractmethods(cls: type) -> None:
-    # isinstance/issubclass answers are cached per ABC (a Protocol whose members changed must be asked again);
-    # the cache is cleared, the registered virtual subclasses are kept.
-    cls._abc_caches_clear()  # type: ignore[attr-defined]
-    if hasattr(abc, "update_abstractmethods"):  # 3.10+
-        abc.update_abstractmethods(cls)
-        return
-    abstracts = {name for name, value in cls.__dict__.items() if getattr(value, "__isabstractmethod__", False)}
-    for base in cls.__bases__:
-        for name in getattr(base, "__abstractmethods__", ()):
-            if getattr(getattr(cls, name, None), "__isabstractmethod__", False):
-                abstracts.add(name)
-    cls.__abstractmethods__ = frozenset(abstracts)
+class ClassBody:
+    """What running a class body gave, without making a class: its namespace and its header's values."""
+
+    __slots__ = ("live", "ns", "bases", "meta", "kwds")
+
+    def __init__(self, live: type, ns: Any, bases: tuple, meta: Any, kwds: Dict[str, Any]) -> None:
+        self.live = live
+        self.ns = ns
+        self.bases = bases
+        self.meta = meta
+        self.kwds = kwds
+
+
+class _BuildClass:
+    """Stands in for ``builtins.__build_class__`` while one changed class statement runs.
+
+    Only calls made on the reloading thread for the class bodies compiled in that statement are intercepted
+    (the statement's own class, and classes nested in its body that exist on the live class); any other class
+    creation, on any thread, goes to the real ``__build_class__``.
+    """
+
+    def __init__(self, tx: Transaction, name: str, live: type, code: types.CodeType) -> None:
+        self.tx = tx
+        self.original = builtins.__build_class__
+        self.thread = threading.get_ident()
+        # (expected name for the top-level statement or None, live class, ids of the code objects it may run)
+        self.stack: List[Tuple[Optional[str], type, Set[int]]] = [(name, live, _child_codes(code))]
+        self.top: Optional[ClassBody] = None
+
+    @contextlib.contextmanager
+    def installed(self):
+        previous = builtins.__build_class__
+        builtins.__build_class__ = self
+        try:
+            yield self
+        finally:
+            builtins.__build_class__ = previous
+
+    def __call__(self, func, name, *bases, **kwds):
+        if threading.get_ident() != self.thread or not isinstance(func, types.FunctionType):
+            return self.original(func, name, *bases, **kwds)
+        expected, parent, children = self.stack[-1]
+        if id(func.__code__) not in children:
+            return self.original(func, name, *bases, **kwds)
+        if expected is not None:
+            live: Optional[type] = parent if name == expected and self.top is None else None
+        else:
+            candidate = parent.__dict__.get(name)
+            live = candidate if (isinstance(candidate, type) and candidate.__module__ == parent.__module__
+                                 and candidate.__qualname__ == f"{parent.__qualname__}.{name}") else None
+        if live is None:
+            return self.original(func, name, *bases, **kwds)  # a new class: made as an import would
+        body = self.tx.evaluate_body(func, name, bases, kwds, live, self)
+        if expected is not None:
+            self.top = body
+            return live
+        problem = incompatible(live, body)
+        if problem is not None:
+            self.tx._bodies.pop(id(live), None)
+            self.tx.needs_restart.append(
+                f"cannot patch {self.tx.module.__name__}.{live.__qualname__}: {problem}; a restart is needed")
+            return self.original(func, name, *bases, **kwds)
+        return live
+
+
+def _child_codes(code: types.CodeType) -> Set[int]:
+    """Ids of the code objects ``code`` makes functions or class bodies from (through 3.12's generic scopes)."""
+    out: Set[int] = set()
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            out.add(id(const))
+            if const.co_name.startswith("<generic parameters of "):
+                out |= _child_codes(const)
+    return out
+
+
+def _most_derived_meta(meta: type, bases: Sequence[Any]) -> type:
+    """The metaclass ``__build_class__`` would pick (CPython's ``_PyType_CalculateMetaclass``)."""
+    winner = meta
+    for base in bases:
+        base_meta = type(base)
+        if issubclass(winner, base_meta):
+            continue
+        if issubclass(base_meta, winner):
+            winner = base_meta
+            continue
+        raise TypeError("metaclass conflict: the metaclass of a derived class must be a (non-strict) subclass "
+                        "of the metaclasses of all its bases")
+    return winner
+
+
+def _restore_class(cls: type, members: Dict[str, Any]) -> None:
+    current = cls.__dict__
+    ops = [_native.SetAttr(cls, key, value) for key, value in members.items()
+           if current.get(key, _MISSING) is not value and key not in ("__dict__", "__weakref__")]
+    ops += [_native.DelAttr(cls, key) for key in list(current) if key not in members]
+    _native.apply(ops)
 
 
 def _first_line(text: str) -> str:

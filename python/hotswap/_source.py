@@ -35,6 +35,15 @@ _imported_sources: Dict[str, bytes] = {}  # by resolved file path, filled by the
 _lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # the parent's may have been held by a thread that a forked child does not have
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def module_path(module: ModuleType) -> str:
     """The resolved source path of a module, or raises ValueError/TypeError as ``reload()`` documents."""
     if not isinstance(module, ModuleType):
@@ -64,6 +73,11 @@ def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_n
 
     With ``previous`` (the source the module runs, split), only the lines that differ from it are parsed.
     """
+    nul = text.find("\0")
+    if nul >= 0:  # CPython refuses such source (a ValueError from compile() before 3.12): a failed reload
+        line = text.count("\n", 0, nul) + 1
+        start = text.rfind("\n", 0, nul) + 1
+        raise SyntaxError("source code cannot contain null bytes", (path, line, nul - start + 1, None))
     try:
         if previous is not None:
             return tuple(_native.split_statements_incremental(previous.text, previous.stmts, text, path))
