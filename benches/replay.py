@@ -34,7 +34,7 @@ import tempfile
 import types
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
@@ -256,7 +256,7 @@ def replay_worker(tool_name: str, old_tree: str, new_tree: str, scratch: str) ->
     packages = sorted((n for n in changed if hasattr(modules[n], "__path__")), key=lambda n: -n.count("."))
     changed = [module.__name__ for module, _, _ in dependency_order(plain)] + packages
     before = {name: module_digest(modules[name]) for name in changed}
-    for name, path in new_files.items():  # the new release replaces the old one on disk, as a checkout would
+    for path in new_files.values():  # the new release replaces the old one on disk, as a checkout would
         target = Path(scratch) / path.relative_to(new_tree)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)

@@ -205,6 +205,22 @@ def test_autoreloader_batches_follow_imports(modules):
     assert double() == fresh(modules.root, user.__name__, "double()") == 60
 
 
+def test_autoreloader_batch_saving_both_modules_applies_both(modules):
+    lib_src = "LIMIT = 10\n"
+    user_src = "from LIB import LIMIT\nDOUBLE = LIMIT * 2\ndef double():\n    return DOUBLE\n"
+    lib, user = two_modules(modules, lib_src, user_src)
+    double = user.double
+    new_user = user_src.replace("LIB", lib.__name__) + "def triple():\n    return LIMIT * 3\n"
+    with AutoReloader(str(modules.root), debounce_ms=200) as reloader:
+        modules.write(lib.__name__, "LIMIT = 30\n")
+        modules.write(user.__name__, new_user)
+        reports = [reloader.wait_for_reload(timeout=5) for _ in range(2)]
+    assert [r.module for r in reports if r] == [lib.__name__, user.__name__] and all(r.ok for r in reports)
+    expr = "[double(), triple(), LIMIT]"
+    assert eval(expr, vars(user)) == fresh(modules.root, user.__name__, expr) == [60, 90, 30]
+    assert user.double is double
+
+
 def test_main_reports_a_changed_top_level_statement_as_needing_a_restart(modules, monkeypatch):
     src = textwrap.dedent("""\
         def step():
