@@ -222,13 +222,16 @@ def fresh_worker(tree: str) -> Dict[str, Any]:
 
 
 def make_tool(name: str):
+    """Only the tool replayed (importing the others would slow every worker down)."""
     sys.path.insert(0, str(HERE))
-    from _tools import available  # noqa: PLC0415
+    import _tools  # noqa: PLC0415
 
-    tool = available().get(name)
-    if tool is None:
-        raise SystemExit(f"{name} is not installed (benches/requirements.txt)")
-    return tool
+    factory = {"hotswap": _tools._hotswap, "jurigged": _tools._jurigged,
+               "IPython deduperreload": _tools._deduperreload}[name]
+    try:
+        return factory()
+    except ImportError as exc:
+        raise SystemExit(f"{name} is not installed (benches/requirements.txt): {exc}") from None
 
 
 def replay_worker(tool_name: str, old_tree: str, new_tree: str, scratch: str) -> Dict[str, Any]:

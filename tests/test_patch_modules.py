@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import types
 import uuid
 from pathlib import Path
 
@@ -229,12 +228,7 @@ def test_main_reports_a_changed_top_level_statement_as_needing_a_restart(modules
         while len(ticks) < 3:
             ticks.append(step())
         """)
-    path = modules.write("fake_main_loop", src)
-    main = types.ModuleType("__main__")
-    main.__file__ = str(path)
-    exec(compile(src, str(path), "exec"), main.__dict__)
-    monkeypatch.setitem(sys.modules, "__main__", main)
-    hotswap.track(main)
+    main, path = modules.run_as_main("fake_main_loop", src, monkeypatch)
     step = main.step
     path.write_text(src.replace("return 1", "return 2").replace("< 3", "< 5"))
     report = hotswap.reload(main)
