@@ -686,10 +686,14 @@ def _future_flags(stmts) -> int:
         text = stmt.text
         if text.startswith("from __future__ import"):
             for name in text.split("import", 1)[1].replace("(", " ").replace(")", " ").replace(",", " ").split():
-                feature = getattr(__future__, name, None)
-                if feature is not None:
-                    flags |= feature.compiler_flag
+                if name in _FLAGGED_FEATURES:
+                    flags |= getattr(__future__, name).compiler_flag
     return flags
+
+
+# The only features CPython's compiler still turns into code flags (Python/future.c); the others are always on,
+# and passing their flags to compile() would stamp them into code objects, unlike an import.
+_FLAGGED_FEATURES = frozenset({"annotations", "barry_as_FLUFL"})
 
 
 def _format_user_error(exc: BaseException, path: str, lineno: Optional[int] = None) -> str:
