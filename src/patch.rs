@@ -596,9 +596,10 @@ fn undo_op<'py>(py: Python<'py>, undo: &Undo<'py>) -> PyResult<Bound<'py, PyAny>
 ///
 /// Returns the number of ops applied. With `undo` (a list), also appends to it, before returning, the list of ops
 /// that put everything back (in the order to apply them): a caller that applies a reload in several batches and
-/// may need to roll back finds every applied batch recorded, with no Python bytecode between the writes and the
-/// record where a signal or another thread could step in. Objects replaced by the batch are released only when
-/// this returns. An allocation that fails raises MemoryError with nothing applied.
+/// may need to roll back can hold that list in its undo log *before* the call, so that no Python bytecode, where a
+/// signal, an asynchronous exception or a fork could step in, falls between the writes and their record. Objects
+/// replaced by the batch are released only when this returns. An allocation that fails raises MemoryError with
+/// nothing applied.
 #[pyfunction]
 #[pyo3(signature = (ops, *, undo = None))]
 pub fn apply<'py>(py: Python<'py>, ops: &Bound<'py, PyAny>, undo: Option<&Bound<'py, PyList>>) -> PyResult<usize> {
@@ -626,13 +627,12 @@ pub fn apply<'py>(py: Python<'py>, ops: &Bound<'py, PyAny>, undo: Option<&Bound<
     }
     let count = done.len();
     if let Some(record) = undo {
-        let built = (|| -> PyResult<Bound<'py, PyList>> {
+        let built = (|| -> PyResult<()> {
             for u in done.iter().rev() {
                 inverse.push(undo_op(py, u)?);
             }
-            let list = PyList::new(py, &inverse)?;
-            record.append(&list)?;
-            Ok(list)
+            record.append(PyList::new(py, &inverse)?)?;
+            Ok(())
         })();
         if let Err(err) = built {
             // The record could not be made (out of memory): a batch that cannot be undone is not applied.

@@ -31,7 +31,7 @@ import sys
 import threading
 import types
 import weakref
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, cast
 
 from . import _hooks, _machinery, _native
 
@@ -163,7 +163,8 @@ class Transaction:
         elif lambda_name and _is_lambda(old_lambda, self.path):
             # `name = lambda ...` is a definition too: the live lambda keeps its identity and gets the new code.
             new_lambda = self.namespace.get(lambda_name)
-            if _is_lambda(new_lambda, self.path) and new_lambda is not old_lambda:
+            if isinstance(new_lambda, types.FunctionType) and _is_lambda(new_lambda, self.path) \
+                    and new_lambda is not old_lambda:
                 self.patch_function(old_lambda, new_lambda, None, None)
                 self.ops.append(_native.SetItem(self.namespace, lambda_name, old_lambda))
                 self.patched.append(lambda_name)
@@ -220,7 +221,10 @@ class Transaction:
             if id(func) in self._targets:
                 continue
             self._targets.add(id(func))
-            self.ops.append(_func_op(func, code=_shift_lines(func.__code__, delta)))
+            shifted = _shift_lines(func.__code__, delta)
+            self.ops.append(_func_op(func, code=shifted))
+            # Closures it made before (a factory's products) move with it: `patch_closures` finds them.
+            self._nested.extend(_nested_code_pairs(func.__code__, shifted))
 
     def remove(self, names: Iterable[str]) -> None:
         for name in names:
@@ -339,9 +343,9 @@ class Transaction:
         is_enum = _machinery.is_enum(live)
         machinery_owned: Set[str] = set()
         if is_enum:
-            machinery_owned |= set(_machinery.enum_member_names(body.ns)) | set(live._member_map_)
+            machinery_owned |= set(_machinery.enum_member_names(body.ns)) | set(cast(Any, live)._member_map_)
         if _machinery.is_namedtuple(live):
-            machinery_owned |= set(_machinery.namedtuple_fields(ns)) | set(live._fields)
+            machinery_owned |= set(_machinery.namedtuple_fields(ns)) | set(cast(Any, live)._fields)
         elif "__doc__" not in ns and not is_enum:
             ns["__doc__"] = None  # a docstring removed from the body
         live_dict = live.__dict__
@@ -555,7 +559,7 @@ class Transaction:
                 self._undo.pop()
             if self.snapshot is None:
                 return
-            ops = [_native.SetItem(self.namespace, k, v) for k, v in self.snapshot.items()
+            ops: List[_native.Op] = [_native.SetItem(self.namespace, k, v) for k, v in self.snapshot.items()
                    if self.namespace.get(k, _MISSING) is not v]
             ops += [_native.DelItem(self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
             _native.apply(ops)
@@ -990,7 +994,7 @@ def _most_derived_meta(meta: type, bases: Sequence[Any]) -> type:
 
 def _restore_class(cls: type, members: Dict[str, Any]) -> None:
     current = cls.__dict__
-    ops = [_native.SetAttr(cls, key, value) for key, value in members.items()
+    ops: List[_native.Op] = [_native.SetAttr(cls, key, value) for key, value in members.items()
            if current.get(key, _MISSING) is not value and key not in ("__dict__", "__weakref__")]
     ops += [_native.DelAttr(cls, key) for key in list(current) if key not in members]
     _native.apply(ops)

@@ -20,7 +20,7 @@ import sys
 import sysconfig
 import threading
 from types import ModuleType
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, cast
 
 from . import _native
 
@@ -51,7 +51,10 @@ def module_path(module: ModuleType) -> str:
         raise TypeError(f"expected a module or a module name, got {type(module).__name__}")
     spec = getattr(module, "__spec__", None)
     origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
-    if not origin or origin in ("built-in", "frozen"):
+    if getattr(spec, "origin", None) == "frozen":
+        # Its code was compiled into the interpreter (os, codecs... from 3.11): whatever file it names is not what runs.
+        raise ValueError(f"module {module.__name__!r} is frozen (compiled into the interpreter) and cannot be reloaded")
+    if not origin or origin == "built-in":
         raise ValueError(f"module {module.__name__!r} is built in and has no source file to reload")
     if not origin.endswith(".py"):
         raise ValueError(f"module {module.__name__!r} is not Python source ({os.path.basename(origin)}); "
@@ -84,7 +87,7 @@ def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_n
             return tuple(_native.split_statements_incremental(previous.text, previous.stmts, text, path))
         return tuple(_native.split_statements(text, path))
     except SyntaxError:
-        tree = compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)  # raises CPython's SyntaxError
+        tree = cast(ast.Module, compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True))  # CPython's errors
         return tuple(_describe(node, text) for node in tree.body)
 
 
@@ -352,9 +355,9 @@ def _describe(node: ast.stmt, text: str, lines: Optional[List[str]] = None) -> _
         positional = args.posonlyargs + args.args
         for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
             defaults.append((arg.arg, ast.get_source_segment(text, default) or "", sorted(_reads(default))))
-        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
-            if default is not None:
-                defaults.append((arg.arg, ast.get_source_segment(text, default) or "", sorted(_reads(default))))
+        for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
+            if kw_default is not None:
+                defaults.append((arg.arg, ast.get_source_segment(text, kw_default) or "", sorted(_reads(kw_default))))
         nested = _has_nested(node.body)
     elif isinstance(node, ast.ClassDef):
         kind, name = "class", node.name
@@ -366,7 +369,7 @@ def _describe(node: ast.stmt, text: str, lines: Optional[List[str]] = None) -> _
         nested = scan.nested
     def_text = _segment(text, lines, node, node.lineno, 0)
     return _native.Stmt(
-        kind=kind, name=name, text=full, lineno=start_line, end_lineno=node.end_lineno,
+        kind=kind, name=name, text=full, lineno=start_line, end_lineno=node.end_lineno or node.lineno,
         def_lineno=node.lineno, def_text=def_text,
         decorators=[ast.get_source_segment(text, d) or "" for d in decorators],
         binds=sorted(scan.binds), reads=sorted(scan.reads), calls_reloading=scan.calls_reloading,

@@ -35,7 +35,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from .reload import ReloadReport, running_source
 from .reload import reload as reload_module
-from .watcher import AutoReloader, _locate, _module_file
+from .watcher import AutoReloader, _module_file
 
 __all__ = ["NotebookReloader", "load_ipython_extension", "project_dirs", "reloader_of", "unload_ipython_extension"]
 
@@ -432,8 +432,7 @@ def _line(report: ReloadReport) -> str:
     """One line: ``hotswap: m: patched 1 (0.41 ms)``, or the failing file:line and the reason."""
     if report.ok:
         return f"hotswap: {report.summary()}"
-    where, reason = _locate(report.error or "", report.path or "")
-    return f"hotswap: {where}: {reason}; {report.module} keeps running its old code"
+    return f"hotswap: {report.where()}: {report.reason()}; {report.module} keeps running its old code"
 
 
 @magics_class
