@@ -35,7 +35,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from .reload import ReloadReport, running_source
 from .reload import reload as reload_module
-from .watcher import AutoReloader, _locate, _module_file, _read
+from .watcher import AutoReloader, _locate, _module_file
 
 __all__ = ["NotebookReloader", "load_ipython_extension", "project_dirs", "reloader_of", "unload_ipython_extension"]
 
@@ -377,9 +377,13 @@ class NotebookReloader:
             file = _module_file(module) if isinstance(module, ModuleType) else None
             if file is None or os.path.realpath(file) != real or name not in self._modules:
                 continue
-            content = _read(real)
+            try:
+                with open(real, "rb") as file:
+                    content = file.read()
+            except OSError:  # removed since: the watcher will say so
+                continue
             running = running_source(module)
-            if content is not None and running is not None and content != running:
+            if running is not None and content != running:
                 before = _snapshot([name])
                 report = reload_module(module, mode=self.mode, source=content)
                 self._show(report, logged=False)
