@@ -254,6 +254,10 @@ class NotebookReloader:
             if not os.path.isdir(root):
                 raise ValueError(f"{target} is neither an imported module nor a directory")
         self._start(root)
+        for name, module in list(sys.modules.items()):
+            file = _module_file(module) if isinstance(module, ModuleType) else None
+            if file is not None and _within(os.path.realpath(file), root):
+                self._modules.setdefault(name, root)
         return root
 
     def scan(self) -> None:
