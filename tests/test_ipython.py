@@ -177,9 +177,11 @@ def test_outside_the_project_is_watched_only_when_asked(ip, tmp_path: Path, caps
     reloader = reloader_of(ip)
     assert str(outside.resolve()) not in reloader.roots
     ip.run_line_magic("hotswap", f"watch {name}")
-    assert capsys.readouterr().out.strip() == f"hotswap: watching {outside.resolve()}"
+    # A plain module is watched on its own, not its whole directory.
+    module_file = (outside / f"{name}.py").resolve()
+    assert capsys.readouterr().out.strip() == f"hotswap: watching {module_file}"
     ip.run_line_magic("hotswap", "")
-    assert f"  {outside.resolve()}: {name}\n" in capsys.readouterr().out
+    assert f"  {module_file}: {name}\n" in capsys.readouterr().out
     write(outside / f"{name}.py", "def f():\n    return 'b'\n")
     wait_pending(ip, name)
     cell(ip, "result = mod.f()")

@@ -49,7 +49,7 @@ _USAGE = """\
 %hotswap reload [MODULE ...]  reload the modules now (no name: apply the pending saves now)
 %hotswap mode changed|module  re-run only changed statements (default), or every statement of the module
 %hotswap apply cell|thread    apply before each cell (default), or as soon as saved, even during a cell
-%hotswap watch PATH|MODULE    also watch a directory, or an imported module's package (site-packages too)"""
+%hotswap watch PATH|MODULE    also watch a directory, or an imported module (site-packages too)"""
 
 
 def _library_dirs() -> Tuple[str, ...]:
@@ -229,7 +229,7 @@ class NotebookReloader:
         if apply not in ("cell", "thread"):
             raise ValueError(f"apply must be 'cell' or 'thread', not {apply!r}")
         self.apply = apply
-        if apply == "thread":
+        if apply == "thread" and self.enabled:
             self.apply_pending()
         for reloader in self._reloaders.values():
             reloader.apply = "thread" if apply == "thread" and self.enabled else "manual"
@@ -241,14 +241,14 @@ class NotebookReloader:
             reloader.apply = "thread" if enabled and self.apply == "thread" else "manual"
 
     def watch(self, target: str) -> str:
-        """Watches a directory, or the package directory of an imported module; returns the root."""
+        """Watches a directory, or an imported module (a package's directory, a plain module's file); returns the
+        root."""
         if target in sys.modules:
             file = _module_file(sys.modules[target])
             if file is None:
                 raise ValueError(f"{target} has no Python source file to watch")
-            module = sys.modules[target]
-            paths = getattr(module, "__path__", None)
-            root = os.path.realpath(list(paths)[0] if paths else os.path.dirname(file))
+            paths = getattr(sys.modules[target], "__path__", None)
+            root = os.path.realpath(list(paths)[0] if paths else file)
         else:
             root = os.path.realpath(os.path.expanduser(target))
             if not os.path.isdir(root):
