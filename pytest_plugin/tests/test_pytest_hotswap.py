@@ -106,7 +106,10 @@ def run_editing(pytester: pytest.Pytester, edits: list[Edit], *args: str) -> pyt
     out: list[str] = []
     try:
         while True:
-            line = lines.get(timeout=max(0.0, start + RUN_TIMEOUT_S - time.monotonic()))
+            try:
+                line = lines.get(timeout=max(0.0, start + RUN_TIMEOUT_S - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"pytest still running after {RUN_TIMEOUT_S} s; its output:\n" + "\n".join(out))
             if line is None:
                 break
             out.append(line)
