@@ -151,14 +151,15 @@ def test_an_included_file_restarts_the_program_when_saved(project):
 
 def test_a_file_matching_no_include_pattern_is_not_watched(project):
     root, start, _plain = project
-    write(root / "conf.py", "import time\nprint('up', flush=True)\nwhile True:\n    time.sleep(0.05)\n")
+    write(root / "conf.py", "import time, helper\nprint('up', flush=True)\nwhile True:\n    time.sleep(0.05)\n")
+    write(root / "helper.py", "X = 1\n")
     write(root / "other.toml", "a = 1\n")
     run = start("--include", "settings.toml", "conf.py")
     run.wait_out(lambda s: s == "up", what="start")
     edit(root / "other.toml", "a = 2\n")
     # A watched save after it: once its line is there, the earlier save would have been handled too.
-    edit(root / "conf.py", "import time\nprint('up', flush=True)\nwhile True:\n    time.sleep(0.06)\n")
-    run.wait_err("hotswap: __main__:")
+    edit(root / "helper.py", "X = 2\n")
+    run.wait_err("hotswap: helper:")
     assert not any("restarting" in line for line in run.err)
     assert run.out.count("up") == 1
 

@@ -34,6 +34,7 @@ __all__ = ["ADAPTERS", "activated", "file_saved", "install", "on_file_saved", "w
 #: Order matters where adapters build on each other: Pydantic models are rebuilt before FastAPI's routes.
 ADAPTERS: Dict[str, str] = {
     "pydantic": ".pydantic",
+    "attr": ".attrs",
     "django": ".django",
     "click": ".click",
     "typer": ".typer",

@@ -7,7 +7,8 @@ keeps every ``APIRouter`` (an app's router too) in a weak set. After each succes
 reconciles every router, in place (``router.routes`` is the list the app reads on each request):
 
 - a route whose endpoint is a top-level function of that module that the module no longer binds (the
-  function was removed, or its decorator ran again and registered the new object) is removed;
+  function was removed, or its decorator ran again and registered the new object) is removed (a route
+  registered again by a re-run decorator replaces the old one at once, while the reload runs);
 - a route whose endpoint, dependencies or annotations come from that module is built again from its recorded
   arguments, so changed parameters, dependencies and response models take effect;
 - a router included in another (``include_router``) whose routes changed is included again at the same place
@@ -53,10 +54,14 @@ def activate(fastapi: types.ModuleType) -> None:
 
     @functools.wraps(add_api_route)
     def add_api_route_undoable(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if currently_reloading() and getattr(_reloading, "routes", None) is None:
+        if not currently_reloading():
+            return add_api_route(self, *args, **kwargs)
+        if getattr(_reloading, "routes", None) is None:
             # The reload may still fail: what every router held before it is put back then.
             _reloading.routes = [(router, list(router.routes)) for router in list(_routers.values())]
-        return add_api_route(self, *args, **kwargs)
+        result = add_api_route(self, *args, **kwargs)
+        _drop_superseded(self, self.routes[-1] if self.routes else None)
+        return result
 
     routing.APIRouter.add_api_route = add_api_route_undoable
     include_router = routing.APIRouter.include_router
@@ -117,6 +122,21 @@ def _stale(route: Any, module: types.ModuleType) -> bool:
         return False
     current = module.__dict__.get(where[1])
     return current is None or inspect.unwrap(current) is not inspect.unwrap(endpoint)
+
+
+def _drop_superseded(router: Any, added: Any) -> None:
+    """A decorator that ran again during a reload registered ``added``: the routes of the same definition made
+    before (another function object) leave at once, so the old path is never served beside the new one."""
+    where = _top_level(getattr(added, "endpoint", None))
+    if where is None:
+        return
+    new = inspect.unwrap(added.endpoint)
+    stale = [route for route in router.routes if route is not added and _top_level(getattr(route, "endpoint", None))
+             == where and inspect.unwrap(route.endpoint) is not new]
+    if stale:
+        ids = {id(route) for route in stale}
+        router.routes[:] = [route for route in router.routes if id(route) not in ids]
+        _routes_changed(router)
 
 
 def _modules_of(route: Any) -> set:
