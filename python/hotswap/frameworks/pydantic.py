@@ -26,6 +26,7 @@ import logging
 import sys
 import threading
 import types
+import warnings
 import weakref
 from typing import Any, Dict, Iterable, List, Set
 
@@ -181,6 +182,8 @@ def _on_reload(report: Any) -> None:
     for adapter in list(_adapters.values()):
         if _refers(_schema(adapter, "core_schema"), ids):
             try:
-                adapter.rebuild(force=True, _parent_namespace_depth=0)
+                with warnings.catch_warnings():  # shown when the adapter was made, if its maker let them through
+                    warnings.simplefilter("ignore")
+                    adapter.rebuild(force=True, _parent_namespace_depth=0)
             except Exception:  # noqa: BLE001
                 logger.exception("hotswap: cannot rebuild a TypeAdapter of %s", adapter)
