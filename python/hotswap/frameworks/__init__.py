@@ -35,6 +35,7 @@ __all__ = ["ADAPTERS", "activated", "file_saved", "install", "on_file_saved", "w
 ADAPTERS: Dict[str, str] = {
     "pydantic": ".pydantic",
     "attr": ".attrs",
+    "sqlalchemy": ".sqlalchemy",
     "django": ".django",
     "click": ".click",
     "typer": ".typer",
