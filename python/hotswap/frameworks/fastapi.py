@@ -85,7 +85,7 @@ def _record_init(cls: type) -> None:
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        self.__dict__[_INIT_ARGS] = (type(self), args, kwargs)
+        self.__dict__[_INIT_ARGS] = (type(self), args, kwargs, _signature(self))
 
     cls.__init__ = __init__
 
@@ -142,16 +142,8 @@ def _drop_superseded(router: Any, added: Any) -> None:
 def _modules_of(route: Any) -> set:
     """Modules whose code or types the route was built from: endpoint, dependencies, annotations."""
     found = set()
-    calls: List[Any] = [getattr(route, "endpoint", None)]
-    dependant = getattr(route, "dependant", None)
-    todo = [dependant] if dependant is not None else []
-    while todo:
-        dep = todo.pop()
-        calls.append(getattr(dep, "call", None))
-        todo.extend(getattr(dep, "dependencies", ()) or ())
+    calls = _calls(route)
     for call in calls:
-        if call is None:
-            continue
         found.add(getattr(call, "__module__", None))
         annotations = getattr(inspect.unwrap(call), "__annotations__", None) or {}
         for value in list(annotations.values()):
@@ -165,13 +157,51 @@ def _rebuild(route: Any) -> Any:
     recorded = route.__dict__.get(_INIT_ARGS)
     if recorded is None:
         return route
-    cls, args, kwargs = recorded
+    cls, args, kwargs, _ = recorded
     if type(route) is not cls:
         return route
     return cls(*args, **kwargs)
 
 
-def _reconcile(router: Any, module: types.ModuleType) -> bool:
+def _calls(route: Any) -> List[Any]:
+    calls: List[Any] = [getattr(route, "endpoint", None)]
+    dependant = getattr(route, "dependant", None)
+    todo = [dependant] if dependant is not None else []
+    while todo:
+        dep = todo.pop()
+        calls.append(getattr(dep, "call", None))
+        todo.extend(getattr(dep, "dependencies", ()) or ())
+    return [call for call in calls if call is not None]
+
+
+def _signature(route: Any) -> Tuple[str, ...]:
+    """The signatures the route was built from (endpoint and dependencies), to tell a body edit from one that
+    changes what FastAPI derived."""
+    out = []
+    for call in _calls(route):
+        try:
+            out.append(repr(inspect.signature(call)))
+        except (TypeError, ValueError):
+            out.append(repr(call))
+    return tuple(out)
+
+
+def _needs_rebuild(route: Any, module: types.ModuleType, patched: Tuple[str, ...]) -> bool:
+    """Whether what FastAPI derived from the route's functions and types may have changed with this reload."""
+    recorded = route.__dict__.get(_INIT_ARGS)
+    if recorded is None or module.__name__ not in _modules_of(route):
+        return False
+    if _signature(route) != recorded[3]:
+        return True
+    # A class of the module used in an annotation or as the response model changed (a Pydantic field).
+    names = [f"{module.__name__}.{name}" for name in patched]
+    text = repr(getattr(route, "response_model", None)) + "".join(
+        repr(value) for call in _calls(route) for value in (getattr(inspect.unwrap(call), "__annotations__", None)
+                                                            or {}).values())
+    return any(name in text for name in names)
+
+
+def _reconcile(router: Any, module: types.ModuleType, patched: Tuple[str, ...] = ()) -> bool:
     """Brings one router's own routes up to date with ``module``; True when its list of routes changed."""
     routes = router.routes
     changed = False
@@ -180,7 +210,7 @@ def _reconcile(router: Any, module: types.ModuleType) -> bool:
         if _stale(route, module):
             changed = True
             continue
-        if module.__name__ in _modules_of(route):
+        if _needs_rebuild(route, module, patched):
             try:
                 new = _rebuild(route)
             except Exception:  # noqa: BLE001 - a route that cannot be built again keeps serving as it was
@@ -248,7 +278,7 @@ def _on_reload(report: Any) -> None:
         return
     routers = list(_routers.values())
     for router in routers:
-        _reconcile(router, module)
+        _reconcile(router, module, tuple(report.patched))
     # Included routers after every router's own routes are settled (an include copies the sub-router's routes).
     changed = True
     rounds = 0
