@@ -33,6 +33,8 @@ import types
 import weakref
 from typing import Any, List, Tuple
 
+from . import track_instances
+
 logger = logging.getLogger("hotswap")
 
 _routers: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
@@ -48,8 +50,8 @@ def activate(fastapi: types.ModuleType) -> None:
     from ..reload import currently_reloading, on_reload
 
     _record_init(routing.APIRoute)
-    _track(routing.APIRouter, _routers)
-    _track(FastAPI, _apps)
+    track_instances(routing.APIRouter, _routers)
+    track_instances(FastAPI, _apps)
     add_api_route = routing.APIRouter.add_api_route
 
     @functools.wraps(add_api_route)
@@ -86,17 +88,6 @@ def _record_init(cls: type) -> None:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         self.__dict__[_INIT_ARGS] = (type(self), args, kwargs, _signature(self))
-
-    cls.__init__ = __init__
-
-
-def _track(cls: type, into: "weakref.WeakValueDictionary[int, Any]") -> None:
-    original = cls.__init__
-
-    @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        into[id(self)] = self
 
     cls.__init__ = __init__
 

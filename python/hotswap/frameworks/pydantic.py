@@ -21,7 +21,6 @@ creation.
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 import threading
@@ -29,6 +28,8 @@ import types
 import warnings
 import weakref
 from typing import Any, Dict, Iterable, List, Set
+
+from . import track_instances
 
 logger = logging.getLogger("hotswap")
 
@@ -44,17 +45,7 @@ def activate(pydantic: types.ModuleType) -> None:
 
     adapter_class = getattr(pydantic, "TypeAdapter", None)
     if adapter_class is not None and hasattr(adapter_class, "rebuild"):
-        init = adapter_class.__init__
-
-        @functools.wraps(init)
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            init(self, *args, **kwargs)
-            try:
-                _adapters[id(self)] = self
-            except TypeError:  # pragma: no cover - a TypeAdapter without weak references
-                pass
-
-        adapter_class.__init__ = __init__
+        track_instances(adapter_class, _adapters)
     on_reload(_on_reload)
 
 
