@@ -4,7 +4,7 @@ Mechanism: attrs collects a class's fields and writes ``__init__``, ``__repr__``
 decorator runs; hotswap never creates a class twice and runs an unchanged class decorator no more, so after the
 engine set a changed body's members on a live attrs class (its ``after_class_change`` hook), the adapter runs
 the class's attrs decorators again on that live class: it reads the decorator expressions of the class
-statement from the source that now runs (``inspect.getsource``), evaluates those that come from attrs in the
+statement from the source that now runs (``hotswap.running_source``), evaluates those that come from attrs in the
 module's namespace, and applies them. For a class without ``__slots__`` attrs patches the class in place, so
 identity and instances are kept. A slotted class cannot change its layout in place: the engine reports it in
 ``needs_restart`` and this adapter leaves it alone.
@@ -15,12 +15,10 @@ Trade-off: the decorator is evaluated again (its arguments too), which is what a
 from __future__ import annotations
 
 import ast
-import inspect
 import logging
 import sys
-import textwrap
 import types
-from typing import Any, List
+from typing import Any, List, Optional
 
 logger = logging.getLogger("hotswap")
 
@@ -31,13 +29,25 @@ def activate(attr: types.ModuleType) -> None:
     _hooks.after_class_change(_class_changed)
 
 
+def _class_node(tree: ast.Module, qualname: str) -> Optional[ast.ClassDef]:
+    """The ``class`` statement of ``qualname`` (nested classes too) in a module's syntax tree."""
+    body: List[ast.stmt] = tree.body
+    node: Optional[ast.ClassDef] = None
+    for part in qualname.split("."):
+        node = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if node is None:
+            return None
+        body = node.body
+    return node
+
+
 def _attrs_decorators(cls: type) -> List[Any]:
+    """The class's decorators that come from attrs, evaluated in its module, from the source that now runs."""
+    from ..reload import running_source
+
     module = sys.modules.get(cls.__module__)
-    if module is None:
-        return []
-    source = textwrap.dedent(inspect.getsource(cls))
-    tree = ast.parse(source)
-    node = tree.body[0] if tree.body and isinstance(tree.body[0], ast.ClassDef) else None
+    source = running_source(module) if module is not None else None
+    node = _class_node(ast.parse(source), cls.__qualname__) if source is not None else None
     if node is None:
         return []
     found = []
