@@ -227,7 +227,10 @@ mod tests {
     #[test]
     fn statements_updating_a_rebound_name_run_again() {
         let before = "X = {}\nX['k'] = 1\nX.update(a=2)\nN = 1\nN += 1\nT = 0\ndel T\nclass C:\n    y = N * 2\n";
-        let after = before.replacen("X = {}", "X = {'z': 0}", 1).replacen("N = 1", "N = 5", 1).replacen("T = 0", "T = 1", 1);
+        let after = before
+            .replacen("X = {}", "X = {'z': 0}", 1)
+            .replacen("N = 1", "N = 5", 1)
+            .replacen("T = 0", "T = 1", 1);
         let plan = run(before, &after);
         assert_eq!(
             actions(&plan),

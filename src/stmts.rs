@@ -658,7 +658,12 @@ mod tests {
 
     #[test]
     fn statements_that_update_a_name_read_it() {
-        for (src, name) in [("X += 1\n", "X"), ("X[k] = v\n", "X"), ("X.a = v\n", "X"), ("del X\n", "X")] {
+        for (src, name) in [
+            ("X += 1\n", "X"),
+            ("X[k] = v\n", "X"),
+            ("X.a = v\n", "X"),
+            ("del X\n", "X"),
+        ] {
             let s = one(src);
             assert!(s.reads.contains(&name.to_string()), "{src:?} reads {:?}", s.reads);
         }

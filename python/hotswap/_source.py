@@ -30,7 +30,8 @@ class Baseline(NamedTuple):
     stmts: Tuple[_native.Stmt, ...]
 
 
-_baselines: Dict[str, Baseline] = {}  # by module name
+# By module name and source path: a module of the same name loaded from another file has no baseline here.
+_baselines: Dict[Tuple[str, str], Baseline] = {}
 _imported_sources: Dict[str, bytes] = {}  # by resolved file path, filled by the import hook
 _lock = threading.Lock()
 
@@ -90,7 +91,7 @@ def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_n
 def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
     """The source ``module`` runs, or None when it cannot be known (see the module docstring)."""
     with _lock:
-        known = _baselines.get(module.__name__)
+        known = _baselines.get((module.__name__, path))
         if known is not None:
             return known
         data = _imported_sources.pop(path, None)
@@ -104,12 +105,32 @@ def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return None
     with _lock:
-        return _baselines.setdefault(module.__name__, found)
+        return _baselines.setdefault((module.__name__, path), found)
+
+
+def recorded_baseline(module: ModuleType) -> Optional[Baseline]:
+    """The baseline recorded for ``module`` so far, without reading any file (None if none is)."""
+    try:
+        key = (module.__name__, module_path(module))
+    except (TypeError, ValueError):
+        return None
+    with _lock:
+        return _baselines.get(key)
 
 
 def set_baseline(module: ModuleType, text: str, stmts: Sequence[_native.Stmt]) -> None:
     with _lock:
-        _baselines[module.__name__] = Baseline(text, tuple(stmts))
+        _baselines[(module.__name__, module_path(module))] = Baseline(text, tuple(stmts))
+
+
+def restore_baseline(module: ModuleType, previous: Optional[Baseline]) -> None:
+    """Puts back what ``baseline`` returned before a reload that was then undone."""
+    key = (module.__name__, module_path(module))
+    with _lock:
+        if previous is None:
+            _baselines.pop(key, None)
+        else:
+            _baselines[key] = previous
 
 
 def _unchanged_since_import(module: ModuleType, path: str) -> Optional[bytes]:
@@ -142,7 +163,7 @@ def track(module: ModuleType) -> None:
     """Records ``module``'s baseline now (from disk) if none is recorded yet."""
     path = module_path(module)
     with _lock:
-        if module.__name__ in _baselines:
+        if (module.__name__, path) in _baselines:
             return
     if baseline(module, path) is None:
         try:

@@ -353,11 +353,14 @@ def _reload(
         _state.depth -= 1
     try:
         tx.commit(record=lambda: _source.set_baseline(module, text, new_stmts))
-    except Exception as exc:  # the native step undid its own writes; put the namespace back too
+    except _engine.ReloadFailed as exc:  # the native step undid its own writes; put the namespace back too
         tx.rollback()
-        return failed(f"{path}: could not apply the reload, nothing was changed: {type(exc).__name__}: {exc}")
-    # A Ctrl-C held back during the last batch is raised by `commit` once that batch and the new baseline are in
-    # place: the reload is then whole, and the interrupt goes on to the program.
+        return failed(str(exc))
+    except BaseException:  # Ctrl-C as the last batch returned: every batch was recorded, so all of it is undone
+        tx.rollback()
+        _source.restore_baseline(module, old)
+        raise
+    tx.finish()
     return ReloadReport(
         module=name,
         path=path,
