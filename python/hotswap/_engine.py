@@ -327,6 +327,7 @@ class Transaction:
         """Queues the writes that make ``live``'s members those of its evaluated ``body``; returns whether any
         member changed. The machinery derived from the members is redone later (``finish_classes``)."""
         changed = False
+        mark = self._mark()
         ns = dict(body.ns)
         cell = ns.pop("__classcell__", None)
         if cell is not None:
@@ -405,12 +406,31 @@ class Transaction:
             change = _hooks.ClassChange(self.module.__name__, live, old_values, new_values)
             try:
                 _hooks.run_before(change)
+            except _hooks.NeedsRestart as exc:
+                # Nothing of this class is applied: it keeps its old members, and the report asks for a restart.
+                self._rewind(mark)
+                self.needs_restart.append(f"cannot patch {self.module.__name__}.{qualname}: {exc}; a restart is needed")
+                return False
             except Exception as exc:
                 raise ReloadFailed(f"{self.path}:{new_stmt.lineno if new_stmt else 0}: the change of {qualname} "
                                    f"was refused by a hook: {type(exc).__name__}: {exc}") from None
             self._changes.append(change)
         self._finish.append((live, body, old_stmt, new_stmt, set_names, qualname))
         return changed
+
+    def _mark(self) -> tuple:
+        """Where the queued work stands, for ``_rewind`` (a class a hook refuses to have patched)."""
+        lists = (self.ops, self.after, self.patched, self.added, self.removed, self._nested, self._finish,
+                 self._changes)
+        return tuple(len(x) for x in lists), set(self._targets)
+
+    def _rewind(self, mark: tuple) -> None:
+        lengths, targets = mark
+        lists = (self.ops, self.after, self.patched, self.added, self.removed, self._nested, self._finish,
+                 self._changes)
+        for queued, length in zip(lists, lengths):
+            del queued[length:]
+        self._targets = targets
 
     def evaluate_class(self, stmt, live: type) -> "ClassBody":
         """Runs the class statement (without its decorators) so that its body fills a prepared namespace
