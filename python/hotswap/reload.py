@@ -45,6 +45,9 @@ class ReloadReport:
         executed: how many top-level statements ran.
         needs_restart: why part of the edit could not be applied in place (a restart is needed), else None.
         duration_ms: wall time of the reload.
+        notes: what the reload did that a reader of the source would not expect, in words: an unchanged
+            statement that ran again because it acts on a changed definition, a class decorator applied
+            again to the live class, references taken before an edit that keep the old version.
     """
 
     module: str
@@ -57,6 +60,7 @@ class ReloadReport:
     executed: int = 0
     needs_restart: Optional[str] = None
     duration_ms: float = 0.0
+    notes: Tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -238,4 +242,5 @@ def _reload(
         executed=tx.executed,
         needs_restart="; ".join(tx.needs_restart) or None,
         duration_ms=(time.perf_counter() - start) * 1000,
+        notes=tuple(tx.notes),
     )
