@@ -179,7 +179,8 @@ class Transaction:
         if stmt.kind == "def":
             target = find_function(live, stmt.name, self.path, old_stmt)
             if target is None:
-                self.step_run(stmt, "new", None)
+                if not self.bound_later(stmt):  # else an unchanged later statement's binding stands
+                    self.step_run(stmt, "new", None)
                 return
             donor = self.build(stmt.def_text, stmt.def_lineno, stmt.name)
             if not isinstance(donor, types.FunctionType):
@@ -533,8 +534,10 @@ class Transaction:
                 continue  # an unchanged decorator is not called again (a nested class's ran with its body)
             result = decorator(result)
         if top and result is not live:
-            # As a fresh import would, the name holds what the decorators returned.
+            # As a fresh import would, the name holds what the decorators returned (a new class).
             self.ops.append(("setitem", self.namespace, new_stmt.name, result))
+            self.needs_restart.append(f"cannot patch {self.module.__name__}.{new_stmt.name} in place: its class "
+                                      "decorators returned another class; a restart is needed")
 
     def _deriving_decorator(self, text: str) -> Any:
         head = text.split("(", 1)[0].strip()
