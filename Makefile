@@ -36,6 +36,12 @@ bench: ## run every benchmark in benches/ (comparison tools in benches/.venv) an
 	$(BENCH_VENV)/bin/python -m pip install -q -r benches/requirements.txt
 	$(BENCH_VENV)/bin/python benches/run_all.py
 
+.PHONY: replay
+replay: ## download consecutive releases of 5 packages (cached in benches/.cache), replay them through each reloader
+	@scripts/venv.sh $(BENCH_VENV) $(PYTHON) release
+	$(BENCH_VENV)/bin/python -m pip install -q -r benches/requirements.txt
+	$(BENCH_VENV)/bin/python benches/replay.py
+
 .PHONY: soak
 soak: ## 10,000 reloads and 1,000 template execs: memory and file descriptors must stay flat
 	@scripts/venv.sh $(VENV) $(PYTHON) release

@@ -74,8 +74,9 @@ def bench_apply(count: int = 1000) -> float:
     samples = []
     for round_ in range(ROUNDS):
         codes = donors if round_ % 2 == 0 else None
-        ops = [("func", fn, codes[fn.__name__].__code__ if codes else originals[fn.__name__], None, fn.__defaults__,
-                fn.__kwdefaults__, fn.__annotations__, fn.__doc__, None) for fn in functions]
+        ops = [_native.PatchFunction(fn, codes[fn.__name__].__code__ if codes else originals[fn.__name__], None,
+                                     fn.__defaults__, fn.__kwdefaults__, fn.__annotations__, fn.__doc__)
+               for fn in functions]
         t0 = time.perf_counter_ns()
         _native.apply(ops)
         samples.append(time.perf_counter_ns() - t0)

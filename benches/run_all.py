@@ -13,10 +13,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
+OWN_TARGETS = {"run_all.py", "replay.py"}
 
 
 def main() -> int:
-    scripts = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name != "run_all.py")
+    # replay.py downloads releases from the package index: it is its own target, `make replay`.
+    scripts = sorted(p for p in HERE.glob("*.py") if not p.name.startswith("_") and p.name not in OWN_TARGETS)
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
     header = [

@@ -155,6 +155,12 @@ pub fn acts_on(text: &str, name: &str) -> bool {
 ///
 /// `whole_module` re-runs every statement (re-import semantics); definitions are still patched in place.
 pub fn plan(old: &[&Stmt], new: &[&Stmt], whole_module: bool) -> Plan {
+    plan_rebinding(old, new, whole_module, &[])
+}
+
+/// `plan`, where the names in `outside` were also rebound before the reload (names imported with
+/// `from m import X` whose object the reload of `m` replaced): the statements reading them act too.
+pub fn plan_rebinding(old: &[&Stmt], new: &[&Stmt], whole_module: bool, outside: &[String]) -> Plan {
     let overloaded = overloaded_names(old.iter().chain(new.iter()));
     let old_index: HashMap<_, usize> = keys(old, &overloaded)
         .into_iter()
@@ -187,32 +193,30 @@ pub fn plan(old: &[&Stmt], new: &[&Stmt], whole_module: bool) -> Plan {
     // Names rebound by what runs; unchanged statements reading one of them run (or are rebuilt) too, transitively.
     let mut rebound: BTreeSet<String> = BTreeSet::new();
     let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut queue: Vec<usize> = Vec::new();
+    let mut queue: Vec<&str> = outside.iter().map(String::as_str).collect();
     for (i, stmt) in new.iter().enumerate() {
         for name in &stmt.reads {
             readers.entry(name.as_str()).or_default().push(i);
         }
         if matches!(actions[i], Some((Action::Run, _))) {
-            queue.push(i);
+            queue.extend(stmt.binds.iter().map(String::as_str));
         }
     }
-    while let Some(i) = queue.pop() {
-        for name in &new[i].binds {
-            if !rebound.insert(name.clone()) {
-                continue;
-            }
-            for &reader in readers.get(name.as_str()).map(Vec::as_slice).unwrap_or(&[]) {
-                match actions[reader] {
-                    Some((Action::Run | Action::Patch, _)) => {}
-                    None | Some((Action::Move, _)) => {
-                        if new[reader].kind == "other" {
-                            actions[reader] = Some((Action::Run, "reads"));
-                            queue.push(reader);
-                        } else {
-                            // A definition keeps its identity: its defaults, decorators' inputs or class body are
-                            // rebuilt against the new names, but its own name is not rebound.
-                            actions[reader] = Some((Action::Patch, "reads"));
-                        }
+    while let Some(name) = queue.pop() {
+        if !rebound.insert(name.to_string()) {
+            continue;
+        }
+        for &reader in readers.get(name).map(Vec::as_slice).unwrap_or(&[]) {
+            match actions[reader] {
+                Some((Action::Run | Action::Patch, _)) => {}
+                None | Some((Action::Move, _)) => {
+                    if new[reader].kind == "other" {
+                        actions[reader] = Some((Action::Run, "reads"));
+                        queue.extend(new[reader].binds.iter().map(String::as_str));
+                    } else {
+                        // A definition keeps its identity: its defaults, decorators' inputs or class body are
+                        // rebuilt against the new names, but its own name is not rebound.
+                        actions[reader] = Some((Action::Patch, "reads"));
                     }
                 }
             }
@@ -324,6 +328,39 @@ mod tests {
             ]
         );
         assert_eq!(plan.rebound, vec!["X", "Y", "Z"]);
+    }
+
+    #[test]
+    fn statements_updating_a_rebound_name_run_again() {
+        let before = "X = {}\nX['k'] = 1\nX.update(a=2)\nN = 1\nN += 1\nT = 0\ndel T\nclass C:\n    y = N * 2\n";
+        let after = before
+            .replacen("X = {}", "X = {'z': 0}", 1)
+            .replacen("N = 1", "N = 5", 1)
+            .replacen("T = 0", "T = 1", 1);
+        let plan = run(before, &after);
+        assert_eq!(
+            actions(&plan),
+            vec![
+                (0, "run", "new"),
+                (1, "run", "reads"),
+                (2, "run", "reads"),
+                (3, "run", "new"),
+                (4, "run", "reads"),
+                (5, "run", "new"),
+                (6, "run", "reads"),
+                (7, "patch", "reads")
+            ]
+        );
+    }
+
+    #[test]
+    fn names_rebound_outside_make_their_readers_act() {
+        let src = "from m import X\nY = X + 1\nZ = 3\ndef f(a=Y):\n    return a\n";
+        let old = split(src, "<old>").unwrap();
+        let refs: Vec<_> = old.iter().collect();
+        let plan = plan_rebinding(&refs, &refs, false, &["X".to_string()]);
+        assert_eq!(actions(&plan), vec![(1, "run", "reads"), (3, "patch", "reads")]);
+        assert_eq!(plan.rebound, vec!["X", "Y"]);
     }
 
     #[test]

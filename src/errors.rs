@@ -1,7 +1,13 @@
-//! Exceptions of the native module. They carry their full dotted module so they pickle across a pipe.
+//! Errors of the native core: `CoreError`, the one enum native code returns, mapped onto Python exceptions at the
+//! edge (`impl From<CoreError> for PyErr`), and the exception classes of the native module, which carry their full
+//! dotted module so they pickle across a pipe.
+
+use std::collections::TryReserveError;
+use std::fmt;
 
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyMemoryError, PySyntaxError, PyTypeError, PyValueError};
+use pyo3::PyErr;
 
 create_exception!(
     hotswap._native,
@@ -9,3 +15,86 @@ create_exception!(
     PyException,
     "Base class of hotswap's own errors."
 );
+
+/// What native code can fail with, before it becomes a Python exception.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreError {
+    /// A buffer that scales with the input could not be reserved: `what` it was for, and how many items.
+    OutOfMemory { what: &'static str, items: usize },
+    /// An argument of the wrong type crossed into native code (`TypeError`).
+    WrongType(String),
+    /// An argument of the right type with a value native code refuses (`ValueError`).
+    BadValue(String),
+    /// Source the parser rejected, with the 1-based line and column it stopped at (`SyntaxError`).
+    Syntax {
+        message: String,
+        path: String,
+        lineno: usize,
+        col: usize,
+    },
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CoreError::OutOfMemory { what, items } => write!(f, "out of memory reserving {items} items for {what}"),
+            CoreError::WrongType(message) | CoreError::BadValue(message) => f.write_str(message),
+            CoreError::Syntax {
+                message, path, lineno, ..
+            } => write!(f, "{path}:{lineno}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for CoreError {}
+
+impl From<CoreError> for PyErr {
+    fn from(err: CoreError) -> PyErr {
+        match err {
+            CoreError::OutOfMemory { .. } => PyMemoryError::new_err(err.to_string()),
+            CoreError::WrongType(message) => PyTypeError::new_err(message),
+            CoreError::BadValue(message) => PyValueError::new_err(message),
+            CoreError::Syntax {
+                message,
+                path,
+                lineno,
+                col,
+            } => PySyntaxError::new_err((message, (path, lineno, col, Option::<String>::None))),
+        }
+    }
+}
+
+/// A vector with room for `items` elements, or `OutOfMemory` instead of Rust's abort-on-failure. For buffers
+/// whose size follows the user's input (statements of a module, ops of a reload).
+pub fn try_vec<T>(items: usize, what: &'static str) -> Result<Vec<T>, CoreError> {
+    let mut out = Vec::new();
+    reserve(&mut out, items, what)?;
+    Ok(out)
+}
+
+/// Reserves room for `additional` more elements in `vec`, or `OutOfMemory`.
+pub fn reserve<T>(vec: &mut Vec<T>, additional: usize, what: &'static str) -> Result<(), CoreError> {
+    vec.try_reserve(additional)
+        .map_err(|_: TryReserveError| CoreError::OutOfMemory {
+            what,
+            items: additional,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_reservation_is_an_error_not_an_abort() {
+        let err = try_vec::<u64>(usize::MAX / 4, "a test").unwrap_err();
+        assert_eq!(
+            err,
+            CoreError::OutOfMemory {
+                what: "a test",
+                items: usize::MAX / 4
+            }
+        );
+        assert!(try_vec::<u64>(16, "a test").unwrap().capacity() >= 16);
+    }
+}

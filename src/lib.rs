@@ -39,13 +39,19 @@ fn syntax_error(py: Python<'_>, err: stmts::ParseFailure, path: &str) -> PyErr {
     pyo3::exceptions::PySyntaxError::new_err((err.message, (path.to_string(), err.lineno, err.col, py.None())))
 }
 
-/// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`.
+/// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`. `rebound`:
+/// names another module's reload rebound here (see `diff::plan_rebinding`).
 #[pyfunction]
-#[pyo3(signature = (old, new, *, whole_module = false))]
-fn plan(old: Vec<PyRef<'_, stmts::Stmt>>, new: Vec<PyRef<'_, stmts::Stmt>>, whole_module: bool) -> diff::Plan {
+#[pyo3(signature = (old, new, *, whole_module = false, rebound = Vec::new()))]
+fn plan(
+    old: Vec<PyRef<'_, stmts::Stmt>>,
+    new: Vec<PyRef<'_, stmts::Stmt>>,
+    whole_module: bool,
+    rebound: Vec<String>,
+) -> diff::Plan {
     let old: Vec<&stmts::Stmt> = old.iter().map(|s| &**s).collect();
     let new: Vec<&stmts::Stmt> = new.iter().map(|s| &**s).collect();
-    diff::plan(&old, &new, whole_module)
+    diff::plan_rebinding(&old, &new, whole_module, &rebound)
 }
 
 #[pymodule]
@@ -62,6 +68,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<diff::Step>()?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(patch::apply, m)?)?;
+    m.add_class::<patch::PatchFunction>()?;
+    m.add_class::<patch::SetAttr>()?;
+    m.add_class::<patch::DelAttr>()?;
+    m.add_class::<patch::SetItem>()?;
+    m.add_class::<patch::DelItem>()?;
+    m.add_class::<patch::SetCell>()?;
     m.add_function(wrap_pyfunction!(patch::find_functions, m)?)?;
     m.add_class::<imports::ImportSite>()?;
     m.add_function(wrap_pyfunction!(imports::scan_import_sites, m)?)?;

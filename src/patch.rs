@@ -7,32 +7,267 @@
 //! `__del__` can run in the middle. The one documented exception is an audit hook installed with
 //! `sys.addaudithook`, which `func_set_code` notifies (CPython 3.11+ `Objects/funcobject.c`).
 
-use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFunction, PyString, PyTuple, PyType};
+use pyo3::types::{PyCode, PyDict, PyFunction, PyList, PyString, PyTuple, PyType};
 use pyo3::{ffi, intern};
 
-/// One write, decoded from the planner's tuple.
+use crate::errors::{reserve, try_vec, CoreError};
+
+// The ops a reload batch is made of. Each is a small frozen class whose constructor checks what it is given, so
+// an op that exists is one `apply` can write without endangering the interpreter (a closure holding something
+// other than cells, or fewer cells than the new code reads, would crash the first call of the function).
+
+/// Gives `func` a new code object, closure, defaults, keyword defaults, annotations, doc and (3.12+) type params.
+#[pyclass(name = "PatchFunction", module = "hotswap._native", frozen, get_all)]
+pub struct PatchFunction {
+    func: Py<PyAny>,
+    code: Py<PyAny>,
+    closure: Py<PyAny>,
+    defaults: Py<PyAny>,
+    kwdefaults: Py<PyAny>,
+    annotations: Py<PyAny>,
+    doc: Py<PyAny>,
+    /// `__type_params__` (3.12+); None leaves it alone.
+    type_params: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl PatchFunction {
+    #[new]
+    #[pyo3(signature = (func, code, closure, defaults, kwdefaults, annotations, doc, type_params = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        func: &Bound<'_, PyAny>,
+        code: &Bound<'_, PyAny>,
+        closure: &Bound<'_, PyAny>,
+        defaults: &Bound<'_, PyAny>,
+        kwdefaults: &Bound<'_, PyAny>,
+        annotations: &Bound<'_, PyAny>,
+        doc: &Bound<'_, PyAny>,
+        type_params: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        check_function(func, code, closure)?;
+        check_optional::<PyTuple>(defaults, "defaults", "a tuple")?;
+        check_optional::<PyDict>(kwdefaults, "kwdefaults", "a dict")?;
+        check_optional::<PyDict>(annotations, "annotations", "a dict")?;
+        let type_params = type_params.filter(|t| !t.is_none());
+        if let Some(type_params) = type_params {
+            check_optional::<PyTuple>(type_params, "type_params", "a tuple")?;
+        }
+        Ok(PatchFunction {
+            func: func.clone().unbind(),
+            code: code.clone().unbind(),
+            closure: closure.clone().unbind(),
+            defaults: defaults.clone().unbind(),
+            kwdefaults: kwdefaults.clone().unbind(),
+            annotations: annotations.clone().unbind(),
+            doc: doc.clone().unbind(),
+            type_params: type_params.map(|t| t.clone().unbind()),
+        })
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("PatchFunction({})", repr(self.func.bind(py)))
+    }
+}
+
+/// Sets `obj.name = value`: on a class through `type.__setattr__` (skipping a metaclass `__setattr__`, e.g.
+/// Enum's member guard), otherwise through the object's own setattr.
+#[pyclass(name = "SetAttr", module = "hotswap._native", frozen, get_all)]
+pub struct SetAttr {
+    obj: Py<PyAny>,
+    name: Py<PyString>,
+    value: Py<PyAny>,
+}
+
+#[pymethods]
+impl SetAttr {
+    #[new]
+    fn py_new(obj: Py<PyAny>, name: Py<PyString>, value: Py<PyAny>) -> Self {
+        SetAttr { obj, name, value }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("SetAttr({}, {})", repr(self.obj.bind(py)), repr(self.name.bind(py)))
+    }
+}
+
+/// Deletes `obj.name` (classes through `type.__delattr__`).
+#[pyclass(name = "DelAttr", module = "hotswap._native", frozen, get_all)]
+pub struct DelAttr {
+    obj: Py<PyAny>,
+    name: Py<PyString>,
+}
+
+#[pymethods]
+impl DelAttr {
+    #[new]
+    fn py_new(obj: Py<PyAny>, name: Py<PyString>) -> Self {
+        DelAttr { obj, name }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("DelAttr({}, {})", repr(self.obj.bind(py)), repr(self.name.bind(py)))
+    }
+}
+
+/// Sets `mapping[key] = value` on a dict (a module's namespace).
+#[pyclass(name = "SetItem", module = "hotswap._native", frozen, get_all)]
+pub struct SetItem {
+    mapping: Py<PyDict>,
+    key: Py<PyAny>,
+    value: Py<PyAny>,
+}
+
+#[pymethods]
+impl SetItem {
+    #[new]
+    fn py_new(mapping: Py<PyDict>, key: Py<PyAny>, value: Py<PyAny>) -> Self {
+        SetItem { mapping, key, value }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("SetItem({})", repr(self.key.bind(py)))
+    }
+}
+
+/// Deletes `mapping[key]` from a dict, if present.
+#[pyclass(name = "DelItem", module = "hotswap._native", frozen, get_all)]
+pub struct DelItem {
+    mapping: Py<PyDict>,
+    key: Py<PyAny>,
+}
+
+#[pymethods]
+impl DelItem {
+    #[new]
+    fn py_new(mapping: Py<PyDict>, key: Py<PyAny>) -> Self {
+        DelItem { mapping, key }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("DelItem({})", repr(self.key.bind(py)))
+    }
+}
+
+/// Sets a cell's contents; without `value`, empties it.
+#[pyclass(name = "SetCell", module = "hotswap._native", frozen, get_all)]
+pub struct SetCell {
+    cell: Py<PyAny>,
+    value: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl SetCell {
+    #[new]
+    #[pyo3(signature = (cell, *value))]
+    fn py_new(cell: &Bound<'_, PyAny>, value: &Bound<'_, PyTuple>) -> PyResult<Self> {
+        if !is_cell(cell) {
+            return Err(CoreError::WrongType(format!("SetCell needs a cell, not {}", type_name(cell))).into());
+        }
+        if value.len() > 1 {
+            return Err(CoreError::WrongType("SetCell takes a cell and at most one value".into()).into());
+        }
+        Ok(SetCell {
+            cell: cell.clone().unbind(),
+            value: value.iter().next().map(Bound::unbind),
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("SetCell(<cell>{})", if self.value.is_some() { ", ..." } else { "" })
+    }
+}
+
+/// Whether `obj` is exactly a cell object (what closures hold).
+fn is_cell(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: PyCell_Check only compares the type pointer of a live object (`obj` is borrowed for the call). Public
+    // C API (cellobject.h) on CPython 3.9-3.13.
+    unsafe { ffi::PyCell_Check(obj.as_ptr()) != 0 }
+}
+
+fn repr(obj: &Bound<'_, PyAny>) -> String {
+    obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "<?>".into())
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn check_optional<T: pyo3::type_object::PyTypeCheck>(
+    value: &Bound<'_, PyAny>,
+    what: &str,
+    expected: &str,
+) -> Result<(), CoreError> {
+    if value.is_none() || value.is_instance_of::<T>() {
+        Ok(())
+    } else {
+        Err(CoreError::WrongType(format!(
+            "{what} must be None or {expected}, not {}",
+            type_name(value)
+        )))
+    }
+}
+
+/// What `func_set_code` and `PyFunction_SetClosure` rely on, and the second does not check: a real function, a real
+/// code object, and a closure of exactly as many cells (cells, nothing else) as the code has free variables.
+fn check_function(func: &Bound<'_, PyAny>, code: &Bound<'_, PyAny>, closure: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = func.py();
+    if !func.is_instance_of::<PyFunction>() {
+        return Err(CoreError::WrongType(format!(
+            "PatchFunction needs a Python function, not {}",
+            type_name(func)
+        ))
+        .into());
+    }
+    if !code.is_instance_of::<PyCode>() {
+        return Err(CoreError::WrongType(format!("code must be a code object, not {}", type_name(code))).into());
+    }
+    let nfree = code.getattr(intern!(py, "co_freevars"))?.len()?;
+    let cells = if closure.is_none() {
+        0
+    } else {
+        let tuple = closure.cast::<PyTuple>().map_err(|_| {
+            CoreError::WrongType(format!(
+                "closure must be None or a tuple of cells, not {}",
+                type_name(closure)
+            ))
+        })?;
+        if let Some(item) = tuple.iter().find(|item| !is_cell(item)) {
+            return Err(CoreError::WrongType(format!("closure must hold only cells, not {}", type_name(&item))).into());
+        }
+        tuple.len()
+    };
+    if cells != nfree {
+        let name = code.getattr(intern!(py, "co_name"))?;
+        return Err(CoreError::BadValue(format!(
+            "{name}() has {nfree} free variables but the closure holds {cells} cells"
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// One write, decoded from an op.
 enum Op<'py> {
-    /// ("func", function, code, closure | None, defaults, kwdefaults, annotations, doc, type_params | None)
     Func {
         func: Bound<'py, PyAny>,
         fields: FuncFields<'py>,
     },
-    /// ("setattr", obj, name, value) and ("delattr", obj, name): on a class through `type.__setattr__`
-    /// (skipping a metaclass `__setattr__`, e.g. Enum's member guard), otherwise the object's own setattr.
     SetAttr {
         obj: Bound<'py, PyAny>,
         name: Bound<'py, PyString>,
         value: Option<Bound<'py, PyAny>>,
     },
-    /// ("setitem", dict, key, value) and ("delitem", dict, key)
     SetItem {
         dict: Bound<'py, PyDict>,
         key: Bound<'py, PyAny>,
         value: Option<Bound<'py, PyAny>>,
     },
-    /// ("cell", cell, value), or ("cell", cell) to empty the cell
     Cell {
         cell: Bound<'py, PyAny>,
         value: Option<Bound<'py, PyAny>>,
@@ -74,71 +309,66 @@ enum Undo<'py> {
 }
 
 fn decode<'py>(op: &Bound<'py, PyAny>) -> PyResult<Op<'py>> {
-    let op = op
-        .cast::<PyTuple>()
-        .map_err(|_| PyTypeError::new_err("patch op must be a tuple"))?;
-    let tag: String = op.get_item(0)?.extract()?;
-    let arg = |i: usize| op.get_item(i);
-    let expect = |n: usize| {
-        if op.len() == n {
-            Ok(())
-        } else {
-            Err(PyValueError::new_err(format!(
-                "patch op {tag:?} takes {n} items, got {}",
-                op.len()
-            )))
-        }
-    };
-    Ok(match tag.as_str() {
-        "func" => {
-            expect(9)?;
-            let func = arg(1)?;
-            if !func.is_instance_of::<PyFunction>() {
-                return Err(PyTypeError::new_err("'func' op needs a Python function"));
-            }
-            let type_params = arg(8)?;
-            Op::Func {
-                func,
-                fields: FuncFields {
-                    code: arg(2)?,
-                    closure: arg(3)?,
-                    defaults: arg(4)?,
-                    kwdefaults: arg(5)?,
-                    annotations: arg(6)?,
-                    doc: arg(7)?,
-                    type_params: (!type_params.is_none()).then_some(type_params),
-                },
-            }
-        }
-        "setattr" | "delattr" => {
-            expect(if tag == "setattr" { 4 } else { 3 })?;
-            let value = if tag == "setattr" { Some(arg(3)?) } else { None };
-            Op::SetAttr {
-                obj: arg(1)?,
-                name: arg(2)?.cast_into::<PyString>()?,
-                value,
-            }
-        }
-        "setitem" | "delitem" => {
-            expect(if tag == "setitem" { 4 } else { 3 })?;
-            let value = if tag == "setitem" { Some(arg(3)?) } else { None };
-            Op::SetItem {
-                dict: arg(1)?.cast_into::<PyDict>()?,
-                key: arg(2)?,
-                value,
-            }
-        }
-        "cell" => {
-            if op.len() != 2 {
-                expect(3)?;
-            }
-            Op::Cell {
-                cell: arg(1)?,
-                value: if op.len() == 3 { Some(arg(2)?) } else { None },
-            }
-        }
-        other => return Err(PyValueError::new_err(format!("unknown patch op {other:?}"))),
-    })
+    let py = op.py();
+    if let Ok(op) = op.cast::<PatchFunction>() {
+        let op = op.get();
+        return Ok(Op::Func {
+            func: op.func.bind(py).clone(),
+            fields: FuncFields {
+                closure: op.closure.bind(py).clone(),
+                code: op.code.bind(py).clone(),
+                defaults: op.defaults.bind(py).clone(),
+                kwdefaults: op.kwdefaults.bind(py).clone(),
+                annotations: op.annotations.bind(py).clone(),
+                doc: op.doc.bind(py).clone(),
+                type_params: op.type_params.as_ref().map(|t| t.bind(py).clone()),
+            },
+        });
+    }
+    if let Ok(op) = op.cast::<SetAttr>() {
+        let op = op.get();
+        return Ok(Op::SetAttr {
+            obj: op.obj.bind(py).clone(),
+            name: op.name.bind(py).clone(),
+            value: Some(op.value.bind(py).clone()),
+        });
+    }
+    if let Ok(op) = op.cast::<DelAttr>() {
+        let op = op.get();
+        return Ok(Op::SetAttr {
+            obj: op.obj.bind(py).clone(),
+            name: op.name.bind(py).clone(),
+            value: None,
+        });
+    }
+    if let Ok(op) = op.cast::<SetItem>() {
+        let op = op.get();
+        return Ok(Op::SetItem {
+            dict: op.mapping.bind(py).clone(),
+            key: op.key.bind(py).clone(),
+            value: Some(op.value.bind(py).clone()),
+        });
+    }
+    if let Ok(op) = op.cast::<DelItem>() {
+        let op = op.get();
+        return Ok(Op::SetItem {
+            dict: op.mapping.bind(py).clone(),
+            key: op.key.bind(py).clone(),
+            value: None,
+        });
+    }
+    if let Ok(op) = op.cast::<SetCell>() {
+        let op = op.get();
+        return Ok(Op::Cell {
+            cell: op.cell.bind(py).clone(),
+            value: op.value.as_ref().map(|v| v.bind(py).clone()),
+        });
+    }
+    Err(CoreError::WrongType(format!(
+        "a patch op must be PatchFunction, SetAttr, DelAttr, SetItem, DelItem or SetCell, not {}",
+        type_name(op)
+    ))
+    .into())
 }
 
 fn read_func<'py>(func: &Bound<'py, PyAny>, with_type_params: bool) -> PyResult<FuncFields<'py>> {
@@ -159,11 +389,9 @@ fn read_func<'py>(func: &Bound<'py, PyAny>, with_type_params: bool) -> PyResult<
 }
 
 fn set_closure(func: &Bound<'_, PyAny>, closure: &Bound<'_, PyAny>) -> PyResult<()> {
-    if !closure.is_none() && !closure.is_instance_of::<PyTuple>() {
-        return Err(PyTypeError::new_err("closure must be None or a tuple of cells"));
-    }
-    // SAFETY: `func` is a PyFunctionObject (checked in `decode`) and `closure` is None or a tuple, as
-    // PyFunction_SetClosure requires; it takes its own reference to `closure` and releases the old closure,
+    // SAFETY: `func` is a PyFunctionObject and `closure` is None or a tuple of exactly as many cells as the code
+    // being set has free variables (checked by `check_function` when the op was made; a function's own closure
+    // when undoing), as PyFunction_SetClosure requires (it checks only the tuple type); it takes its own reference to `closure` and releases the old closure,
     // which the caller keeps alive in `Undo` until the batch ends. Public C API on CPython 3.9-3.13; from 3.11
     // it also resets the function's version tag, invalidating specialised call sites.
     let rc = unsafe { ffi::PyFunction_SetClosure(func.as_ptr(), closure.as_ptr()) };
@@ -307,81 +535,134 @@ fn undo_one(undo: &Undo<'_>) -> PyResult<()> {
 }
 
 /// The op that puts back what an applied op replaced.
-fn undo_op<'py>(py: Python<'py>, undo: Undo<'py>) -> PyResult<Bound<'py, PyTuple>> {
-    let none = || py.None().into_bound(py);
-    match undo {
-        Undo::Func { func, old } => PyTuple::new(
+fn undo_op<'py>(py: Python<'py>, undo: &Undo<'py>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match undo {
+        Undo::Func { func, old } => Bound::new(
             py,
-            [
-                PyString::new(py, "func").into_any(),
-                func,
-                old.code,
-                old.closure,
-                old.defaults,
-                old.kwdefaults,
-                old.annotations,
-                old.doc,
-                old.type_params.unwrap_or_else(none),
-            ],
-        ),
+            PatchFunction {
+                func: func.clone().unbind(),
+                code: old.code.clone().unbind(),
+                closure: old.closure.clone().unbind(),
+                defaults: old.defaults.clone().unbind(),
+                kwdefaults: old.kwdefaults.clone().unbind(),
+                annotations: old.annotations.clone().unbind(),
+                doc: old.doc.clone().unbind(),
+                type_params: old.type_params.clone().map(Bound::unbind),
+            },
+        )?
+        .into_any(),
         Undo::SetAttr {
             obj,
             name,
             old: Some(old),
-        } => PyTuple::new(py, [PyString::new(py, "setattr").into_any(), obj, name.into_any(), old]),
-        Undo::SetAttr { obj, name, old: None } => {
-            PyTuple::new(py, [PyString::new(py, "delattr").into_any(), obj, name.into_any()])
-        }
+        } => Bound::new(
+            py,
+            SetAttr {
+                obj: obj.clone().unbind(),
+                name: name.clone().unbind(),
+                value: old.clone().unbind(),
+            },
+        )?
+        .into_any(),
+        Undo::SetAttr { obj, name, old: None } => Bound::new(
+            py,
+            DelAttr {
+                obj: obj.clone().unbind(),
+                name: name.clone().unbind(),
+            },
+        )?
+        .into_any(),
         Undo::SetItem {
             dict,
             key,
             old: Some(old),
-        } => PyTuple::new(py, [PyString::new(py, "setitem").into_any(), dict.into_any(), key, old]),
-        Undo::SetItem { dict, key, old: None } => {
-            PyTuple::new(py, [PyString::new(py, "delitem").into_any(), dict.into_any(), key])
-        }
-        Undo::Cell { cell, old: Some(old) } => PyTuple::new(py, [PyString::new(py, "cell").into_any(), cell, old]),
-        Undo::Cell { cell, old: None } => PyTuple::new(py, [PyString::new(py, "cell").into_any(), cell]),
-    }
+        } => Bound::new(
+            py,
+            SetItem {
+                mapping: dict.clone().unbind(),
+                key: key.clone().unbind(),
+                value: old.clone().unbind(),
+            },
+        )?
+        .into_any(),
+        Undo::SetItem { dict, key, old: None } => Bound::new(
+            py,
+            DelItem {
+                mapping: dict.clone().unbind(),
+                key: key.clone().unbind(),
+            },
+        )?
+        .into_any(),
+        Undo::Cell { cell, old } => Bound::new(
+            py,
+            SetCell {
+                cell: cell.clone().unbind(),
+                value: old.clone().map(Bound::unbind),
+            },
+        )?
+        .into_any(),
+    })
 }
 
 /// Applies a reload batch: every op, or, if one fails, none (the applied ones are undone in reverse order).
 ///
-/// Returns the number of ops applied or, with `undo=True`, the ops that would put everything back (in the
-/// order to apply them), for a caller that applies a reload in several batches and may need to roll back.
-/// Objects replaced by the batch are released only when this returns.
+/// Returns the number of ops applied. With `undo` (a list), also appends to it, before returning, the list of ops
+/// that put everything back (in the order to apply them): a caller that applies a reload in several batches and
+/// may need to roll back finds every applied batch recorded, with no Python bytecode between the writes and the
+/// record where a signal or another thread could step in. Objects replaced by the batch are released only when
+/// this returns. An allocation that fails raises MemoryError with nothing applied.
 #[pyfunction]
-#[pyo3(signature = (ops, *, undo = false))]
-pub fn apply<'py>(py: Python<'py>, ops: &Bound<'py, PyAny>, undo: bool) -> PyResult<Bound<'py, PyAny>> {
+#[pyo3(signature = (ops, *, undo = None))]
+pub fn apply<'py>(py: Python<'py>, ops: &Bound<'py, PyAny>, undo: Option<&Bound<'py, PyList>>) -> PyResult<usize> {
     let with_type_params = py.version_info() >= (3, 12);
-    let decoded: Vec<Op<'_>> = ops.try_iter()?.map(|op| decode(&op?)).collect::<PyResult<_>>()?;
-    let mut done: Vec<Undo<'_>> = Vec::with_capacity(decoded.len());
+    let mut decoded: Vec<Op<'_>> = try_vec(ops.len().unwrap_or(0), "the ops of a reload batch")?;
+    for op in ops.try_iter()? {
+        reserve(&mut decoded, 1, "the ops of a reload batch")?;
+        decoded.push(decode(&op?)?);
+    }
+    let mut done: Vec<Undo<'_>> = try_vec(decoded.len(), "the undo log of a reload batch")?;
+    // Room for the record too, reserved before anything is written: past this point nothing grows but `done`.
+    let mut inverse: Vec<Bound<'py, PyAny>> = try_vec(
+        if undo.is_some() { decoded.len() } else { 0 },
+        "the undo log of a reload batch",
+    )?;
     for (index, op) in decoded.into_iter().enumerate() {
         match apply_one(op, with_type_params) {
             Ok(undo) => done.push(undo),
             Err(err) => {
-                for undo in done.iter().rev() {
-                    if let Err(undo_err) = undo_one(undo) {
-                        tracing::error!(%undo_err, "could not undo a patch op after a failed batch");
-                    }
-                }
+                undo_all(&done);
                 tracing::debug!(index, %err, "patch batch failed and was undone");
                 return Err(err);
             }
         }
     }
-    if undo {
-        let inverse = done
-            .into_iter()
-            .rev()
-            .map(|u| undo_op(py, u))
-            .collect::<PyResult<Vec<_>>>()?;
-        return Ok(pyo3::types::PyList::new(py, inverse)?.into_any());
-    }
     let count = done.len();
+    if let Some(record) = undo {
+        let built = (|| -> PyResult<Bound<'py, PyList>> {
+            for u in done.iter().rev() {
+                inverse.push(undo_op(py, u)?);
+            }
+            let list = PyList::new(py, &inverse)?;
+            record.append(&list)?;
+            Ok(list)
+        })();
+        if let Err(err) = built {
+            // The record could not be made (out of memory): a batch that cannot be undone is not applied.
+            undo_all(&done);
+            return Err(err);
+        }
+    }
     // `done` holds the replaced objects; dropping it here, after the last write, is where finalizers may run.
     drop(done);
-    Ok(count.into_pyobject(py)?.into_any())
+    Ok(count)
+}
+
+fn undo_all(done: &[Undo<'_>]) {
+    for undo in done.iter().rev() {
+        if let Err(undo_err) = undo_one(undo) {
+            tracing::error!(%undo_err, "could not undo a patch op after a failed batch");
+        }
+    }
 }
 
 /// Finds the live Python functions whose `__code__` is one of `codes`: for each code, the list of functions.

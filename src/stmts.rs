@@ -426,8 +426,21 @@ impl Visitor for Scan {
     fn visit_expr_name(&mut self, node: ast::ExprName) {
         match node.ctx {
             ast::ExprContext::Load => self.reads.insert(node.id.to_string()),
-            ast::ExprContext::Store | ast::ExprContext::Del => self.binds.insert(node.id.to_string()),
+            ast::ExprContext::Store => self.binds.insert(node.id.to_string()),
+            // `del X` needs the binding it removes: it reads `X` as well.
+            ast::ExprContext::Del => {
+                self.reads.insert(node.id.to_string());
+                self.binds.insert(node.id.to_string())
+            }
         };
+    }
+
+    fn visit_stmt_aug_assign(&mut self, node: ast::StmtAugAssign) {
+        // `X += 1` reads the `X` it rebinds (the parser marks the target Store only).
+        if let ast::Expr::Name(name) = &*node.target {
+            self.reads.insert(name.id.to_string());
+        }
+        self.generic_visit_stmt_aug_assign(node)
     }
 
     fn visit_expr_call(&mut self, node: ast::ExprCall) {
@@ -599,6 +612,23 @@ mod tests {
         let s = one("for i, (j, *k) in pairs:\n    total = i\n");
         assert_eq!(s.binds, vec!["i", "j", "k", "total"]);
         assert_eq!(s.reads, vec!["i", "pairs"]);
+    }
+
+    #[test]
+    fn statements_that_update_a_name_read_it() {
+        for (src, name) in [
+            ("X += 1\n", "X"),
+            ("X[k] = v\n", "X"),
+            ("X.a = v\n", "X"),
+            ("del X\n", "X"),
+        ] {
+            let s = one(src);
+            assert!(s.reads.contains(&name.to_string()), "{src:?} reads {:?}", s.reads);
+        }
+        assert_eq!(one("X += 1\n").binds, vec!["X".to_string()]);
+        assert_eq!(one("del X\n").binds, vec!["X".to_string()]);
+        // Reads in a class body count for the class statement.
+        assert_eq!(one("class C:\n    y = X * 2\n").reads, vec!["X".to_string()]);
     }
 
     #[test]

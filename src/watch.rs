@@ -3,6 +3,7 @@
 //! quiet-period batches. Only the `Watcher` pyclass touches Python, and its `wait` blocks with the GIL released.
 
 use std::collections::{HashMap, HashSet};
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -564,7 +565,8 @@ fn walk_roots(tree: &mut Tree) -> notify::Result<()> {
 /// in slices, checking for signals between them so Ctrl-C interrupts it.
 #[pyclass(name = "Watcher", module = "hotswap._native")]
 pub struct PyWatcher {
-    batches: Receiver<BatchOut>,
+    /// Dropped by hand in `Drop`, and never in a forked child (see `abandon_after_fork`).
+    batches: ManuallyDrop<Receiver<BatchOut>>,
     stop_tx: Mutex<Option<Sender<()>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     #[pyo3(get)]
@@ -573,6 +575,8 @@ pub struct PyWatcher {
     fallback_reason: Option<String>,
     #[pyo3(get)]
     watched_dirs: usize,
+    /// The process that started the threads; in a forked child they do not exist (see `forked`).
+    pid: u32,
 }
 
 /// Slice of a blocking `wait` between two signal checks.
@@ -630,18 +634,22 @@ impl PyWatcher {
             .spawn(move || run_batcher(tree, raw_rx, stop_rx, out_tx, batcher))
             .map_err(|err| PyRuntimeError::new_err(format!("cannot start the watcher thread: {err}")))?;
         Ok(PyWatcher {
-            batches: out_rx,
+            batches: ManuallyDrop::new(out_rx),
             stop_tx: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
             backend,
             fallback_reason,
             watched_dirs,
+            pid: std::process::id(),
         })
     }
 
     /// Next batch `(files, notes)`, where files is a list of `(path, exists)`; None at timeout or once stopped.
     #[pyo3(signature = (timeout_s = None))]
     fn wait(&self, py: Python<'_>, timeout_s: Option<f64>) -> PyResult<Option<BatchOut>> {
+        if self.forked() {
+            return Ok(None); // its threads stayed in the parent: nothing will ever arrive here
+        }
         let deadline = timeout_s.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         // Only the main thread receives signals (PyErr_CheckSignals does nothing elsewhere): on any other thread,
         // such as AutoReloader's, block for the whole timeout instead of waking every slice.
@@ -669,6 +677,10 @@ impl PyWatcher {
 
     /// Stops watching and joins the batcher thread; the backend's descriptors are closed on return. Idempotent.
     fn stop(&self, py: Python<'_>) {
+        if self.forked() {
+            self.abandon_after_fork();
+            return;
+        }
         if let Some(tx) = self.stop_tx.lock().take() {
             let _ = tx.try_send(());
         }
@@ -683,7 +695,7 @@ impl PyWatcher {
     /// Whether the batcher thread is running.
     #[getter]
     fn running(&self) -> bool {
-        self.thread.lock().as_ref().is_some_and(|h| !h.is_finished())
+        !self.forked() && self.thread.lock().as_ref().is_some_and(|h| !h.is_finished())
     }
 
     /// Polling interval of the fallback backend, in milliseconds (the Python side quotes it in its log line).
@@ -708,12 +720,40 @@ impl PyWatcher {
     }
 }
 
+// Fork handling: a forked child has only the thread that called fork(). The batcher and notify threads of a
+// watcher made before the fork do not exist there, so joining or detaching them would fail (std panics with
+// "threads should not terminate unexpectedly"); the child forgets them instead and starts a watcher of its own.
+impl PyWatcher {
+    /// Whether this process is a fork of the one that started the watcher's threads.
+    fn forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
+
+    /// In a forked child: drops the handle of the thread that exists only in the parent, without touching it.
+    /// The tree it owned (and its inherited descriptors) stays unreachable in this process's memory.
+    fn abandon_after_fork(&self) {
+        if let Some(handle) = self.thread.lock().take() {
+            std::mem::forget(handle);
+        }
+        if let Some(tx) = self.stop_tx.lock().take() {
+            // Its channel's waker may be mid-update by a thread that is not here: leave it untouched.
+            std::mem::forget(tx);
+        }
+    }
+}
+
 impl Drop for PyWatcher {
     fn drop(&mut self) {
+        if self.forked() {
+            self.abandon_after_fork();
+            return;
+        }
         // Without a stop(): tell the thread to end; it drops the backend itself. Not joined (no GIL games in Drop).
         if let Some(tx) = self.stop_tx.get_mut().take() {
             let _ = tx.try_send(());
         }
+        // SAFETY: not a CPython call; `batches` is dropped exactly once, here, and never used after.
+        unsafe { ManuallyDrop::drop(&mut self.batches) };
     }
 }
 

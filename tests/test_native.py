@@ -23,14 +23,14 @@ def test_apply_is_all_or_nothing():
 
     d = {"k": 1}
     ops = [
-        ("func", f, donor.__code__, None, (), None, {}, "doc", None),
-        ("setattr", C, "x", 2),
-        ("setitem", d, "k", 2),
-        ("delitem", d, "missing-is-fine"),
-        # Fails: a code object with a free variable and no closure to hold it.
-        ("func", f, closure_donor.__code__, None, (), None, {}, None, None),
+        _native.PatchFunction(f, donor.__code__, None, (), None, {}, "doc"),
+        _native.SetAttr(C, "x", 2),
+        _native.SetItem(d, "k", 2),
+        _native.DelItem(d, "missing-is-fine"),
+        # Fails: a code object's co_name must be a str.
+        _native.SetAttr(donor.__code__, "co_name", 1),
     ]
-    with pytest.raises(ValueError):
+    with pytest.raises(AttributeError):
         _native.apply(ops)
     assert f() == 1 and f.__doc__ is None and C.x == 1 and d == {"k": 1}
     assert _native.apply(ops[:4]) == 4
@@ -42,15 +42,15 @@ def test_apply_sets_closure_before_code_for_new_free_variables():
     donor = _make("def outer():\n    n = 7\n    def f():\n        return n\n    return f\n", "outer")()
     for _ in range(3000):
         f()
-    _native.apply([("func", f, donor.__code__, donor.__closure__, None, None, {}, None, None)])
+    _native.apply([_native.PatchFunction(f, donor.__code__, donor.__closure__, None, None, {}, None)])
     assert f() == 7
 
 
 def test_apply_rejects_malformed_ops():
-    with pytest.raises(ValueError, match="unknown patch op"):
-        _native.apply([("explode", 1)])
-    with pytest.raises(TypeError):
-        _native.apply([("func", len, None, None, None, None, None, None, None)])
+    with pytest.raises(TypeError, match="a patch op must be"):
+        _native.apply([("setattr", object, "x", 1)])
+    with pytest.raises(TypeError, match="Python function"):
+        _native.PatchFunction(len, (lambda: 0).__code__, None, None, None, {}, None)
 
 
 def test_class_setattr_bypasses_metaclass_setattr():
@@ -61,7 +61,7 @@ def test_class_setattr_bypasses_metaclass_setattr():
     class C(metaclass=Meta):
         x = 1
 
-    _native.apply([("setattr", C, "x", 2)])
+    _native.apply([_native.SetAttr(C, "x", 2)])
     assert C.x == 2
 
 
@@ -69,10 +69,10 @@ def test_cell_op_and_undo():
     outer = _make("def outer():\n    v = 1\n    def f():\n        return v\n    return f\n", "outer")
     f = outer()
     cell = f.__closure__[0]
-    _native.apply([("cell", cell, 10)])
+    _native.apply([_native.SetCell(cell, 10)])
     assert f() == 10
-    with pytest.raises(ValueError):
-        _native.apply([("cell", cell, 20), ("explode",)])
+    with pytest.raises(TypeError):
+        _native.apply([_native.SetCell(cell, 20), "explode"])
     assert f() == 10
 
 
@@ -112,7 +112,7 @@ def test_find_functions_sweeps_the_heap():
     assert found[1] == [make]
 
 
-def test_apply_can_return_its_undo_ops():
+def test_apply_records_its_undo_ops():
     f = _make("def f():\n    return 1\n", "f")
     donor = _make("def f():\n    return 2\n", "f")
     outer = _make("def outer():\n    v = 1\n    def g():\n        return v\n    return g\n", "outer")
@@ -122,10 +122,12 @@ def test_apply_can_return_its_undo_ops():
         x = 1
 
     d = {"k": 1}
-    undo = _native.apply([
-        ("func", f, donor.__code__, None, (), None, {}, "doc", None),
-        ("setattr", C, "x", 2), ("setattr", C, "y", 3), ("delitem", d, "k"), ("cell", cell),
-    ], undo=True)
+    record: list = []
+    assert _native.apply([
+        _native.PatchFunction(f, donor.__code__, None, (), None, {}, "doc"),
+        _native.SetAttr(C, "x", 2), _native.SetAttr(C, "y", 3), _native.DelItem(d, "k"), _native.SetCell(cell),
+    ], undo=record) == 5
+    [undo] = record
     assert f() == 2 and C.x == 2 and C.y == 3 and d == {}
     with pytest.raises(ValueError):
         _ = cell.cell_contents

@@ -191,3 +191,101 @@ def test_non_utf8_source_with_a_coding_cookie_is_decoded(modules):
     report = hotswap.reload(m)
     assert report.ok, report.error
     assert m.f() == "caf\xe9"
+
+
+def test_real_ctrl_c_during_a_slow_statement_rolls_back_and_reaches_the_program(modules):
+    import os
+    import signal
+    import threading
+
+    gate = types.ModuleType("hotswap_test_gate")
+    gate.entered, gate.release = threading.Event(), threading.Event()
+    sys.modules[gate.__name__] = gate
+    try:
+        m = modules.load(BASE)
+        f, c = m.f, m.C()
+        before = _state(m)
+        running = hotswap.running_source(m)
+        interrupter = threading.Thread(target=lambda: gate.entered.wait(30) and os.kill(os.getpid(), signal.SIGINT))
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt):
+            modules.edit(m, textwrap.dedent(BASE).replace('return "old"', 'return "new"').replace("X = 1", "X = 2") +
+                         "import hotswap_test_gate as gate\ngate.entered.set()\ngate.release.wait(30)\n")
+        interrupter.join()
+        assert _state(m) == before and hotswap.running_source(m) == running
+        assert f() == "old" and c.m() == "old" and m.X == 1
+        report = modules.edit(m, BASE.replace('return "old"', 'return "new"'))
+        assert report.ok, report.error
+        assert f() == "new" and c.m() == "new"
+    finally:
+        gate.release.set()
+        del sys.modules[gate.__name__]
+
+
+@pytest.mark.parametrize("statement, nth", [(False, 1), (True, 1), (True, 2)],
+                         ids=["only-batch", "first-of-two", "last-of-two"])
+def test_interrupt_as_the_native_apply_returns_leaves_all_old(modules, statement, nth):
+    """A KeyboardInterrupt raised the moment `_native.apply` returns (by a profile hook on its C return, the
+    earliest point a signal handler could run) leaves every object as it was before the reload."""
+    from hotswap import _native
+
+    m = modules.load(BASE)
+    f, c = m.f, m.C()
+    before = _state(m)
+    new = textwrap.dedent(BASE).replace('return "old"', 'return "new"')
+    if statement:  # f is patched in a batch before the statement runs, C in the last batch after it
+        new = new.replace("class C:", "Y = f()\nclass C:")
+    calls = []
+
+    def profile(frame, event, arg):
+        if event == "c_return" and arg is _native.apply:
+            calls.append(arg)
+            if len(calls) == nth:
+                raise KeyboardInterrupt
+
+    sys.setprofile(profile)
+    try:
+        report = modules.edit(m, new)
+    except KeyboardInterrupt:
+        report = None
+    finally:
+        sys.setprofile(None)
+    assert report is None and len(calls) == nth
+    assert _state(m) == before and f() == "old" and c.m() == "old" and not hasattr(m, "Y")
+
+
+def test_native_apply_refuses_what_would_crash_the_interpreter():
+    from hotswap import _native
+
+    def outer():
+        n = 1
+
+        def inner():
+            return n
+        return inner
+
+    inner = outer()
+    plain = (lambda: 0)
+    with pytest.raises(TypeError, match="only cells"):
+        _native.PatchFunction(inner, inner.__code__, (1,), None, None, {}, None)
+    with pytest.raises(TypeError, match="tuple of cells"):
+        _native.PatchFunction(inner, inner.__code__, [inner.__closure__[0]], None, None, {}, None)
+    with pytest.raises(ValueError, match="1 free variables but the closure holds 2"):
+        _native.PatchFunction(inner, inner.__code__, inner.__closure__ * 2, None, None, {}, None)
+    with pytest.raises(ValueError, match="0 cells"):
+        _native.PatchFunction(plain, inner.__code__, None, None, None, {}, None)
+    with pytest.raises(TypeError, match="code object"):
+        _native.PatchFunction(plain, "not code", None, None, None, {}, None)
+    with pytest.raises(TypeError, match="Python function"):
+        _native.PatchFunction(len, plain.__code__, None, None, None, {}, None)
+    with pytest.raises(TypeError, match="defaults must be None or a tuple"):
+        _native.PatchFunction(plain, plain.__code__, None, [1], None, {}, None)
+    with pytest.raises(TypeError, match="SetCell needs a cell"):
+        _native.SetCell(1, 2)
+    with pytest.raises(TypeError, match="a patch op must be"):
+        _native.apply([("func", inner, inner.__code__, (1,), None, None, {}, None, None)])
+    with pytest.raises(TypeError):
+        _native.apply([_native.SetItem([], 0, 1)])
+    with pytest.raises(TypeError):
+        _native.apply(1)
+    assert inner() == 1 and plain() == 0

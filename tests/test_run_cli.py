@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -235,4 +236,30 @@ def test_real_reloader_patches_in_place_and_restarts_on_a_slots_change(app):
     assert run.runs() == [first], "a patchable edit does not restart"
     edit(root / "helper.py", "class C:\n    __slots__ = ('a', 'b')\nVALUE = 3\n")
     run.wait_err("__slots__ changed")
+    run.wait_out(lambda s: s.startswith("run ") and s != first, what="the restarted program")
+
+
+def test_a_changed_main_loop_restarts_the_program_and_a_changed_function_does_not(app):
+    root, start = app
+    loop = """\
+        import os, time
+        def label():
+            return "a"
+        print("run", os.getpid(), flush=True)
+        shown = None
+        while True:
+            if label() != shown:
+                shown = label()
+                print("label", shown, flush=True)
+            time.sleep(0.02)
+    """
+    write(root / "loop.py", loop)
+    run = start("loop.py")
+    first = run.wait_out(lambda s: s.startswith("run "), what="first run")
+    run.wait_out(lambda s: s == "label a", what="first label")
+    edit(root / "loop.py", textwrap.dedent(loop).replace('return "a"', 'return "b"'))
+    run.wait_out(lambda s: s == "label b", what="the function patched in place")
+    assert run.runs() == [first], "a changed function of __main__ does not restart"
+    edit(root / "loop.py", textwrap.dedent(loop).replace('return "a"', 'return "b"').replace("0.02", "0.03"))
+    run.wait_err("of __main__ changed")
     run.wait_out(lambda s: s.startswith("run ") and s != first, what="the restarted program")

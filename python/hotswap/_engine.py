@@ -73,7 +73,7 @@ class Transaction:
         self.index = {id(stmt): i for i, stmt in enumerate(new_stmts)}
         self.notes: List[str] = []
         self.flags = _future_flags(new_stmts)
-        self.ops: List[tuple] = []
+        self.ops: List[_native.Op] = []
         self.after: List[Callable[[], object]] = []
         self.patched: List[str] = []
         self.added: List[str] = []
@@ -143,7 +143,13 @@ class Transaction:
 
     def step_run(self, stmt, reason: str, old_stmt) -> None:
         if self.is_main and stmt.kind == "other":
-            return  # __main__ is never re-executed wholesale: only its definitions are patched
+            # __main__ is never re-executed wholesale: only its definitions are patched. A new or changed plain
+            # statement (the program's main loop, say) cannot run again in place: the program must restart.
+            if reason in ("new", "changed"):
+                self.needs_restart.append(
+                    f"line {stmt.lineno} of __main__ changed ({_first_line(stmt.text)}); it cannot run again in "
+                    "place, a restart is needed")
+            return
         old_obj = self.live(stmt.name) if stmt.name else _MISSING
         # Plain functions a statement binds (`name = lambda ...`, a `def` inside an `if` or `try` block) are
         # definitions too: the live function keeps its identity and gets the new code.
@@ -171,7 +177,7 @@ class Transaction:
             new = self.namespace.get(name, _MISSING)
             if _same_definition(old, new, self.path):
                 self.patch_function(old, new, None, None)
-                self.ops.append(("setitem", self.namespace, name, old))
+                self.ops.append(_native.SetItem(self.namespace, name, old))
                 self.patched.append(name)
 
     def step_patch(self, stmt, reason: str, old_stmt) -> None:
@@ -219,7 +225,7 @@ class Transaction:
         """A definition binds its name last in source order: if a statement this reload ran bound the name to
         something else (an `@overload` stub above it), the name gets the live object back."""
         if live is not _MISSING and self.namespace.get(name, _MISSING) is not live:
-            self.ops.append(("setitem", self.namespace, name, live))
+            self.ops.append(_native.SetItem(self.namespace, name, live))
 
     def bound_later(self, stmt) -> bool:
         index = self.index.get(id(stmt), -1)
@@ -234,7 +240,7 @@ class Transaction:
         elif isinstance(live, type) and live.__module__ == self.module.__name__:
             functions = list(_class_functions(live, self.path))
             if hasattr(live, "__firstlineno__"):
-                self.ops.append(("setattr", live, "__firstlineno__", live.__firstlineno__ + delta))
+                self.ops.append(_native.SetAttr(live, "__firstlineno__", live.__firstlineno__ + delta))
         elif stmt.kind == "other":
             # Functions defined inside an unchanged block (`if`, `try`) that moved.
             functions = [item for name in stmt.binds for item in _unwrap_candidates(self.live(name))
@@ -252,10 +258,10 @@ class Transaction:
         annotations = self.namespace.get("__annotations__")
         for name in names:
             if name in self.namespace:
-                self.ops.append(("delitem", self.namespace, name))
+                self.ops.append(_native.DelItem(self.namespace, name))
                 self.removed.append(name)
             if isinstance(annotations, dict) and name in annotations:
-                self.ops.append(("delitem", annotations, name))
+                self.ops.append(_native.DelItem(annotations, name))
 
     # --- functions --------------------------------------------------------------------------------------------
 
@@ -292,7 +298,7 @@ class Transaction:
                 new = getattr(donor, attr, _MISSING)
                 if current is not _MISSING and new is not _MISSING and current == getattr(target, attr, _MISSING) \
                         and current is not new:
-                    self.ops.append(("setattr", item, attr, new))
+                    self.ops.append(_native.SetAttr(item, attr, new))
 
     def _merge_defaults(self, target, donor, old_stmt, new_stmt):
         """The donor's defaults, except those whose expression text is unchanged and reads nothing rebound:
@@ -358,10 +364,10 @@ class Transaction:
         cell = ns.pop("__classcell__", None)
         if cell is not None:
             # Methods of the new body run `super()` and `__class__` against the live class.
-            self.ops.append(("cell", cell, live))
+            self.ops.append(_native.SetCell(cell, live))
         dict_cell = ns.pop("__classdictcell__", None)  # 3.13: annotation scopes read class-level names from it
         if dict_cell is not None:
-            self.ops.append(("cell", dict_cell, body.ns))
+            self.ops.append(_native.SetCell(dict_cell, body.ns))
         old_members = list(old_stmt.members) if old_stmt is not None else []
         new_members = list(new_stmt.members) if new_stmt is not None else []
         unchanged, changed_names, member_stmts, old_member_stmts = _member_changes(
@@ -385,7 +391,7 @@ class Transaction:
             old = live_dict.get(key, _MISSING)
             name = f"{qualname}.{key}"
             if old is _MISSING:
-                self.ops.append(("setattr", live, key, new))
+                self.ops.append(_native.SetAttr(live, key, new))
                 set_names.append((key, new))
                 new_values[key] = new
                 self.added.append(name)
@@ -413,7 +419,7 @@ class Transaction:
                 continue  # class-level state from an unchanged statement survives
             if _same(old, new):
                 continue
-            self.ops.append(("setattr", live, key, new))
+            self.ops.append(_native.SetAttr(live, key, new))
             set_names.append((key, new))
             old_values[key], new_values[key] = old, new
             if key in changed_names:
@@ -424,7 +430,7 @@ class Transaction:
                 continue
             if key in old_bound or (key == "__annotations__" and not body.ns.get("__annotations__")):
                 old_values[key] = live_dict[key]
-                self.ops.append(("delattr", live, key))
+                self.ops.append(_native.DelAttr(live, key))
                 if key != "__annotations__":
                     self.removed.append(f"{qualname}.{key}")
                 changed = True
@@ -535,7 +541,7 @@ class Transaction:
             result = decorator(result)
         if top and result is not live:
             # As a fresh import would, the name holds what the decorators returned (a new class).
-            self.ops.append(("setitem", self.namespace, new_stmt.name, result))
+            self.ops.append(_native.SetItem(self.namespace, new_stmt.name, result))
             self.needs_restart.append(f"cannot patch {self.module.__name__}.{new_stmt.name} in place: its class "
                                       "decorators returned another class; a restart is needed")
 
@@ -560,8 +566,10 @@ class Transaction:
         """Applies the queued writes now, keeping what undoes them."""
         if self.ops:
             with _interrupts_deferred():  # applied and recorded as one step, or neither
+                record: List[List[_native.Op]] = []
                 try:
-                    undo = _native.apply(self.ops, undo=True)
+                    _native.apply(self.ops, undo=record)  # appends the batch's inverse ops to `record`
+                    undo = record[0]
                 except Exception as exc:  # the native step undid its own writes
                     raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
                                        f"{type(exc).__name__}: {exc}") from None
@@ -581,9 +589,9 @@ class Transaction:
                 self._undo.pop()
             if self.snapshot is None:
                 return
-            ops = [("setitem", self.namespace, k, v) for k, v in self.snapshot.items()
+            ops = [_native.SetItem(self.namespace, k, v) for k, v in self.snapshot.items()
                    if self.namespace.get(k, _MISSING) is not v]
-            ops += [("delitem", self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
+            ops += [_native.DelItem(self.namespace, k) for k in list(self.namespace) if k not in self.snapshot]
             _native.apply(ops)
 
     def commit(self, record: Optional[Callable[[], object]] = None) -> None:
@@ -610,9 +618,9 @@ class Transaction:
 # --- helpers ------------------------------------------------------------------------------------------------------
 
 def _func_op(func, *, code=None, closure=_MISSING, defaults=_MISSING, kwdefaults=_MISSING, annotations=_MISSING,
-             doc=_MISSING, type_params=None) -> tuple:
-    return (
-        "func", func,
+             doc=_MISSING, type_params=None) -> _native.PatchFunction:
+    return _native.PatchFunction(
+        func,
         func.__code__ if code is None else code,
         func.__closure__ if closure is _MISSING else closure,
         func.__defaults__ if defaults is _MISSING else defaults,
@@ -1021,7 +1029,12 @@ def _most_derived_meta(meta: type, bases: Sequence[Any]) -> type:
 
 def _restore_class(cls: type, members: Dict[str, Any]) -> None:
     current = cls.__dict__
-    ops = [("setattr", cls, key, value) for key, value in members.items()
+    ops = [_native.SetAttr(cls, key, value) for key, value in members.items()
            if current.get(key, _MISSING) is not value and key not in ("__dict__", "__weakref__")]
-    ops += [("delattr", cls, key) for key in list(current) if key not in members]
+    ops += [_native.DelAttr(cls, key) for key in list(current) if key not in members]
     _native.apply(ops)
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= 60 else line[:57] + "..."

@@ -63,8 +63,12 @@ class Plan:
     rebound: list[str]
     """Names this reload binds to new objects."""
 
-def plan(old: Sequence[Stmt], new: Sequence[Stmt], *, whole_module: bool = False) -> Plan:
-    """Decides which statements run, which definitions are patched in place and which only moved."""
+def plan(old: Sequence[Stmt], new: Sequence[Stmt], *, whole_module: bool = False, rebound: Sequence[str] = ()) -> Plan:
+    """Decides which statements run, which definitions are patched in place and which only moved.
+
+    ``rebound``: names bound to new objects from outside before the reload (another module's reload replaced
+    what ``from m import X`` gave): the statements reading them run, or are rebuilt, too.
+    """
 
 def apply(ops: Iterable[tuple], *, undo: bool = False) -> "int | list[tuple]":
     """Applies a batch of writes holding the GIL, all or none; returns how many were applied, or with

@@ -35,6 +35,15 @@ _imported_sources: Dict[str, bytes] = {}  # by resolved file path, filled by the
 _lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # the parent's may have been held by a thread that a forked child does not have
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def module_path(module: ModuleType) -> str:
     """The resolved source path of a module, or raises ValueError/TypeError as ``reload()`` documents."""
     if not isinstance(module, ModuleType):
@@ -224,6 +233,13 @@ class _Scan(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         (self.reads if isinstance(node.ctx, ast.Load) else self.binds).add(node.id)
+        if isinstance(node.ctx, ast.Del):  # `del X` needs the binding it removes
+            self.reads.add(node.id)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):  # `X += 1` reads the `X` it rebinds
+            self.reads.add(node.target.id)
+        self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func

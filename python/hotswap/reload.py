@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import signal
 import sys
 import threading
 import time
 import types
-from typing import Callable, Optional, Tuple, TypeVar, Union
+from typing import Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
-from . import _engine, _native, _source
+from . import _crossmodule, _engine, _native, _source
 from . import _hooks as _engine_hooks
 from ._source import running_source, track
 
@@ -45,6 +47,10 @@ class ReloadReport:
         executed: how many top-level statements ran.
         needs_restart: why part of the edit could not be applied in place (a restart is needed), else None.
         duration_ms: wall time of the reload.
+        rebound: names of other modules (``"app.views.LIMIT"``) that held an object this reload replaced, bound
+            with ``from <module> import ...``, and now hold the new one (also modules importing from those).
+        dependents: the reloads of those modules' statements that read a re-bound name (one report each, in
+            the order they ran); a failed one left its module as it was.
         notes: what the reload did that a reader of the source would not expect, in words: an unchanged
             statement that ran again because it acts on a changed definition, a class decorator applied
             again to the live class, references taken before an edit that keep the old version.
@@ -60,12 +66,15 @@ class ReloadReport:
     executed: int = 0
     needs_restart: Optional[str] = None
     duration_ms: float = 0.0
+    rebound: Tuple[str, ...] = ()
+    dependents: Tuple["ReloadReport", ...] = ()
     notes: Tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
         """Whether the reload changed anything."""
-        return bool(self.patched or self.added or self.removed or self.executed or self.needs_restart)
+        return bool(self.patched or self.added or self.removed or self.executed or self.needs_restart
+                    or self.rebound)
 
     def summary(self) -> str:
         """One line for logs, e.g. ``app.models: patched 2, added 1 (0.41 ms)``."""
@@ -78,6 +87,12 @@ class ReloadReport:
                  (("patched", self.patched), ("added", self.added), ("removed", self.removed)) if names]
         if self.executed:
             parts.append(f"ran {self.executed} statement{'s' if self.executed != 1 else ''}")
+        if self.rebound:
+            modules = {name.rsplit(".", 1)[0] for name in self.rebound}
+            parts.append(f"rebound {len(self.rebound)} in {', '.join(sorted(modules))}")
+        failed = [report.module for report in self.dependents if not report.ok]
+        if failed:
+            parts.append(f"failed in {', '.join(failed)} (kept its old imports)")
         if self.needs_restart:
             parts.append(f"needs restart: {self.needs_restart}")
         return f"{self.module}: {', '.join(parts) or 'no change'} ({self.duration_ms:.2f} ms)"
@@ -134,6 +149,14 @@ def _run_hooks(report: ReloadReport) -> None:
 # One reload at a time in the whole process: two threads reloading the same module must not interleave.
 _reload_lock = threading.RLock()
 
+# The reload in progress (the thread running it, its transaction), for a forked child: see `_after_fork_in_child`.
+_active: Optional[Tuple[int, _engine.Transaction]] = None
+
+#: How long ``os.fork()`` waits for a reload in progress on another thread to finish, in seconds, so that the child
+#: starts with every module all old or all new. A reload blocked longer (a top-level statement waiting on the
+#: network) does not block the fork: the child undoes its copy of that reload instead.
+FORK_WAIT_S = 2.0
+
 
 def reload(
     module: Union[types.ModuleType, str], *, mode: str = "changed", source: Union[bytes, str, None] = None
@@ -169,18 +192,118 @@ def reload(
         module = found
     path = _source.module_path(module)
     start = time.perf_counter()
-    with _reload_lock:
-        report = _reload(module, path, mode, source, start)
+    global _active
+    with _reload_lock, _InterruptWatch() as interrupts:
+        outer = _active
+        try:
+            before = _crossmodule.names(module)
+            report = _reload(module, path, mode, source, start, interrupts)
+            if report.ok:
+                rebound, dependents = _follow_imports(module, before, {module.__name__}, interrupts)
+                if rebound or dependents:
+                    report = dataclasses.replace(report, rebound=tuple(rebound), dependents=tuple(dependents))
+        finally:
+            _active = outer
     # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
-    logger.info("%s", report.summary())
-    if report.ok:
-        _engine_hooks.run_module(module, report)
-    _run_hooks(report)
+    for done in (*report.dependents, report):
+        logger.info("%s", done.summary())
+        if done.ok:
+            _engine_hooks.run_module(sys.modules.get(done.module, module), done)
+        _run_hooks(done)
     return report
 
 
+def _follow_imports(
+    module: types.ModuleType, before: Dict[str, object], visited: Set[str], interrupts: _InterruptWatch
+) -> Tuple[List[str], List[ReloadReport]]:
+    """Rule 2 across modules (see ``_crossmodule``): re-binds ``from module import X`` where X was replaced and
+    runs the readers, then follows on from each module changed so."""
+    rebound: List[str] = []
+    reports: List[ReloadReport] = []
+    for other, names in _crossmodule.dependents(module, before):
+        if other.__name__ in visited:
+            continue
+        visited.add(other.__name__)
+        other_before = _crossmodule.names(other)
+        report = _rebind(other, names, interrupts)
+        if report.changed or not report.ok:
+            reports.append(report)
+        if report.ok:
+            rebound.extend(f"{other.__name__}.{name}" for name in names)
+            more, more_reports = _follow_imports(other, other_before, visited, interrupts)
+            rebound.extend(more)
+            reports.extend(more_reports)
+    return rebound, reports
+
+
+def _rebind(module: types.ModuleType, names: Dict[str, object], interrupts: _InterruptWatch) -> ReloadReport:
+    """Binds ``names`` in ``module`` and runs (or rebuilds) its statements reading them, all or nothing."""
+    path = _source.module_path(module)
+    running = _source.baseline(module, path)
+    namespace = module.__dict__
+    missing = _crossmodule.REMOVED
+    previous = {name: namespace.get(name, missing) for name in names}
+
+    def put_back() -> None:
+        for name, value in previous.items():
+            if namespace.get(name, missing) is names[name]:
+                if value is missing:
+                    namespace.pop(name, None)
+                else:
+                    namespace[name] = value
+
+    for name, value in names.items():
+        if value is missing:
+            namespace.pop(name, None)
+        else:
+            namespace[name] = value
+    try:
+        if running is None:  # cannot happen for a module _crossmodule chose, which needs its source
+            return ReloadReport(module.__name__, path, True)
+        report = _reload(module, path, "changed", running.text, time.perf_counter(), interrupts, rebound=tuple(names))
+    except BaseException:
+        put_back()
+        raise
+    if not report.ok:
+        put_back()
+    return report
+
+
+class _InterruptWatch:
+    """Tells a real Ctrl-C apart from a ``raise KeyboardInterrupt`` in the module's code, on the main thread.
+
+    While a reload runs there, SIGINT goes through a handler that notes it and then calls the program's own
+    handler (which raises KeyboardInterrupt by default). A reload that fails with an interrupt that was really
+    delivered is rolled back and the interrupt goes on to the program; a module whose code raises
+    KeyboardInterrupt itself is a failed reload like any other exception.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: Optional[Callable[..., object]] = None
+
+    def __enter__(self) -> _InterruptWatch:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):  # SIG_IGN or SIG_DFL: no KeyboardInterrupt can come from a signal
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum: int, frame: Optional[types.FrameType]) -> None:
+        self.interrupted = True
+        if self._previous is not None:
+            self._previous(signum, frame)
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Put the program's handler back, unless the reload installed one of its own (a top-level statement).
+        if self._previous is not None and signal.getsignal(signal.SIGINT) == self._handler:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 def _reload(
-    module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float
+    module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float,
+    interrupts: _InterruptWatch, rebound: Tuple[str, ...] = (),
 ) -> ReloadReport:
     name = module.__name__
 
@@ -203,8 +326,10 @@ def _reload(
         return failed(_engine._format_user_error(exc, path))
     whole = mode == "module" or old is None
     old_stmts = old.stmts if old is not None else new_stmts
-    plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole)
+    plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=rebound)
     tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound))
+    global _active
+    _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
     _state.depth = getattr(_state, "depth", 0) + 1
     try:
         for step in plan.steps:
@@ -221,6 +346,9 @@ def _reload(
         tx.patch_closures()
     except _engine.ReloadFailed as exc:
         tx.rollback()
+        if interrupts.interrupted:  # a real Ctrl-C while a statement ran: it is the program's
+            cause = exc.__context__
+            raise cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt() from None
         return failed(str(exc))
     except BaseException:
         tx.rollback()
@@ -232,6 +360,8 @@ def _reload(
     except Exception as exc:  # the native step undid its own writes; put the namespace back too
         tx.rollback()
         return failed(f"{path}: could not apply the reload, nothing was changed: {type(exc).__name__}: {exc}")
+    # A Ctrl-C held back during the last batch is raised by `commit` once that batch and the new baseline are in
+    # place: the reload is then whole, and the interrupt goes on to the program.
     return ReloadReport(
         module=name,
         path=path,
@@ -244,3 +374,46 @@ def _reload(
         duration_ms=(time.perf_counter() - start) * 1000,
         notes=tuple(tx.notes),
     )
+
+
+# -- fork ---------------------------------------------------------------------------------------------------------
+# A forked child has only the thread that called fork(). A lock held by another thread at that moment would stay
+# held forever in the child, and a reload that thread was running would stay half-applied there. So fork() waits
+# (up to FORK_WAIT_S) for a reload in progress; the child gets fresh locks and, if a reload of another thread was
+# still running, undoes the child's copy of it. The fork handlers are registered once, at import.
+
+_fork_waited = False
+
+
+def _before_fork() -> None:
+    global _fork_waited
+    _fork_waited = _reload_lock.acquire(timeout=FORK_WAIT_S)
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_waited
+    if _fork_waited:
+        _fork_waited = False
+        _reload_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _reload_lock, _hooks_lock, _fork_waited, _active
+    _reload_lock = threading.RLock()
+    _hooks_lock = threading.Lock()
+    _fork_waited = False
+    active, _active = _active, None
+    if active is not None and active[0] != threading.get_ident():
+        # The thread running this reload did not come along: put its module back as it was.
+        thread_id, tx = active
+        try:
+            tx.rollback()
+        except Exception:
+            logger.exception("%s: could not undo a reload interrupted by fork", tx.module.__name__)
+    elif active is not None:
+        _active = active  # the forking thread itself is reloading (a top-level statement forked): it goes on
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)

@@ -147,13 +147,13 @@ class AutoReloader:
         self._modules = _ModuleMap(self.roots)
         # Baselines first: a save that happens from now on must compare against what the module runs now.
         self._modules.refresh()
-        self._watcher = _native.Watcher(
-            list(self.roots),
+        self._watch_args = dict(
             include=list(include),
             exclude=list(exclude),
             debounce_ms=max(0, round(debounce_ms)),
             force_polling=force_polling,
         )
+        self._watcher = _native.Watcher(list(self.roots), **self._watch_args)
         if self._watcher.fallback_reason and not force_polling:
             logger.warning(
                 "hotswap: polling %s every %d ms: %s",
@@ -269,7 +269,9 @@ class AutoReloader:
 
     # -- the watcher thread -------------------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, catch_up: bool = False) -> None:
+        if catch_up:
+            self._catch_up()
         last_check = time.monotonic()
         while not self._stopping:
             timeout = MODULES_CHECK_S
@@ -361,6 +363,12 @@ class AutoReloader:
                 report = _reload_mod.reload(module, mode=self.mode, source=content)
             except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
                 report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
+            except KeyboardInterrupt:
+                # Rolled back already. On the main thread (apply_pending) it is the program's; raised by the code
+                # on the reloader's own thread, it is that reload's failure, and watching goes on.
+                if threading.current_thread() is threading.main_thread():
+                    raise
+                report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
             finally:
                 slow.cancel()
             reports.append(report)
@@ -388,6 +396,39 @@ class AutoReloader:
                 self._callback(report)
             except Exception:
                 logger.exception("hotswap: on_reload callback %r failed", self._callback)
+
+
+    # -- fork -------------------------------------------------------------------------------------------------------
+    #
+    # A forked child (gunicorn --preload, multiprocessing's fork, os.fork) has only the thread that forked: the
+    # parent's watcher threads are not there. Each child starts a watcher of its own rather than having the parent
+    # forward its events: a reload patches the memory of the process that runs it, the child's modules are its own
+    # copies, the parent neither knows its children nor outlives them reliably, and a watcher per process needs no
+    # channel between processes. A child's reloader does what its parent's did, with its own thread and lock.
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Condition(threading.Lock())  # may have been held by a thread that is not here
+        self._watcher.stop()  # forgets the parent's threads without touching them
+        try:
+            self._watcher = _native.Watcher(list(self.roots), **self._watch_args)
+        except Exception:
+            logger.exception("cannot watch %s again in forked process %d", ", ".join(self.roots), os.getpid())
+            self._stopping = True
+            _live.discard(self)
+            return
+        self._thread = threading.Thread(target=self._run, args=(True,), name="hotswap-autoreload", daemon=True)
+        self._thread.start()
+
+    def _catch_up(self) -> None:
+        """Checks every watched module's file once: a save made while the process forked (before this process's
+        watcher existed), or a reload the fork interrupted, is applied now."""
+        self._modules.refresh()
+        paths = list(self._modules.paths())
+        if paths:
+            try:
+                self._handle(paths)
+            except Exception:  # pragma: no cover - a bug here must not end watching
+                logger.exception("checking the watched files after a fork failed")
 
 
 class _ModuleMap:
@@ -431,6 +472,10 @@ class _ModuleMap:
     def refresh_if_imported(self) -> None:
         if len(sys.modules) != self._seen:
             self.refresh()
+
+    def paths(self) -> List[str]:
+        """The real paths of every module file known under the roots."""
+        return list(self._by_path)
 
     def lookup(self, path: str) -> List[ModuleType]:
         """Modules loaded from ``path``, refreshing the map once when the path is unknown."""
@@ -566,3 +611,12 @@ def _stop_all() -> None:
     # No reload may start while the interpreter shuts down.
     for reloader in list(_live):
         reloader.stop()
+
+
+def _restart_after_fork() -> None:
+    for reloader in list(_live):
+        reloader._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_restart_after_fork)

@@ -1,0 +1,175 @@
+"""A process with a running AutoReloader that forks: plain ``os.fork()``, multiprocessing's fork context, and a
+fork while another thread is in the middle of a reload. Each scenario runs in its own interpreter (a forking
+pytest process would be a test of pytest), which prints what it saw; a child that blocks is ended by an alarm."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+PRELUDE = """\
+import os, signal, sys, threading, time
+ROOT = {root!r}
+sys.path.insert(0, ROOT)
+import hotswap
+from hotswap import AutoReloader
+
+def save(name, text):
+    path = os.path.join(ROOT, name + ".py")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+def reloaded_to(reloader, value, fn, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        report = reloader.wait_for_reload(timeout=deadline - time.monotonic())
+        if report is not None and fn() == value:
+            return report
+    raise SystemExit(f"no reload to {{value}} in {{os.getpid()}}")
+"""
+
+
+def run_script(tmp_path: Path, body: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    script = tmp_path / "scenario.py"
+    script.write_text(PRELUDE.format(root=str(tmp_path)) + textwrap.dedent(body))
+    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")  # 3.12+: fork of a threaded process
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=tmp_path)
+
+
+def assert_clean(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for bad in ("Panic", "panicked", "Traceback", "threads should not terminate"):
+        assert bad not in proc.stderr, proc.stderr
+
+
+def test_forked_child_keeps_reloading_and_exits_cleanly(tmp_path):
+    (tmp_path / "app.py").write_text("def f():\n    return 1\n")
+    proc = run_script(tmp_path, """
+        import app
+        f = app.f                                    # a reference taken before the fork and the edit
+        reloader = AutoReloader(ROOT)
+        for stop_in_child in (True, False):
+            pid = os.fork()
+            if pid == 0:
+                signal.alarm(30)
+                value = 10 if stop_in_child else 20
+                save("app", f"def f():\\n    return {value}\\n")
+                reloaded_to(reloader, value, f)      # the child's own reloader patched the child's copy
+                assert reloader.running
+                if stop_in_child:
+                    reloader.stop()
+                    reloader.stop()
+                    assert not reloader.running
+                print("child", os.getpid(), "saw", f(), flush=True)
+                sys.exit(0)                          # a normal exit: atexit stops what is still running
+            _, status = os.waitpid(pid, 0)
+            print("child status", os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode")
+                  else status, flush=True)
+            reloaded_to(reloader, 10 if stop_in_child else 20, f)   # the parent keeps reloading too
+        save("app", "def f():\\n    return 3\\n")
+        reloaded_to(reloader, 3, f)
+        print("parent saw", f(), flush=True)
+    """)
+    assert_clean(proc)
+    assert proc.stdout.count("child status 0") == 2, proc.stdout
+    assert "saw 10" in proc.stdout and "saw 20" in proc.stdout and "parent saw 3" in proc.stdout
+
+
+def test_multiprocessing_fork_workers_reload_their_modules(tmp_path):
+    (tmp_path / "work.py").write_text("def f():\n    return 1\n")
+    proc = run_script(tmp_path, """
+        import multiprocessing
+        import work
+        f = work.f
+        reloader = AutoReloader(ROOT)
+
+        def job(value):
+            signal.alarm(30)
+            save("work", f"def f():\\n    return {value}\\n")
+            reloaded_to(reloader, value, f)
+            print("worker saw", f(), flush=True)
+
+        if __name__ == "__main__":
+            context = multiprocessing.get_context("fork")
+            for value in (5, 6):
+                worker = context.Process(target=job, args=(value,))
+                worker.start()
+                worker.join(60)
+                print("worker exit", worker.exitcode, flush=True)
+            reloader.stop()
+    """)
+    assert_clean(proc)
+    assert proc.stdout.count("worker exit 0") == 2, proc.stdout
+    assert "worker saw 5" in proc.stdout and "worker saw 6" in proc.stdout
+
+
+def test_fork_during_a_reload_never_leaves_the_lock_held_or_the_reload_half_applied(tmp_path):
+    (tmp_path / "gate.py").write_text("import threading\nentered = threading.Event()\nrelease = threading.Event()\n")
+    (tmp_path / "slow.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "other.py").write_text("def g():\n    return 1\n")
+    proc = run_script(tmp_path, """
+        import gate, other, slow
+        f, g = slow.f, other.g
+        reload_module = sys.modules["hotswap.reload"]
+        reload_module.FORK_WAIT_S = 0.2              # the reload below blocks longer than fork waits for it
+        # A reload whose definitions are applied, then a top-level statement that blocks until released.
+        save("slow", "def f():\\n    return 2\\n\\nimport gate\\ngate.entered.set()\\ngate.release.wait()\\n")
+        reports = []
+        worker = threading.Thread(target=lambda: reports.append(hotswap.reload(slow)))
+        worker.start()
+        assert gate.entered.wait(20)
+        assert f() == 2                              # applied before the statement ran, in this process
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)                         # a reload lock left held would block below forever
+            print("child slow.f", f(), flush=True)   # the interrupted reload is undone in the child
+            save("other", "def g():\\n    return 2\\n")
+            report = hotswap.reload(other)
+            print("child reload", report.ok, g(), flush=True)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        gate.release.set()
+        worker.join(20)
+        print("child status", status, "parent report", reports[0].ok, f(), flush=True)
+    """)
+    assert_clean(proc)
+    assert "child slow.f 1" in proc.stdout, proc.stdout
+    assert "child reload True 2" in proc.stdout, proc.stdout
+    assert "child status 0 parent report True 2" in proc.stdout, proc.stdout
+
+
+def test_fork_waits_for_a_short_reload_in_progress(tmp_path):
+    """A reload that finishes within FORK_WAIT_S is never seen half-done by a child."""
+    (tmp_path / "gate.py").write_text("import threading\nentered = threading.Event()\nrelease = threading.Event()\n")
+    (tmp_path / "short.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "other.py").write_text("X = 1\n")
+    proc = run_script(tmp_path, """
+        import gate, other, short
+        f = short.f
+        save("short", "def f():\\n    return 2\\n\\nimport gate\\ngate.entered.set()\\ngate.release.wait()\\n")
+        worker = threading.Thread(target=hotswap.reload, args=(short,))
+        worker.start()
+        assert gate.entered.wait(20)
+        threading.Timer(0.3, gate.release.set).start()   # the reload ends while fork waits for it
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)
+            done = hotswap.running_source(short) == open(short.__file__, "rb").read()
+            print("child short.f", f(), "finished", done, flush=True)   # the whole reload, not half of it
+            print("child reload", hotswap.reload(other).ok, flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        worker.join(20)
+    """)
+    assert_clean(proc)
+    assert "child short.f 2 finished True" in proc.stdout and "child reload True" in proc.stdout, proc.stdout
