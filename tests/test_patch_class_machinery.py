@@ -5,6 +5,7 @@ match a fresh import of the new source."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import textwrap
 
 import pytest
@@ -435,3 +436,15 @@ def test_ctypes_fields_changed_needs_a_restart(modules):
     assert report.ok, report.error
     assert report.needs_restart and "_fields_" in report.needs_restart
     assert m.S is not S and m.S(1, 2).b == 2 and s.a == 3 and s.f() == 1
+
+
+def test_a_generic_class_of_3_12_syntax_is_patched_in_place(modules):
+    if sys.version_info < (3, 12):
+        pytest.skip("PEP 695 type parameters are 3.12+ syntax")
+    src = "class Box[T]:\n    def get(self, item: T) -> T:\n        return item\n"
+    m = modules.load(src)
+    Box = m.Box
+    box = Box()
+    report = modules.edit(m, src.replace("return item", "return [item]"))
+    assert report.ok, report.error
+    assert m.Box is Box and box.get(1) == [1] and [p.__name__ for p in Box.__type_params__] == ["T"]

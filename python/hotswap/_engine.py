@@ -566,14 +566,15 @@ class Transaction:
         """Applies the queued writes now, keeping what undoes them."""
         if self.ops:
             with _interrupts_deferred():  # applied and recorded as one step, or neither
+                # The record is in the undo log before the native step fills it: an exception raised the moment
+                # the step returns (a signal handler, a profile hook) cannot lose what undoes the batch.
                 record: List[List[_native.Op]] = []
+                self._undo.append(("ops", record))
                 try:
                     _native.apply(self.ops, undo=record)  # appends the batch's inverse ops to `record`
-                    undo = record[0]
                 except Exception as exc:  # the native step undid its own writes
                     raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
                                        f"{type(exc).__name__}: {exc}") from None
-                self._undo.append(("ops", undo))
                 self.ops = []
 
     def rollback(self) -> None:
@@ -583,7 +584,9 @@ class Transaction:
             while self._undo:
                 entry = self._undo[-1]
                 if entry[0] == "ops":
-                    _native.apply(entry[1])
+                    for inverse in reversed(entry[1]):
+                        _native.apply(inverse)
+                    entry[1].clear()
                 else:
                     _restore_class(entry[1], entry[2])
                 self._undo.pop()
@@ -598,11 +601,23 @@ class Transaction:
         """Applies the last batch and, in the same uninterruptible step, ``record`` (the new baseline), so that a
         Ctrl-C never leaves new code running under the old baseline; raises what the native step raised (it
         undid its own writes)."""
-        with _interrupts_deferred():
-            _native.apply(self.ops)
-            self.ops = []
-            if record is not None:
-                record()
+        inverse: List[List[_native.Op]] = []
+        self._undo.append(("ops", inverse))
+        committed = False
+        try:
+            with _interrupts_deferred():
+                _native.apply(self.ops, undo=inverse)
+                self.ops = []
+                if record is not None:
+                    record()
+                committed = True
+        except BaseException:
+            # Raised before the batch and the baseline were both in place (the native step failed, or an
+            # exception came the moment it returned): everything goes back. A Ctrl-C held back until the end of
+            # the block finds the reload whole, and is only passed on.
+            if not committed:
+                self.rollback()
+            raise
         for callback in self.after:
             try:
                 callback()

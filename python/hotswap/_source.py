@@ -19,6 +19,7 @@ import os
 import sys
 import sysconfig
 import threading
+import weakref
 from types import ModuleType
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -31,6 +32,9 @@ class Baseline(NamedTuple):
 
 
 _baselines: Dict[str, Baseline] = {}  # by module name
+# The module object each baseline belongs to: a module imported again under the same name (from another file, or
+# a new `__main__`) does not run its predecessor's source.
+_owners: Dict[str, "weakref.ref[ModuleType]"] = {}
 _imported_sources: Dict[str, bytes] = {}  # by resolved file path, filled by the import hook
 _lock = threading.Lock()
 
@@ -90,7 +94,7 @@ def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_n
 def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
     """The source ``module`` runs, or None when it cannot be known (see the module docstring)."""
     with _lock:
-        known = _baselines.get(module.__name__)
+        known = _current(module)
         if known is not None:
             return known
         data = _imported_sources.pop(path, None)
@@ -104,12 +108,37 @@ def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return None
     with _lock:
-        return _baselines.setdefault(module.__name__, found)
+        known = _current(module)
+        if known is not None:
+            return known
+        _record(module, found)
+        return found
 
 
 def set_baseline(module: ModuleType, text: str, stmts: Sequence[_native.Stmt]) -> None:
     with _lock:
-        _baselines[module.__name__] = Baseline(text, tuple(stmts))
+        _record(module, Baseline(text, tuple(stmts)))
+
+
+def _current(module: ModuleType) -> Optional[Baseline]:
+    """The baseline recorded for this very module object (the caller holds the lock); a stale one is dropped."""
+    known = _baselines.get(module.__name__)
+    if known is None:
+        return None
+    owner = _owners.get(module.__name__)
+    if owner is None or owner() is module:
+        return known
+    del _baselines[module.__name__]
+    _owners.pop(module.__name__, None)
+    return None
+
+
+def _record(module: ModuleType, found: Baseline) -> None:
+    _baselines[module.__name__] = found
+    try:
+        _owners[module.__name__] = weakref.ref(module)
+    except TypeError:  # a module type without weak references: trusted by name
+        _owners.pop(module.__name__, None)
 
 
 def _unchanged_since_import(module: ModuleType, path: str) -> Optional[bytes]:
@@ -142,7 +171,7 @@ def track(module: ModuleType) -> None:
     """Records ``module``'s baseline now (from disk) if none is recorded yet."""
     path = module_path(module)
     with _lock:
-        if module.__name__ in _baselines:
+        if _current(module) is not None:
             return
     if baseline(module, path) is None:
         try:
