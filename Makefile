@@ -19,16 +19,20 @@ demo: ## create .venv, build, and run the scripted demo of all three tiers (patc
 	$(VENV)/bin/python examples/demo.py
 
 .PHONY: test
-test: ## cargo test, every pytest suite on each CPython 3.9-3.13 here (3.11 required), then on a debug-checks build
+test: ## cargo test, then every pytest suite on each CPython 3.9-3.13 here (3.11 required), and on 3.11 with debug assertions
 	cargo test --quiet
-	scripts/test-pythons.sh release $(PYTHONS)
-	scripts/test-pythons.sh debug-checks 3.11
+	scripts/test-pythons.sh release $(PYTHONS) --with dev:3.11
 
 .PHONY: test-debug
 test-debug: ## the pytest suites on each interpreter against a build with Rust debug assertions and overflow checks
 	scripts/test-pythons.sh debug-checks $(PYTHONS)
 
 BENCH_VENV := benches/.venv
+
+.PHONY: wheel
+wheel: ## build a wheel for each CPython 3.9-3.13 here and an sdist into dist/, and install each into a venv without Rust
+	@scripts/venv.sh --no-build $(VENV) $(PYTHON)
+	scripts/wheels.sh $(VENV)/bin/maturin dist $(PYTHONS)
 
 .PHONY: bench
 bench: ## run every benchmark in benches/ (comparison tools in benches/.venv) and write benches/RESULTS.md
@@ -57,4 +61,4 @@ lint: ## rustfmt, clippy and ruff
 
 .PHONY: clean
 clean: ## remove build outputs and virtual environments
-	rm -rf target .venv .venvs python/hotswap/*.so
+	rm -rf target .venv .venvs dist python/hotswap/*.so

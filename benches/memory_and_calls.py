@@ -3,8 +3,14 @@
 1. Resident memory after 1, 100 and 1,000 reloads of a 600-line module (one-function edits, alternating);
    the number to watch is the growth from 100 to 1,000 (target: under 5 MB).
 2. Call overhead: ns per call of a function hotswap patched against an identical one it never touched, in
-   alternating batches of the same run (target: no measurable difference). On 3.13, a function whose
-   `__code__` was reassigned is no longer specialised at its call sites; the table shows what that costs.
+   alternating batches of the same run, each called from its own loop (its own call site) (target: no
+   measurable difference). On 3.13, a function whose `__code__` was reassigned is no longer specialised at its
+   call sites, and no supported API gives it a new version (`func_set_code` sets it to 0, and 3.13's
+   `_PyFunction_GetVersionForCurrentState` no longer assigns one lazily as 3.12's did; only the private
+   `_PyFunction_SetVersion` could); the table shows what that costs.
+3. What the code -> functions index costs the rest of the program once started: making closures in a loop
+   (3.12+: the function watcher's work on each function made) and allocating containers (3.9-3.11: the gc
+   callback's work at each collection), before and after the index starts.
 """
 
 from __future__ import annotations
@@ -65,17 +71,53 @@ def call_overhead(root: Path) -> tuple:
     path.write_text(source)
     assert hotswap.reload(module).patched == ("patched",)  # same code as `untouched` again
 
-    def loop(fn, n=200_000):
-        t0 = time.perf_counter_ns()
-        for i in range(n):
-            fn(i)
-        return (time.perf_counter_ns() - t0) / n
-
+    loop_patched, loop_untouched = _timing_loop(), _timing_loop()
     a, b = [], []
     for _ in range(15):
-        a.append(loop(patched))
-        b.append(loop(untouched))
+        a.append(loop_patched(patched, 200_000))
+        b.append(loop_untouched(untouched, 200_000))
     return statistics.median(a), statistics.median(b)
+
+
+def _timing_loop():
+    """A loop compiled on its own, so each callee gets a call site of its own (a shared one would flip between
+    two functions and never stay specialised)."""
+    ns: dict = {"perf": time.perf_counter_ns}
+    exec("def loop(fn, n):\n    t0 = perf()\n    for i in range(n):\n        fn(i)\n"
+         "    return (perf() - t0) / n\n", ns)
+    return ns["loop"]
+
+
+def index_cost() -> list:
+    """ns per closure made and per container allocated, before and after the function index starts."""
+    import types
+
+    def make(k):
+        def add(x):
+            return x + k
+        return add
+
+    def closures(n=200_000):
+        t0 = time.perf_counter_ns()
+        for i in range(n):
+            make(i)
+        return (time.perf_counter_ns() - t0) / n
+
+    def containers(n=400_000):
+        t0 = time.perf_counter_ns()
+        keep = []
+        for i in range(n):
+            keep.append([i])
+        return (time.perf_counter_ns() - t0) / n
+
+    def sample():
+        return statistics.median(closures() for _ in range(7)), statistics.median(containers() for _ in range(7))
+
+    before = sample()
+    code = next(c for c in make.__code__.co_consts if isinstance(c, types.CodeType))
+    hotswap._native.find_functions([code])
+    after = sample()
+    return [("make a closure", before[0], after[0]), ("allocate a list (and its share of gc)", before[1], after[1])]
 
 
 def main() -> None:
@@ -93,6 +135,14 @@ def main() -> None:
     print("| patched | untouched | ratio |")
     print("|---:|---:|---:|")
     print(f"| {patched:.1f} ns | {untouched:.1f} ns | {patched / untouched:.3f} |\n")
+    rows = index_cost()
+    mode = hotswap._native.function_index_mode()
+    print(f"## What the running function index costs the program (index: {mode}; median ns per operation)\n")
+    print("| operation | before the index starts | with the index | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, before, after in rows:
+        print(f"| {name} | {before:.1f} ns | {after:.1f} ns | {after / before:.2f} |")
+    print()
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Usage: scripts/venv.sh VENV PYTHON PROFILE
+# Usage: scripts/venv.sh [--no-build] VENV PYTHON PROFILE
 # Creates VENV with PYTHON if it is missing, installs the test dependencies (tests/requirements.txt) and the
 # pytest plugin once (again when either changes), and (re)builds the native module into it with `maturin develop`
 # (editable: python/ is imported in place; the .so lands in python/hotswap/ under an ABI-tagged name, so several
-# interpreters share the tree).
-# Each interpreter gets its own cargo target directory, so switching between them does not rebuild pyo3.
+# interpreters share the tree). PROFILE is a cargo profile: release, debug-checks, or dev (`cargo test`'s).
+# With --no-build, only the venv and its packages.
+# Every interpreter builds in the one cargo target directory: dependencies (rustpython-parser, notify, ...) are
+# compiled once per profile, and only pyo3 and hotswap itself are compiled again for another interpreter.
 set -euo pipefail
+build=yes
+if [ "${1:-}" = --no-build ]; then build=no; shift; fi
 venv=$1 python=$2 profile=${3:-release}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,7 +24,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ tests/requirements.
   if [ -f pytest_plugin/pyproject.toml ]; then "$venv/bin/python" -m pip install -q --no-deps -e pytest_plugin; fi
   touch "$stamp"
 fi
-tag=$("$venv/bin/python" -c 'import sys; print("py%d%d" % sys.version_info[:2])')
-export CARGO_TARGET_DIR="$root/target/$tag"
+[ "$build" = yes ] || exit 0
 VIRTUAL_ENV="$root/$venv" PATH="$root/$venv/bin:$PATH" "$venv/bin/maturin" develop --profile "$profile"
 "$venv/bin/python" -c 'import hotswap._native'

@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 
 pub mod diff;
 pub mod errors;
+pub mod funcindex;
 pub mod imports;
 pub mod log;
 pub mod patch;
@@ -74,7 +75,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<patch::SetItem>()?;
     m.add_class::<patch::DelItem>()?;
     m.add_class::<patch::SetCell>()?;
-    m.add_function(wrap_pyfunction!(patch::find_functions, m)?)?;
+    m.add_function(wrap_pyfunction!(funcindex::find_functions, m)?)?;
+    m.add_function(wrap_pyfunction!(funcindex::find_defined_function, m)?)?;
+    m.add_function(wrap_pyfunction!(funcindex::function_index_mode, m)?)?;
     m.add_class::<imports::ImportSite>()?;
     m.add_function(wrap_pyfunction!(imports::scan_import_sites, m)?)?;
     m.add_function(wrap_pyfunction!(imports::scan_source_imports, m)?)?;

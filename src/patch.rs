@@ -411,6 +411,7 @@ fn write_func(func: &Bound<'_, PyAny>, new: &FuncFields<'_>, old_closure: &Bound
         set_closure(func, old_closure)?;
         return Err(err);
     }
+    crate::funcindex::code_changed(func, &new.code);
     func.setattr(intern!(py, "__defaults__"), &new.defaults)?;
     func.setattr(intern!(py, "__kwdefaults__"), &new.kwdefaults)?;
     func.setattr(intern!(py, "__annotations__"), &new.annotations)?;
@@ -663,33 +664,4 @@ fn undo_all(done: &[Undo<'_>]) {
             tracing::error!(%undo_err, "could not undo a patch op after a failed batch");
         }
     }
-}
-
-/// Finds the live Python functions whose `__code__` is one of `codes`: for each code, the list of functions.
-///
-/// One sweep over `gc.get_objects()` (functions are always GC-tracked), comparing code pointers natively, so a
-/// heap of millions of objects costs a few milliseconds rather than a Python-level loop.
-#[pyfunction]
-pub fn find_functions<'py>(py: Python<'py>, codes: Vec<Bound<'py, PyAny>>) -> PyResult<Vec<Vec<Bound<'py, PyAny>>>> {
-    let mut found: Vec<Vec<Bound<'py, PyAny>>> = vec![Vec::new(); codes.len()];
-    if codes.is_empty() {
-        return Ok(found);
-    }
-    let index: std::collections::HashMap<*mut ffi::PyObject, usize> =
-        codes.iter().enumerate().map(|(i, code)| (code.as_ptr(), i)).collect();
-    let objects = py.import(intern!(py, "gc"))?.call_method0(intern!(py, "get_objects"))?;
-    let objects = objects.cast::<pyo3::types::PyList>()?;
-    for obj in objects.iter() {
-        if !obj.is_instance_of::<PyFunction>() {
-            continue;
-        }
-        // SAFETY: `obj` is a PyFunctionObject (checked just above) kept alive by `objects`;
-        // PyFunction_GetCode returns a borrowed, non-NULL reference that is only compared as a pointer here.
-        // Public C API on CPython 3.9-3.13.
-        let code = unsafe { ffi::PyFunction_GetCode(obj.as_ptr()) };
-        if let Some(&i) = index.get(&code) {
-            found[i].push(obj);
-        }
-    }
-    Ok(found)
 }

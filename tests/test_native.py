@@ -103,7 +103,7 @@ def test_incremental_split_matches_full_split():
         assert [(s.text, s.lineno, s.end_lineno) for s in fast] == [(s.text, s.lineno, s.end_lineno) for s in full]
 
 
-def test_find_functions_sweeps_the_heap():
+def test_find_functions_finds_the_live_functions_of_each_code():
     make = _make("def make(n):\n    def add(x):\n        return x + n\n    return add\n", "make")
     adders = [make(i) for i in range(5)]
     inner_code = adders[0].__code__

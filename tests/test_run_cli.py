@@ -7,11 +7,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
-from pathlib import Path
 
 import pytest
-from proc_helpers import descendants, gone, wait_until, write
+from proc_helpers import Run, descendants, edit, gone, wait_until, write
 
 PROGRAM = """\
     import os, sys, time
@@ -21,52 +19,6 @@ PROGRAM = """\
     while True:
         time.sleep(0.05)
 """
-
-
-class Run:
-    """A `hotswap run` process whose output lines are collected by threads, for polling."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict, stdin: int = subprocess.DEVNULL) -> None:
-        self.popen = subprocess.Popen([sys.executable, "-m", "hotswap", "run", *args], cwd=cwd, env=env,
-                                      stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.out: list[str] = []
-        self.err: list[str] = []
-        self.threads = [threading.Thread(target=self._drain, args=(s, d), daemon=True)
-                        for s, d in ((self.popen.stdout, self.out), (self.popen.stderr, self.err))]
-        for t in self.threads:
-            t.start()
-
-    @staticmethod
-    def _drain(stream, dest: list[str]) -> None:
-        for line in stream:
-            dest.append(line.rstrip("\n"))
-
-    def wait_out(self, predicate, timeout: float = 30.0, what: str = "") -> str:
-        def found():
-            return next((line for line in list(self.out) if predicate(line)), None)
-
-        try:
-            return wait_until(found, timeout, what=what)
-        except AssertionError:
-            raise AssertionError(f"{what}: stdout={self.out} stderr={self.err}") from None
-
-    def wait_err(self, text: str, timeout: float = 30.0) -> None:
-        try:
-            wait_until(lambda: any(text in line for line in list(self.err)), timeout, what=text)
-        except AssertionError:
-            raise AssertionError(f"{text!r} not in stderr={self.err} stdout={self.out}") from None
-
-    def runs(self) -> list[str]:
-        return [line for line in list(self.out) if line.startswith("run ")]
-
-    def close(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(30)
-        for t in self.threads:
-            t.join(10)
-        self.popen.stdout.close()
-        self.popen.stderr.close()
 
 
 @pytest.fixture
@@ -90,13 +42,6 @@ def app(tmp_path):
     yield root, start
     for run in runs:
         run.close()
-
-
-def edit(path: Path, text: str) -> None:
-    # A different size as well as a new mtime: the supervisor's poll must see it even on a coarse clock.
-    path.write_text(text)
-    st = path.stat()
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
 
 
 def test_runs_the_program_from_a_template_that_preloaded_its_third_party_imports(app):

@@ -1,8 +1,8 @@
 """End-to-end tests of ``pytest --reload-loop``: pytest runs in a subprocess on a small project.
 
-Without a terminal on stdin the plugin waits for a reload report, so a helper thread in the inner run saves the
-fix once the main thread is waiting (seen in its stack, not guessed with a sleep). The interactive path runs
-pytest in a pseudo-terminal with pexpect and answers pdb's prompt.
+Without a terminal on stdin the plugin waits for a reload report, so ``run_editing`` reads the inner run's output
+and saves the next edit each time the run says it waits (never after a guessed sleep). The interactive path
+(``interact``) runs pytest in a pseudo-terminal with pexpect, saves edits and answers pdb's prompt.
 
 ``pytester`` is enabled here rather than in a ``conftest.py`` beside this file: ``make test`` collects ``tests/``
 and ``pytest_plugin/tests/`` in one run, where a second rootless ``conftest`` module would shadow the one
@@ -12,8 +12,11 @@ and ``pytest_plugin/tests/`` in one run, where a second rootless ``conftest`` mo
 from __future__ import annotations
 
 import os
+import queue
+import subprocess
 import sys
-import textwrap
+import threading
+import time
 
 import pexpect
 import pytest
@@ -25,12 +28,11 @@ RUN_TIMEOUT_S = 90
 #: Bound on each pexpect wait for a prompt or a line.
 EXPECT_TIMEOUT_S = 60
 
-# The inner project's conftest: `save_when_waiting` saves a file once the plugin waits for a reload.
-INNER_CONFTEST = '''
+# The inner project's conftest: `counted` counts its set-ups (a rerun must not set an unchanged fixture up again).
+INNER_CONFTEST = """
 import os
 import sys
 import threading
-import time
 
 import pytest
 
@@ -38,38 +40,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SETUPS = []
 
 
-def _waiting_for_reload(thread_id):
-    frame = sys._current_frames().get(thread_id)
-    names = set()
-    while frame is not None:
-        names.add(frame.f_code.co_name)
-        frame = frame.f_back
-    return {"_wait", "wait_for_reload"} <= names
-
-
-def save_when_waiting(name, source, timeout_s=60):
-    """Writes `source` to `name` (next to this file) from a thread, once the main thread waits for a reload."""
-    main = threading.main_thread().ident
-
-    def run():
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if _waiting_for_reload(main):
-                with open(os.path.join(HERE, name), "w") as f:
-                    f.write(source)
-                return
-            time.sleep(0.005)
-
-    threading.Thread(target=run, name="test-editor", daemon=True).start()
-
-
 @pytest.fixture
 def counted():
-    """A fixture value whose set-ups are counted: a rerun must reuse it, not set it up again."""
     value = object()
     SETUPS.append(value)
     return value
-'''
+"""
 
 APP = "def value():\n    return 1\n"
 APP_FIXED = "def value():\n    return 2\n"
@@ -87,24 +63,82 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(*args, timeout=RUN_TIMEOUT_S)
 
 
+#: One edit: in file NAME (relative to the project), replace the text OLD by NEW (each must be there).
+Edit = tuple[str, str, str]
+
+
+def apply_edit(pytester: pytest.Pytester, edit: Edit) -> None:
+    name, old, new = edit
+    path = pytester.path / name
+    source = path.read_text()
+    assert old in source, f"{old!r} is not in {name}"
+    path.write_text(source.replace(old, new))
+
+
+def run_editing(pytester: pytest.Pytester, edits: list[Edit], *args: str) -> pytest.RunResult:
+    """Runs pytest without a terminal on stdin; each time the loop says it waits for a save, saves the next edit.
+
+    The edits left over (the run passed before they were needed) are an error: every one must be seen to matter.
+    """
+    pending = list(edits)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--reload-loop", *args]
+    env = {**os.environ, "COLUMNS": "120", "PYTEST_ADDOPTS": ""}
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        command,
+        cwd=pytester.path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line.rstrip("\n"))
+        lines.put(None)
+
+    reader = threading.Thread(target=read, name="inner-output", daemon=True)
+    reader.start()
+    out: list[str] = []
+    try:
+        while True:
+            line = lines.get(timeout=max(0.0, start + RUN_TIMEOUT_S - time.monotonic()))
+            if line is None:
+                break
+            out.append(line)
+            if line.startswith("hotswap: waiting up to") and pending:
+                apply_edit(pytester, pending.pop(0))
+        ret = proc.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        proc.kill()
+        proc.wait()
+        reader.join(timeout=EXPECT_TIMEOUT_S)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    result = pytest.RunResult(ret, out, [], time.monotonic() - start)
+    assert not pending, f"edits never saved: {pending}\n" + "\n".join(out)
+    return result
+
+
 def test_application_fixed_while_waiting_passes_on_attempt_two(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_app="""
         import app
-        from conftest import SETUPS, save_when_waiting
+        from conftest import SETUPS
 
         def test_value(counted):
-            if len(SETUPS) == 1 and not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value():\\n    return 2\\n")
             assert app.value() == 2
-            assert SETUPS == [counted]
+            assert SETUPS == [counted]  # the unchanged fixture was not set up again
 
         def test_next():
             assert len(SETUPS) == 1
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60", "--junitxml=report.xml")
+    result = run_editing(project, [("app.py", "return 1", "return 2")], "--reload-timeout=60", "--junitxml=report.xml")
     result.stdout.fnmatch_lines(
         [
             "hotswap: reload loop on (watching *)",
@@ -123,22 +157,13 @@ def test_application_fixed_while_waiting_passes_on_attempt_two(project: pytest.P
 
 
 def test_edited_test_function_passes_on_attempt_two(project: pytest.Pytester) -> None:
-    source = textwrap.dedent(
-        """
-        import pathlib
-        from conftest import save_when_waiting
-
-        FIXED = pathlib.Path(__file__).read_text().replace("1 + 1 == " + "3", "1 + 1 == " + "2")
-
+    project.makepyfile(
+        test_self="""
         def test_arithmetic():
-            if "scheduled" not in globals():
-                globals()["scheduled"] = True
-                save_when_waiting("test_self.py", FIXED)
             assert 1 + 1 == 3
         """
     )
-    project.makepyfile(test_self=source)
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result = run_editing(project, [("test_self.py", "1 + 1 == 3", "1 + 1 == 2")], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*test_self.py::test_arithmetic: attempt 1 failed*",
@@ -183,16 +208,12 @@ def test_broken_save_keeps_waiting_for_a_good_one(project: pytest.Pytester) -> N
     project.makepyfile(
         test_app="""
         import app
-        from conftest import save_when_waiting
 
         def test_value():
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value(:\\n")
             assert app.value() == 2
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=5")
+    result = run_editing(project, [("app.py", "def value():", "def value(:")], "--reload-timeout=5")
     result.stdout.fnmatch_lines(
         [
             "hotswap: app: reload failed, old code kept: SyntaxError*",
@@ -242,12 +263,8 @@ def test_output_capture_is_restored_after_the_loop(project: pytest.Pytester) -> 
         test_app="""
         import sys
         import app
-        from conftest import save_when_waiting
 
         def test_value():
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value():\\n    return 2\\n")
             print("attempt output of", app.value())
             assert app.value() == 2
 
@@ -260,7 +277,7 @@ def test_output_capture_is_restored_after_the_loop(project: pytest.Pytester) -> 
             sys.stderr.write("LAST ERROR\\n")
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60", "-rP")
+    result = run_editing(project, [("app.py", "return 1", "return 2")], "--reload-timeout=60", "-rP")
     result.stdout.fnmatch_lines(
         [
             # The failed attempt's output is shown before waiting; the report holds the last attempt's.
@@ -303,12 +320,8 @@ def pytest_pyfunc_call(pyfuncitem):
 
 ASYNC_TEST = """
 import app
-from conftest import save_when_waiting
 
 async def test_async_value():
-    if not getattr(app, "scheduled", False):
-        app.scheduled = True
-        save_when_waiting("app.py", "def value():\\n    return 2\\n")
     assert app.value() == 2
 """
 
@@ -316,7 +329,7 @@ async def test_async_value():
 def test_async_test_is_rerun_when_an_async_plugin_runs_it(project: pytest.Pytester) -> None:
     project.makeconftest(INNER_CONFTEST + ASYNC_RUNNER)
     project.makepyfile(test_async=ASYNC_TEST)
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result = run_editing(project, [("app.py", "return 1", "return 2")], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*test_async.py::test_async_value: attempt 1 failed*",
@@ -466,16 +479,13 @@ def test_a_rerun_that_fails_otherwise_ends_the_loop(project: pytest.Pytester) ->
     project.makepyfile(
         test_app="""
         import app
-        from conftest import save_when_waiting
 
         def test_value():
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "import pytest\\ndef value():\\n    pytest.skip('now skipped')\\n")
             assert app.value() == 2
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    skipping = ("app.py", "def value():\n    return 1", "import pytest\ndef value():\n    pytest.skip('now skipped')")
+    result = run_editing(project, [skipping], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*test_app.py::test_value: attempt 1 failed*",
@@ -490,20 +500,12 @@ def test_a_rerun_that_fails_otherwise_ends_the_loop(project: pytest.Pytester) ->
 def test_edited_test_method_passes_on_attempt_two(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_cls="""
-        import pathlib
-        from conftest import save_when_waiting
-
-        FIXED = pathlib.Path(__file__).read_text().replace("'old' == " + "'new'", "'new' == " + "'new'")
-
         class TestThing:
             def test_method(self, counted):
-                if "scheduled" not in globals():
-                    globals()["scheduled"] = True
-                    save_when_waiting("test_cls.py", FIXED)
                 assert 'old' == 'new'
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result = run_editing(project, [("test_cls.py", "'old' == 'new'", "'new' == 'new'")], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*test_cls.py::TestThing::test_method: attempt 1 failed*",
@@ -543,12 +545,8 @@ def test_rerun_sees_only_its_own_capsys_caplog_and_recwarn(project: pytest.Pytes
         import logging
         import warnings
         import app
-        from conftest import save_when_waiting
 
         def test_records(capsys, caplog, recwarn):
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value():\\n    return 2\\n")
             print("out", app.value())
             logging.getLogger("t").warning("log %s", app.value())
             warnings.warn(UserWarning(f"warn {app.value()}"))
@@ -558,7 +556,7 @@ def test_rerun_sees_only_its_own_capsys_caplog_and_recwarn(project: pytest.Pytes
             assert [str(w.message) for w in recwarn] == ["warn 2"]
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=60")
+    result = run_editing(project, [("app.py", "return 1", "return 2")], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
         [
             "*> captured stdout >*",
@@ -575,16 +573,12 @@ def test_the_report_is_the_last_attempts(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_app="""
         import app
-        from conftest import save_when_waiting
 
         def test_value():
-            if not getattr(app, "scheduled", False):
-                app.scheduled = True
-                save_when_waiting("app.py", "def value():\\n    return 3\\n")
             assert app.value() == 2
         """
     )
-    result = run(project, "--reload-loop", "--reload-timeout=3")
+    result = run_editing(project, [("app.py", "return 1", "return 3")], "--reload-timeout=3")
     result.stdout.fnmatch_lines(
         [
             "*test_app.py::test_value: attempt 1 failed*",
@@ -663,3 +657,477 @@ def test_interactive_breakpoint_saved_into_the_test_stops_the_rerun(project: pyt
         child.terminate(force=True)
     assert "1 passed" in rest
     assert child.exitstatus == 0
+
+
+# -- what a rerun is built from: fixtures, parametrize values, unittest ------------------------------------------
+
+# Fixtures that log their set-ups and teardowns, in a conftest and in the test module.
+FIXTURES_CONFTEST = """
+import pytest
+
+EVENTS = []
+
+
+@pytest.fixture(scope="session")
+def db():
+    conn = {"id": len([e for e in EVENTS if e.startswith("db up")])}
+    EVENTS.append(f"db up {conn['id']}")
+    yield conn
+    EVENTS.append(f"db down {conn['id']}")
+
+
+@pytest.fixture
+def number():
+    value = 2
+    EVENTS.append(f"number up {value}")
+    yield value
+    EVENTS.append(f"number down {value}")
+"""
+
+FIXTURES_TEST = """
+from conftest import EVENTS
+import pytest
+
+@pytest.fixture
+def doubled(number):
+    return number * 2
+
+@pytest.fixture
+def unrelated():
+    EVENTS.append("unrelated up")
+    return object()
+
+def test_fixture(db, doubled, unrelated):
+    assert doubled == 6
+    assert EVENTS.count("db up 0") == 1 and EVENTS.count("unrelated up") == 1
+
+def test_after(db, number):
+    # The edited fixture's new code serves the next tests; the session's connection is still the first one.
+    assert (db["id"], number) == (0, 3)
+    # The failed attempt's value was torn down before the new one was set up; `unrelated` was not set up again.
+    assert EVENTS == [
+        "db up 0", "number up 2", "unrelated up", "number down 2", "number up 3", "number down 3", "number up 3"
+    ]
+"""
+
+
+@pytest.fixture
+def fixtures_project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makeconftest(FIXTURES_CONFTEST)
+    pytester.makepyfile(test_fix=FIXTURES_TEST)
+    return pytester
+
+
+def test_edited_fixture_is_set_up_again_and_unchanged_ones_keep_their_values(fixtures_project: pytest.Pytester) -> None:
+    result = run_editing(fixtures_project, [("conftest.py", "value = 2", "value = 3")], "--reload-timeout=60")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_fix.py::test_fixture: attempt 1 failed*",
+            "E       assert 4 == 6",
+            "hotswap: conftest: patched 1 *",
+            "hotswap: rerunning test_fix.py::test_fixture (attempt 2)",
+            "hotswap: fixtures set up again: number (function), doubled (function, uses a changed one)",
+            "PASSED test_fix.py::test_fixture after 2 attempts",
+            "*= 2 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_edited_session_fixture_is_set_up_again_at_its_scope_with_its_dependents(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makeconftest(FIXTURES_CONFTEST)
+    pytester.makepyfile(
+        test_scopes="""
+        from conftest import EVENTS
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def table(db):
+            EVENTS.append(f"table up on db {db['id']}")
+            return {"db": db["id"]}
+
+        @pytest.fixture(scope="session")
+        def cache():
+            EVENTS.append("cache up")
+            return []
+
+        def test_first(cache):
+            cache.append("first")
+
+        def test_table(table, db, number, cache):
+            assert db.get("user") == "admin"
+            assert table == {"db": db["id"]}
+
+        def test_later(table, db, cache):
+            # The rebuilt values serve the next tests: nothing is set up again for them.
+            assert table == {"db": 1} and db == {"id": 1, "user": "admin"}
+            assert cache == ["first"]
+            assert EVENTS == [
+                "cache up", "db up 0", "table up on db 0", "number up 2",
+                "db down 0", "db up 1", "table up on db 1", "number down 2",
+            ]
+        """
+    )
+    edits = [("conftest.py", 'conn = {"id": ', 'conn = {"user": "admin", "id": ')]
+    result = run_editing(pytester, edits, "--reload-timeout=20")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_scopes.py::test_table: attempt 1 failed*",
+            "hotswap: fixtures set up again: db (session), table (module, uses a changed one)",
+            "PASSED test_scopes.py::test_table after 2 attempts",
+            "*= 3 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+PARAM_TEST = """
+import pytest
+
+SEEN = []
+
+@pytest.fixture(scope="module")
+def shared():
+    SEEN.append("shared up")
+    return object()
+
+@pytest.mark.parametrize("n, expected", [(2, {"double": 5}), (3, {"double": 6})])
+def test_double(n, expected, shared):
+    SEEN.append((n, expected["double"]))
+    assert n * 2 == expected["double"]
+
+def test_after():
+    # The rerun took the edited values under the same id; the module-scoped fixture was set up once.
+    assert SEEN == ["shared up", (2, 5), (2, 4), (3, 6)]
+"""
+
+
+def test_edited_parametrize_values_rerun_under_the_same_id(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(test_param=PARAM_TEST)
+    result = run_editing(pytester, [("test_param.py", '"double": 5', '"double": 4')], "--reload-timeout=20")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_param.py::test_double?2-expected0?: attempt 1 failed*",
+            "E       assert (2 * 2) == 5",
+            "hotswap: test_param: patched 1*",
+            "hotswap: rerunning test_param.py::test_double?2-expected0? (attempt 2)",
+            "PASSED test_param.py::test_double?2-expected0? after 2 attempts",
+            "*= 3 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_a_parametrize_id_gone_after_the_edit_is_said_with_the_new_ids(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(
+        test_ids="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2], ids=["one", "two"])
+        def test_n(n):
+            assert n == 3
+        """
+    )
+    edits = [
+        ("test_ids.py", '[1, 2], ids=["one", "two"]', '[3, 2], ids=["three", "two"]'),  # id "one" is gone...
+        ("test_ids.py", '[3, 2], ids=["three", "two"]', '[3, 2], ids=["one", "two"]'),  # ...and back, with 3
+    ]
+    result = run_editing(pytester, edits, "--reload-timeout=20", "-k", "one")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_ids.py::test_n?one?: attempt 1 failed*",
+            "hotswap: test_ids: patched 1*",
+            "hotswap: test_ids.py::test_n[[]one] is no longer collected after the edit; now: "
+            "test_ids.py::test_n[[]three], test_ids.py::test_n[[]two]",
+            "hotswap: waiting for another save",
+            "hotswap: waiting up to 20 s for a saved edit to rerun test_ids.py::test_n[[]one] *",
+            "hotswap: test_ids: patched 1*",
+            "hotswap: rerunning test_ids.py::test_n[[]one] (attempt 2)",
+            "PASSED test_ids.py::test_n[[]one] after 2 attempts",
+            "*= 1 passed, 1 deselected in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_what_cannot_take_effect_is_said_in_one_line(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(
+        test_limits="""
+        import pytest
+
+        @pytest.fixture
+        def number():
+            return 2
+
+        def test_number(number):
+            assert number == 3
+        """
+    )
+    edits = [
+        # The body's edit applies; the new scope cannot (pytest keeps the FixtureDef it collected).
+        (
+            "test_limits.py",
+            "@pytest.fixture\ndef number():\n    return 2",
+            '@pytest.fixture(scope="module")\ndef number():\n    return 4',
+        ),
+        # A fixture pytest never collected cannot be set up for the edited signature.
+        (
+            "test_limits.py",
+            "def test_number(number):",
+            "@pytest.fixture\ndef extra():\n    return 1\n\ndef test_number(number, extra):",
+        ),
+        # Back to fixtures pytest knows: the edited signature and body take effect.
+        (
+            "test_limits.py",
+            "def test_number(number, extra):\n    assert number == 3",
+            "def test_number(request, number):\n    assert number == 4",
+        ),
+    ]
+    result = run_editing(pytester, edits, "--reload-timeout=20")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_limits.py::test_number: attempt 1 failed*",
+            "E       assert 2 == 3",
+            "hotswap: rerunning test_limits.py::test_number (attempt 2)",
+            "hotswap: cannot take effect: fixture 'number': scope 'function' -> 'module'; pytest keeps what it "
+            "collected until the next run (its body's edits do apply)",
+            "hotswap: fixtures set up again: number (function)",
+            "*test_limits.py::test_number: attempt 2 failed*",
+            "E       assert 4 == 3",
+            "hotswap: rerunning test_limits.py::test_number (attempt 3)",
+            "hotswap: cannot take effect: test_limits.py::test_number requests fixture 'extra', which pytest did not "
+            "collect (a fixture added after pytest started is known in the next run)",
+            "*test_limits.py::test_number: attempt 3 failed*",
+            "E       fixture 'extra' not found",
+            "hotswap: rerunning test_limits.py::test_number (attempt 4)",
+            "PASSED test_limits.py::test_number after 4 attempts",
+            "*= 1 passed in *",
+        ]
+    )
+    # Each is said once, not at every attempt.
+    assert result.stdout.str().count("scope 'function' -> 'module'") == 1
+    assert result.ret == 0
+
+
+UNITTEST_TEST = """
+import unittest
+import app
+
+EVENTS = []
+
+class TestApp(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.base = 10
+        EVENTS.append(f"class up {cls.base}")
+
+    @classmethod
+    def tearDownClass(cls):
+        EVENTS.append(f"class down {cls.base}")
+
+    def setUp(self):
+        self.offset = 1
+
+    def test_value(self):
+        self.assertEqual(self.base + self.offset + app.value(), 14)
+
+    def test_z_after(self):  # unittest runs a class's tests by name
+        self.assertEqual(EVENTS, ["class up 10", "class down 10", "class up 11"])
+"""
+
+
+def test_unittest_test_case_loops_with_its_edited_class_set_up(project: pytest.Pytester) -> None:
+    project.makepyfile(test_unit=UNITTEST_TEST)
+    edits = [("app.py", "return 1", "return 2"), ("test_unit.py", "cls.base = 10", "cls.base = 11")]
+    result = run_editing(project, edits, "--reload-timeout=20")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_unit.py::TestApp::test_value: attempt 1 failed*",
+            "E       AssertionError: 12 != 14",
+            "hotswap: app: patched 1*",
+            "*test_unit.py::TestApp::test_value: attempt 2 failed*",
+            "E       AssertionError: 13 != 14",
+            "hotswap: test_unit: patched*",
+            "hotswap: rerunning test_unit.py::TestApp::test_value (attempt 3)",
+            "hotswap: fixtures set up again: _unittest_setUpClass_fixture_TestApp (class)",
+            "PASSED test_unit.py::TestApp::test_value after 3 attempts",
+            "*= 2 passed in *",
+        ]
+    )
+    assert result.ret == 0
+
+
+def test_unittest_failure_is_reported_when_the_loop_gives_up(project: pytest.Pytester) -> None:
+    project.makepyfile(test_unit=UNITTEST_TEST)
+    result = run(project, "--reload-loop", "--reload-timeout=0.5", "-k", "test_value")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_unit.py::TestApp::test_value: attempt 1 failed*",
+            "hotswap: no reload within 0.5 s after attempt 1 of test_unit.py::TestApp::test_value; giving up *",
+            "*= FAILURES =*",
+            "E       AssertionError: 12 != 14",
+            "FAILED test_unit.py::TestApp::test_value after 1 attempt (no reload within 0.5 s)",
+            "*= 1 failed, 1 deselected in *",
+        ]
+    )
+    assert result.ret == 1
+
+
+def interact(pytester: pytest.Pytester, steps: list[tuple[str, Edit | str]], *args: str) -> tuple[str, int]:
+    """Runs ``pytest --reload-loop`` in a pseudo-terminal: ``("expect", text)`` waits for text on the screen,
+    ``("save", edit)`` saves an edit, ``("send", line)`` types a line. Returns the rest of the output and the
+    exit status."""
+    child = spawn(pytester, "--reload-loop", *args)
+    try:
+        for action, what in steps:
+            if action == "expect":
+                assert isinstance(what, str)
+                child.expect_exact(what)
+            elif action == "save":
+                assert isinstance(what, tuple)
+                apply_edit(pytester, what)
+            else:
+                assert isinstance(what, str)
+                child.sendline(what)
+        rest = finish(child)
+    finally:
+        child.terminate(force=True)
+    return rest, child.exitstatus
+
+
+def test_interactive_edited_fixture_is_set_up_again(fixtures_project: pytest.Pytester) -> None:
+    rest, status = interact(
+        fixtures_project,
+        [
+            ("expect", "test_fix.py::test_fixture: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("save", ("conftest.py", "value = 2", "value = 3")),
+            ("expect", "hotswap: conftest: patched 1"),
+            ("send", "c"),
+            ("expect", "hotswap: fixtures set up again: number (function), doubled (function, uses a changed one)"),
+            ("expect", "PASSED test_fix.py::test_fixture after 2 attempts"),
+        ],
+    )
+    assert "2 passed" in rest
+    assert status == 0
+
+
+def test_interactive_edited_parametrize_values_rerun_under_the_same_id(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_param=PARAM_TEST)
+    rest, status = interact(
+        pytester,
+        [
+            ("expect", "test_param.py::test_double[2-expected0]: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("save", ("test_param.py", '"double": 5', '"double": 4')),
+            ("expect", "hotswap: test_param: patched 1"),
+            ("send", "c"),
+            ("expect", "PASSED test_param.py::test_double[2-expected0] after 2 attempts"),
+        ],
+    )
+    assert "3 passed" in rest
+    assert status == 0
+
+
+def test_interactive_a_gone_id_offers_the_new_ones(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_ids="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1], ids=["one"])
+        def test_n(n):
+            assert n == 3
+        """
+    )
+    rest, status = interact(
+        pytester,
+        [
+            ("expect", "test_ids.py::test_n[one]: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("save", ("test_ids.py", '[1], ids=["one"]', '[2, 3], ids=["two", "three"]')),
+            ("expect", "hotswap: test_ids: patched 1"),
+            ("send", "c"),
+            (
+                "expect",
+                "hotswap: test_ids.py::test_n[one] is no longer collected after the edit; now: "
+                "test_ids.py::test_n[two], test_ids.py::test_n[three]",
+            ),
+            ("expect", "1: test_ids.py::test_n[two]"),
+            ("expect", "2: test_ids.py::test_n[three]"),
+            # Enter goes back to the debugger; asked again, a number runs that id.
+            ("expect", "hotswap: rerun which (1-2; Enter goes back to the debugger)? "),
+            ("send", ""),
+            ("expect", "(Pdb) "),
+            ("send", "c"),
+            ("expect", "hotswap: rerun which (1-2; Enter goes back to the debugger)? "),
+            ("send", "2"),
+            ("expect", "PASSED test_ids.py::test_n[one] after 2 attempts (ran as test_ids.py::test_n[three])"),
+        ],
+    )
+    assert "1 passed" in rest
+    assert status == 0
+
+
+def test_interactive_what_cannot_take_effect_is_said(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_limits="""
+        import pytest
+
+        @pytest.fixture
+        def number():
+            return 2
+
+        def test_number(number):
+            assert number == 3
+        """
+    )
+    edit = (
+        "test_limits.py",
+        "@pytest.fixture\ndef number():\n    return 2",
+        "@pytest.fixture(autouse=True)\ndef number():\n    return 3",
+    )
+    rest, status = interact(
+        pytester,
+        [
+            ("expect", "test_limits.py::test_number: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("save", edit),
+            ("expect", "hotswap: test_limits: patched 1"),
+            ("send", "c"),
+            (
+                "expect",
+                "hotswap: cannot take effect: fixture 'number': autouse changed; pytest keeps what it collected",
+            ),
+            ("expect", "PASSED test_limits.py::test_number after 2 attempts"),
+        ],
+    )
+    assert "1 passed" in rest
+    assert status == 0
+
+
+def test_interactive_unittest_test_case_loops(project: pytest.Pytester) -> None:
+    project.makepyfile(test_unit=UNITTEST_TEST)
+    rest, status = interact(
+        project,
+        [
+            ("expect", "test_unit.py::TestApp::test_value: attempt 1 failed"),
+            ("expect", "AssertionError: 12 != 14"),
+            ("expect", "(Pdb) "),
+            ("send", "p self.base"),
+            ("expect", "10"),
+            ("save", ("test_unit.py", "cls.base = 10", "cls.base = 12")),
+            ("expect", "hotswap: test_unit: patched"),
+            ("send", "c"),
+            ("expect", "hotswap: fixtures set up again: _unittest_setUpClass_fixture_TestApp (class)"),
+            ("expect", "PASSED test_unit.py::TestApp::test_value after 2 attempts"),
+        ],
+        "-k",
+        "test_value",
+    )
+    assert "1 passed, 1 deselected" in rest
+    assert status == 0

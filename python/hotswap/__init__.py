@@ -55,3 +55,17 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'hotswap' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext hotswap``: applies saved edits of your modules before each cell (see ``hotswap.ipython``)."""
+    from .ipython import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext hotswap``: stops watching and unhooks from the shell."""
+    from .ipython import unload_ipython_extension as unload
+
+    unload(ipython)

@@ -106,7 +106,7 @@ def _exports(namespace: Dict[str, Any]) -> FrozenSet[str]:
 
 def _may_star_import(module: types.ModuleType) -> bool:
     """Whether the source ``module`` runs, as recorded so far (no file is read), has ``import *`` at all."""
-    found = _source._baselines.get(module.__name__)
+    found = _source.recorded_baseline(module)
     if found is not None:
         return "import *" in found.text
     path = getattr(module, "__file__", None)

@@ -562,20 +562,23 @@ class Transaction:
 
     # --- committing -------------------------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Applies the queued writes now, keeping what undoes them."""
-        if self.ops:
-            with _interrupts_deferred():  # applied and recorded as one step, or neither
-                # The record is in the undo log before the native step fills it: an exception raised the moment
-                # the step returns (a signal handler, a profile hook) cannot lose what undoes the batch.
-                record: List[List[_native.Op]] = []
-                self._undo.append(("ops", record))
-                try:
-                    _native.apply(self.ops, undo=record)  # appends the batch's inverse ops to `record`
-                except Exception as exc:  # the native step undid its own writes
-                    raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
-                                       f"{type(exc).__name__}: {exc}") from None
-                self.ops = []
+    def flush(self, last: bool = False) -> None:
+        """Applies the queued writes now (with ``last``, even none: the commit is always one native step), keeping
+        what undoes them.
+
+        The undo entry is in place before the native step runs, and the native step fills it before it returns,
+        so an exception raised at any bytecode boundary (a signal handler, a profiler) finds every applied batch
+        in ``_undo``."""
+        if self.ops or last:
+            record: List[List[_native.Op]] = []
+            self._undo.append(("ops", record))
+            try:
+                _native.apply(self.ops, undo=record)  # appends the batch's inverse ops to `record`
+            except Exception as exc:  # the native step undid its own writes
+                self._undo.pop()
+                raise ReloadFailed(f"{self.path}: could not apply the reload, nothing was changed: "
+                                   f"{type(exc).__name__}: {exc}") from None
+            self.ops = []
 
     def rollback(self) -> None:
         """Undoes the batches already applied, puts back the members of every class this reload wrote to
@@ -586,7 +589,6 @@ class Transaction:
                 if entry[0] == "ops":
                     for inverse in reversed(entry[1]):
                         _native.apply(inverse)
-                    entry[1].clear()
                 else:
                     _restore_class(entry[1], entry[2])
                 self._undo.pop()
@@ -598,26 +600,17 @@ class Transaction:
             _native.apply(ops)
 
     def commit(self, record: Optional[Callable[[], object]] = None) -> None:
-        """Applies the last batch and, in the same uninterruptible step, ``record`` (the new baseline), so that a
-        Ctrl-C never leaves new code running under the old baseline; raises what the native step raised (it
-        undid its own writes)."""
-        inverse: List[List[_native.Op]] = []
-        self._undo.append(("ops", inverse))
-        committed = False
-        try:
-            with _interrupts_deferred():
-                _native.apply(self.ops, undo=inverse)
-                self.ops = []
-                if record is not None:
-                    record()
-                committed = True
-        except BaseException:
-            # Raised before the batch and the baseline were both in place (the native step failed, or an
-            # exception came the moment it returned): everything goes back. A Ctrl-C held back until the end of
-            # the block finds the reload whole, and is only passed on.
-            if not committed:
-                self.rollback()
-            raise
+        """Applies the last batch and then ``record`` (the new baseline), with Ctrl-C held back until both are
+        done. Raises ReloadFailed if the native step refused the batch (it undid its own writes). Any exception
+        that escapes (a held-back Ctrl-C, one raised by a profiler as the native step returns) finds the batch in
+        ``_undo``: the caller rolls back and puts the old baseline back, so the reload is all old or all new."""
+        with _interrupts_deferred():
+            self.flush(last=True)
+            if record is not None:
+                record()
+
+    def finish(self) -> None:
+        """What runs once the reload can no longer be undone: post-reload steps, hooks, the line cache."""
         for callback in self.after:
             try:
                 callback()
@@ -781,8 +774,8 @@ def find_function(obj: Any, name: str, path: str, stmt=None) -> Optional[types.F
     """The plain function named ``name`` from ``path`` that ``obj`` is or wraps (decorators, partials).
 
     With ``stmt`` (the statement that made it), the function must also start at that statement's lines; if
-    ``obj`` holds no such function (several `def _` registered with singledispatch share one name), the heap
-    is searched for it.
+    ``obj`` holds no such function (several `def _` registered with singledispatch share one name), it is
+    searched for among all live functions.
     """
     lines = None if stmt is None else {stmt.lineno, stmt.def_lineno}
     for item in _unwrap_candidates(obj):
@@ -792,15 +785,7 @@ def find_function(obj: Any, name: str, path: str, stmt=None) -> Optional[types.F
                 return item
     if lines is None:
         return None
-    import gc
-
-    for item in gc.get_objects():
-        if type(item) is types.FunctionType:
-            code = item.__code__
-            if code.co_name == name and code.co_filename == path and code.co_firstlineno in lines:
-                if "." not in item.__qualname__:
-                    return item
-    return None
+    return _native.find_defined_function(name, path, sorted(lines))
 
 
 def _function_pairs(old: Any, new: Any, path: str) -> Optional[List[Tuple[types.FunctionType, types.FunctionType]]]:

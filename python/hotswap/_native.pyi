@@ -80,13 +80,28 @@ def apply(ops: Iterable[tuple], *, undo: bool = False) -> "int | list[tuple]":
     (empties the cell).
     """
 
+# --- finding functions by code (src/funcindex.rs) -----------------------------------------------------------
+
 def find_functions(codes: Sequence[CodeType]) -> list[list[FunctionType]]:
-    """For each code object, the live functions running it (one sweep of ``gc.get_objects()``)."""
+    """For each code object, the live functions running it, from a code -> functions index whose cost does not
+    grow with the heap: on CPython 3.12+ kept by a function watcher; on 3.9-3.11 by a ``gc.callbacks`` entry that
+    files nested functions (weakly) as they leave the youngest generation, which a query also searches. The
+    index starts on the first call (one heap sweep then). A comprehension's or generator expression's code gets
+    ``[]`` (its functions never outlive their call); on 3.9-3.11 a code not nested in a function is swept for."""
+
+def find_defined_function(name: str, filename: str, lines: Sequence[int]) -> FunctionType | None:
+    """The module-level function ``name`` of ``filename`` whose code starts at one of ``lines``, wherever it is
+    referenced from (e.g. an overwritten ``def _`` kept by a singledispatch registry), or None. 3.12+ walks the
+    indexed functions' codes; earlier versions sweep the heap once."""
+
+def function_index_mode() -> str:
+    """``"off"`` before the first query, then ``"watcher"`` (3.12+) or ``"gc"`` (3.9-3.11, or 3.12+ when every
+    function watcher slot is taken)."""
 
 # --- file watching (src/watch.rs) ----------------------------------------------------------------------------
 
 class Watcher:
-    """Watches directory trees from native threads and hands out batches of changed files.
+    """Watches directory trees (and single files) from native threads and hands out batches of complete saves.
 
     Each directory under the roots is watched non-recursively with the OS's notification API (notify's native
     backend), except ignored trees (``default_ignored_dirs``, ``.venv*``, directories holding ``pyvenv.cfg`` or
@@ -94,9 +109,15 @@ class Watcher:
     directories are not followed, and a file whose real path is outside the roots is never reported. Editors'
     temporary files (``*~``, ``4913``, ``*.swp``, ``*.___jb_*___``, ``.#*``) are never reported.
 
-    Events are coalesced into a batch that ends when no event came for ``debounce_ms``, or ``max_batch_ms`` after
-    its first event. A file modified and not yet closed by its writer (close-after-write, inotify only) holds the
-    batch, for at most 1 s from its first event, so a truncated or half-written file is not reported.
+    On inotify a save is complete when its writer closes the file (close-after-write) or a rename lands it; a file
+    modified or created and not yet closed is never read, however long its writer takes. A complete file is read
+    at once (checked first: a regular file whose real path is under the roots) and its bytes are kept only if the
+    read's own opens (one to read, one right after) come back through the event queue with no write between
+    them, which proves they are the whole save and not the start of the next one. Ready files are flushed at
+    once, or after ``debounce_ms`` of quiet when it is set; a file still being written holds the others for at
+    most ``max_batch_ms`` (files saved together arrive together). Backends without close events (polling,
+    FSEvents, Windows) end a batch after ``max(debounce_ms, 5)`` quiet milliseconds, or ``max_batch_ms`` after
+    its first event, and read the files then.
 
     When the native backend cannot start (ENOSYS, inotify instance or watch limits), or with ``force_polling``,
     notify's PollWatcher polls every 200 ms, hashing file contents (its mtimes have whole-second resolution);
@@ -126,6 +147,9 @@ class Watcher:
     watched_dirs: int
     """How many directories were watched at start."""
 
+    warnings: List[str]
+    """Directories that could not be watched at start (permission denied, ...), one line each, to log."""
+
     running: bool
     """Whether the batcher thread is running (False after ``stop()``)."""
 
@@ -135,39 +159,50 @@ class Watcher:
         *,
         include: Sequence[str] = ("*.py",),
         exclude: Sequence[str] = (),
-        debounce_ms: int = 5,
+        debounce_ms: int = 0,
         max_batch_ms: int = 100,
         force_polling: bool = False,
         simulate_native_error: bool = False,
+        simulate_unreadable: Sequence[str] = (),
     ) -> None:
         """Starts watching at once (the initial walk runs with the GIL released).
 
         Args:
-            roots: existing directories; watched through their real paths.
+            roots: existing directories or regular files (a file: its directory is watched, only it is
+                reported); watched through their real paths.
             include: ``fnmatch`` patterns a file's name or root-relative path must match to be reported.
             exclude: patterns of files and directories to skip (in addition to the defaults).
-            debounce_ms: quiet period that ends a batch.
-            max_batch_ms: longest a batch of settled files is held under a continuous stream of events.
+            debounce_ms: quiet period before a batch of complete files is flushed (0: at once).
+            max_batch_ms: longest complete files wait for others still being written (or, without close
+                events, for a continuous stream of events to pause).
             force_polling: use notify's PollWatcher.
             simulate_native_error: for tests: behave as if the native backend failed to start.
+            simulate_unreadable: for tests: directories to treat as if the OS refused to watch them.
 
         Raises:
             FileNotFoundError: a root does not exist.
-            ValueError: no root, or a root is not a directory.
+            ValueError: no root, a root that is neither a directory nor a regular file, or the file system's root.
             RuntimeError: no backend could start.
         """
 
-    def wait(self, timeout_s: Optional[float] = None) -> Optional[Tuple[List[Tuple[str, bool]], List[str]]]:
+    def wait(
+        self, timeout_s: Optional[float] = None
+    ) -> Optional[Tuple[List[Tuple[str, bool, Optional[bytes]]], List[str]]]:
         """Blocks (GIL released; on the main thread, signals checked every 50 ms) for the next batch.
 
         Returns:
-            ``(files, notes)``: ``files`` lists ``(real path, exists)`` in first-seen order, each path once, with
-            ``exists`` decided from the file's state when the batch ended (a batch may hold a delete and a
-            create of the same path); ``notes`` are backend problems to log. None at timeout or once stopped.
+            ``(files, notes)``: ``files`` lists ``(path, exists, content)`` in first-seen order, each path once:
+            a complete save is ``(real path, True, bytes read)``; a file deleted (or renamed away, or unreadable)
+            is ``(path, False, None)``. Files whose real path leads outside the roots are left out. ``notes`` are
+            backend problems to log. None at timeout or once stopped.
 
         Raises:
             KeyboardInterrupt: (or whatever a signal handler raises) when called on the main thread.
         """
+
+    def read(self, path: str) -> Optional[Tuple[str, bytes]]:
+        """Reads ``path`` now: ``(real path, bytes)`` if it is a regular file whose real path is under the roots,
+        else None. The check and the read use one descriptor, so what is returned is what was checked."""
 
     def stop(self) -> None:
         """Stops watching and joins the batcher thread; the backend's file descriptors are closed on return.

@@ -19,7 +19,6 @@ import os
 import sys
 import sysconfig
 import threading
-import weakref
 from types import ModuleType
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -31,10 +30,8 @@ class Baseline(NamedTuple):
     stmts: Tuple[_native.Stmt, ...]
 
 
-_baselines: Dict[str, Baseline] = {}  # by module name
-# The module object each baseline belongs to: a module imported again under the same name (from another file, or
-# a new `__main__`) does not run its predecessor's source.
-_owners: Dict[str, "weakref.ref[ModuleType]"] = {}
+# By module name and source path: a module of the same name loaded from another file has no baseline here.
+_baselines: Dict[Tuple[str, str], Baseline] = {}
 _imported_sources: Dict[str, bytes] = {}  # by resolved file path, filled by the import hook
 _lock = threading.Lock()
 
@@ -94,7 +91,7 @@ def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_n
 def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
     """The source ``module`` runs, or None when it cannot be known (see the module docstring)."""
     with _lock:
-        known = _current(module)
+        known = _baselines.get((module.__name__, path))
         if known is not None:
             return known
         data = _imported_sources.pop(path, None)
@@ -108,37 +105,32 @@ def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return None
     with _lock:
-        known = _current(module)
-        if known is not None:
-            return known
-        _record(module, found)
-        return found
+        return _baselines.setdefault((module.__name__, path), found)
+
+
+def recorded_baseline(module: ModuleType) -> Optional[Baseline]:
+    """The baseline recorded for ``module`` so far, without reading any file (None if none is)."""
+    try:
+        key = (module.__name__, module_path(module))
+    except (TypeError, ValueError):
+        return None
+    with _lock:
+        return _baselines.get(key)
 
 
 def set_baseline(module: ModuleType, text: str, stmts: Sequence[_native.Stmt]) -> None:
     with _lock:
-        _record(module, Baseline(text, tuple(stmts)))
+        _baselines[(module.__name__, module_path(module))] = Baseline(text, tuple(stmts))
 
 
-def _current(module: ModuleType) -> Optional[Baseline]:
-    """The baseline recorded for this very module object (the caller holds the lock); a stale one is dropped."""
-    known = _baselines.get(module.__name__)
-    if known is None:
-        return None
-    owner = _owners.get(module.__name__)
-    if owner is None or owner() is module:
-        return known
-    del _baselines[module.__name__]
-    _owners.pop(module.__name__, None)
-    return None
-
-
-def _record(module: ModuleType, found: Baseline) -> None:
-    _baselines[module.__name__] = found
-    try:
-        _owners[module.__name__] = weakref.ref(module)
-    except TypeError:  # a module type without weak references: trusted by name
-        _owners.pop(module.__name__, None)
+def restore_baseline(module: ModuleType, previous: Optional[Baseline]) -> None:
+    """Puts back what ``baseline`` returned before a reload that was then undone."""
+    key = (module.__name__, module_path(module))
+    with _lock:
+        if previous is None:
+            _baselines.pop(key, None)
+        else:
+            _baselines[key] = previous
 
 
 def _unchanged_since_import(module: ModuleType, path: str) -> Optional[bytes]:
@@ -171,7 +163,7 @@ def track(module: ModuleType) -> None:
     """Records ``module``'s baseline now (from disk) if none is recorded yet."""
     path = module_path(module)
     with _lock:
-        if _current(module) is not None:
+        if (module.__name__, path) in _baselines:
             return
     if baseline(module, path) is None:
         try:

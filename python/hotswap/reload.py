@@ -357,11 +357,14 @@ def _reload(
         _state.depth -= 1
     try:
         tx.commit(record=lambda: _source.set_baseline(module, text, new_stmts))
-    except Exception as exc:  # the native step undid its own writes; put the namespace back too
+    except _engine.ReloadFailed as exc:  # the native step undid its own writes; put the namespace back too
         tx.rollback()
-        return failed(f"{path}: could not apply the reload, nothing was changed: {type(exc).__name__}: {exc}")
-    # A Ctrl-C held back during the last batch is raised by `commit` once that batch and the new baseline are in
-    # place: the reload is then whole, and the interrupt goes on to the program.
+        return failed(str(exc))
+    except BaseException:  # Ctrl-C as the last batch returned: every batch was recorded, so all of it is undone
+        tx.rollback()
+        _source.restore_baseline(module, old)
+        raise
+    tx.finish()
     return ReloadReport(
         module=name,
         path=path,
@@ -417,3 +420,10 @@ def _after_fork_in_child() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)
+
+
+# Framework adapters (hotswap.frameworks) activate when their framework is imported; they use only the public
+# hooks above. Installed last, so an adapter activated right now finds this module complete.
+from . import frameworks as _frameworks  # noqa: E402
+
+_frameworks.install()

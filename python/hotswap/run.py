@@ -19,16 +19,22 @@ status when it ended on its own (130 otherwise).
 from __future__ import annotations
 
 import argparse
+import builtins
 import contextlib
+import fnmatch
+import importlib.machinery
 import os
+import re
 import runpy
 import signal
 import sys
 import time
 import traceback
+import types
 from collections.abc import Sequence
 from typing import Any
 
+from .imports import ImportRecord, ImportScan, classify, scan_imports
 from .template import ImportEnvironment, IsolatedProcess, emit_event
 
 __all__ = ["main", "run_program"]
@@ -36,6 +42,8 @@ __all__ = ["main", "run_program"]
 #: How long the program may take to end after Ctrl-C before it gets SIGTERM (then SIGKILL after the env's grace).
 INTERRUPT_GRACE_S = 2.0
 POLL_S = 0.2
+#: Always watched besides Python files: templates, whose engines' caches the framework adapters clear on save.
+TEMPLATE_PATTERNS = ("*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2", "*.txt", "*.xml")
 
 
 def _say(message: str) -> None:
@@ -46,8 +54,17 @@ def _say(message: str) -> None:
 
 
 def run_program(spec: dict[str, Any]) -> int:
-    """Runs the user's program in this (forked) process with an ``AutoReloader`` reporting to the supervisor."""
-    sys.argv = list(spec["argv"])
+    """Runs the user's program in this (forked) process with an ``AutoReloader`` reporting to the supervisor.
+
+    The process is first made to look like ``python script.py args`` / ``python -m module args`` would
+    (``_become_program``); framework adapters are installed and servers' own re-executing reloaders bypassed.
+    """
+    _become_program(spec)
+    from . import frameworks
+    from .frameworks import servers
+
+    frameworks.install()
+    servers.bypass_reloaders(_say)
     reloader = None
     try:
         from .watcher import AutoReloader
@@ -59,23 +76,30 @@ def run_program(spec: dict[str, Any]) -> int:
             emit_event({"event": "reload", "module": report.module, "path": report.path, "ok": report.ok,
                         "needs_restart": report.needs_restart, "summary": report.summary()})
 
+        def on_other_file(path: str) -> None:
+            # A template is handled by its engine's adapter; a file the user asked to watch restarts the program.
+            if not frameworks.file_saved(path) and _matches(path, spec["include"]):
+                emit_event({"event": "file", "path": path})
+
         try:
-            reloader = AutoReloader(spec["paths"], mode=spec["mode"], clear=spec["clear"], on_reload=on_reload)
+            reloader = AutoReloader(spec["paths"], include=("*.py", *TEMPLATE_PATTERNS, *spec["include"]),
+                                    mode=spec["mode"],
+                                    clear=spec["clear"], on_reload=on_reload, on_other_file=on_other_file)
         except Exception as err:  # noqa: BLE001 - a reloader that cannot start must not stop the program
             emit_event({"event": "no_reloader", "reason": f"{type(err).__name__}: {err}"})
     emit_event({"event": "started", "pid": os.getpid()})
     try:
         if spec["module"]:
-            runpy.run_module(spec["module"], run_name="__main__", alter_sys=True)
+            _run_module_as_main(spec["module"])
         else:
-            runpy.run_path(spec["script"], run_name="__main__")
+            _run_script_as_main(spec["script"])
     except SystemExit:
         raise
-    except KeyboardInterrupt:
-        traceback.print_exc()
+    except KeyboardInterrupt as exc:
+        _print_program_error(exc)
         raise SystemExit(128 + signal.SIGINT) from None
-    except BaseException:  # noqa: BLE001 - the program crashed: show it as Python would
-        traceback.print_exc()
+    except BaseException as exc:  # noqa: BLE001 - the program crashed: show it as Python would
+        _print_program_error(exc)
         raise SystemExit(1) from None
     finally:
         if reloader is not None:
@@ -84,14 +108,69 @@ def run_program(spec: dict[str, Any]) -> int:
     return 0
 
 
+def _matches(path: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatch(os.path.basename(path), p) or fnmatch.fnmatch(path, p) for p in patterns)
+
+
+def _become_program(spec: dict[str, Any]) -> None:
+    """``sys.argv``, ``sys.orig_argv``, ``sys.path`` and a fresh ``__main__`` as in a plain run of the program."""
+    sys.argv = list(spec["argv"])
+    if hasattr(sys, "orig_argv"):
+        sys.orig_argv = list(spec["orig_argv"])
+    sys.path[:] = spec["sys_path"]
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+
+
+def _run_script_as_main(script: str) -> None:
+    """Runs a script in the real ``__main__`` module, as ``python script.py`` does (and keeps it afterwards)."""
+    import hotswap
+
+    main = sys.modules["__main__"]
+    path = os.path.abspath(script)
+    main.__file__ = path
+    main.__cached__ = None  # type: ignore[attr-defined]
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)  # type: ignore[attr-defined]
+    main.__spec__ = None
+    with open(path, "rb") as f:
+        source = f.read()
+    hotswap.track(main)
+    code = compile(source, path, "exec", dont_inherit=True)
+    exec(code, main.__dict__)
+
+
+def _run_module_as_main(module: str) -> None:
+    """Runs a module as ``python -m`` does: ``runpy._run_module_as_main`` is the very function ``-m`` calls.
+
+    ``runpy.run_module`` would run it in a temporary module, dropped after the run, unlike ``-m``; the private
+    function is present with this signature in every CPython 3.9-3.13.
+    """
+    run_as_main = getattr(runpy, "_run_module_as_main", None)
+    if run_as_main is None:  # pragma: no cover - a future CPython without it
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    else:
+        run_as_main(module, alter_argv=True)
+
+
+def _print_program_error(exc: BaseException) -> None:
+    """Prints the program's traceback as Python would: starting at the program's frame, not at hotswap's."""
+    tb = exc.__traceback__
+    here = os.path.dirname(os.path.abspath(__file__))
+    while tb is not None and (tb.tb_frame.f_code.co_filename.startswith(here + os.sep)
+                              or tb.tb_frame.f_code.co_filename == runpy.__file__):
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb)
+
+
 # ------------------------------------------------------------------------------------------------ the supervisor
 
 
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "dist-packages"}
 
 
-def _snapshot(paths: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """(mtime_ns, size) of every .py file under ``paths``."""
+def _snapshot(paths: Sequence[str], include: Sequence[str] = ()) -> dict[str, tuple[int, int]]:
+    """(mtime_ns, size) of every .py file under ``paths``, and of files matching the ``include`` patterns."""
     out: dict[str, tuple[int, int]] = {}
     for root in paths:
         if os.path.isfile(root):
@@ -103,12 +182,121 @@ def _snapshot(paths: Sequence[str]) -> dict[str, tuple[int, int]]:
             dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS
                        and not os.path.exists(os.path.join(directory, d, "pyvenv.cfg"))]
             for name in files:
-                if name.endswith(".py"):
+                if name.endswith(".py") or _matches(name, include):
                     path = os.path.join(directory, name)
                     with contextlib.suppress(OSError):
                         st = os.stat(path)
                         out[path] = (st.st_mtime_ns, st.st_size)
     return out
+
+
+def _interpreter_sys_path() -> list[str]:
+    """This interpreter's ``sys.path`` without the entry its own start added (the supervisor's script directory,
+    or the current directory for ``python -m hotswap``): what any program run by it starts from."""
+    path = list(sys.path)
+    if path and not (sys.flags.isolated or getattr(sys.flags, "safe_path", False)):
+        path = path[1:]
+    return path
+
+
+def _program_sys_path(script: str | None, interpreter_path: Sequence[str]) -> list[str]:
+    """``sys.path`` of ``python script.py`` (the script's real directory first) or ``python -m`` (the current
+    directory first); nothing is prepended under ``-P``/``PYTHONSAFEPATH`` or ``-I``, as Python does."""
+    if sys.flags.isolated or getattr(sys.flags, "safe_path", False):
+        first: list[str] = []
+    else:
+        first = [os.path.dirname(os.path.realpath(script)) if script else os.getcwd()]
+    return first + [p for p in interpreter_path if p not in first]
+
+
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _module_argument(arg: str) -> str:
+    """The module an argument names, if it looks like one: ``app.main:app`` -> ``app.main``,
+    ``--app=app:create_app()`` -> ``app``, ``manage.py`` -> ``manage.py`` (a file); else ``""``."""
+    value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
+    if value.endswith(".py") and os.path.isfile(value):
+        return value
+    value = value.split(":", 1)[0]
+    return value if _MODULE_NAME.match(value) else ""
+
+
+def _module_file(name: str, search: Sequence[str]) -> list[str]:
+    """The source files ``import name`` runs from the directories ``search``: each package's ``__init__.py``
+    on the way, then the module's own file. Empty when it is not found there."""
+    files: list[str] = []
+    for directory in search:
+        base = os.path.join(directory, *name.split("."))
+        found = [f for f in (base + ".py", os.path.join(base, "__init__.py")) if os.path.isfile(f)]
+        if not found:
+            continue
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            init = os.path.join(directory, *parts[:i], "__init__.py")
+            if os.path.isfile(init):
+                files.append(init)
+        return files + found[:1]
+    return files
+
+
+def entry_scan(entries: Sequence[str], roots: Sequence[str], search: Sequence[str]) -> ImportScan:
+    """The imports of the program's own import graph: the entry files or modules, then every first-party module
+    they import, transitively. Files under ``roots`` that nothing reaches (tests, scripts, vendored trees) are
+    not scanned, so their third-party imports are not preloaded.
+
+    ``entries`` are files or dotted module names (a third-party entry, ``-m uvicorn``, is itself preloaded);
+    ``search`` is where first-party modules are looked up (the program's ``sys.path`` entries under ``roots``).
+    """
+    real_roots = [os.path.realpath(r) for r in roots]
+    dirs = [d for d in search if any(os.path.realpath(d) == r or os.path.realpath(d).startswith(r + os.sep)
+                                     for r in real_roots)] or list(roots)
+    records: list[ImportRecord] = []
+    skipped: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    todo: list[str] = []
+    for entry in entries:
+        if os.path.isfile(entry):
+            todo.append(os.path.abspath(entry))
+            continue
+        files = _module_file(entry, dirs)
+        if files:
+            todo.extend(files)
+            package_main = os.path.join(os.path.dirname(files[-1]), "__main__.py")
+            if files[-1].endswith("__init__.py") and os.path.isfile(package_main):
+                todo.append(package_main)
+        elif entry == entries[0] and classify(entry, real_roots) == "third_party":
+            records.append(ImportRecord(module=entry, name=None, lineno=0, kind="third_party",
+                                        type_checking_only=False, file=""))
+    while todo:
+        batch = sorted({f for f in todo if f not in seen})
+        todo = []
+        if not batch:
+            break
+        seen.update(batch)
+        scan = scan_imports(batch, first_party=list(roots))
+        records.extend(scan.imports)
+        skipped.extend(scan.skipped)
+        for record in scan.imports:
+            if record.kind != "first_party" or record.type_checking_only:
+                continue
+            todo.extend(_module_file(record.module, dirs))
+            if record.name and record.name != "*":
+                todo.extend(_module_file(f"{record.module}.{record.name}", dirs)[-1:])
+    records.sort(key=lambda r: (r.file, r.lineno))
+    return ImportScan(roots=tuple(roots), imports=tuple(records), skipped=tuple(sorted(set(skipped))))
+
+
+class _EntryEnvironment(ImportEnvironment):
+    """An ``ImportEnvironment`` whose template preloads what the program's own import graph reaches."""
+
+    def __init__(self, entries: Sequence[str], roots: Sequence[str], **kwargs: Any) -> None:
+        self.entries = list(entries)
+        self.roots = list(roots)
+        super().__init__(list(roots), **kwargs)
+
+    def _scan(self) -> ImportScan:
+        return entry_scan(self.entries, self.roots, sys.path)
 
 
 class _Interrupted(Exception):
@@ -119,11 +307,15 @@ class Supervisor:
     """Runs one program under ``hotswap run``; see the module docstring."""
 
     def __init__(self, *, script: str | None, module: str | None, args: Sequence[str], paths: Sequence[str],
-                 mode: str, template: bool, clear: bool) -> None:
+                 mode: str, template: bool, clear: bool, include: Sequence[str] = (),
+                 interpreter_path: Sequence[str] | None = None) -> None:
+        self.script_arg = script
         self.script = os.path.abspath(script) if script else None
         self.module = module
         self.args = list(args)
         self.paths = [os.path.abspath(p) for p in paths]
+        self.include = list(include)
+        self.program_path = _program_sys_path(self.script, sys.path if interpreter_path is None else interpreter_path)
         self.mode = mode
         self.use_template = template
         self.clear = clear
@@ -136,14 +328,13 @@ class Supervisor:
     # --------------------------------------------------------------- lifecycle
 
     def run(self) -> int:
-        # The program's sys.path[0] is what `python script.py` / `python -m mod` would give it; the template and
-        # the children inherit the supervisor's sys.path.
-        sys.path.insert(0, os.path.dirname(self.script) if self.script else os.getcwd())
+        # The template imports with the program's sys.path; the program gets it exactly (see _become_program).
+        sys.path[:] = self.program_path
         previous = signal.signal(signal.SIGINT, self._on_signal)
         previous_term = signal.signal(signal.SIGTERM, self._on_signal)
         try:
             started = time.perf_counter()
-            self.env = ImportEnvironment(self.paths, fork=None if self.use_template else False)
+            self.env = _EntryEnvironment(self._entry_points(), self.paths, fork=None if self.use_template else False)
             if self.env.fork:
                 _say(f"template ready in {(time.perf_counter() - started) * 1000:.0f} ms "
                      f"({len(self.env.preloaded)} third-party modules preloaded"
@@ -172,9 +363,20 @@ class Supervisor:
         return 128 - status if status < 0 else status
 
     def _spec(self) -> dict[str, Any]:
-        argv = [self.script or self.module or ""] + self.args
-        return {"argv": argv, "script": self.script, "module": self.module, "paths": self.paths,
-                "mode": self.mode, "clear": self.clear}
+        argv = [self.script_arg or self.module or ""] + self.args
+        interpreter = getattr(sys, "orig_argv", [sys.executable])[:1] or [sys.executable]
+        orig_argv = interpreter + (["-m", self.module] if self.module else [self.script_arg or ""]) + self.args
+        return {"argv": argv, "orig_argv": orig_argv, "sys_path": self.program_path, "script": self.script,
+                "module": self.module, "paths": self.paths, "include": self.include, "mode": self.mode,
+                "clear": self.clear}
+
+    def _entry_points(self) -> list[str]:
+        """Where the program's own code starts: the script or module, and modules named in its arguments
+        (``app:app`` for uvicorn and gunicorn, ``--app app`` for flask, ``DJANGO_SETTINGS_MODULE``)."""
+        entries = [self.script] if self.script else [self.module or ""]
+        entries += [_module_argument(arg) for arg in self.args]
+        entries.append(os.environ.get("DJANGO_SETTINGS_MODULE", ""))
+        return [e for e in entries if e]
 
     def _start(self) -> None:
         assert self.env is not None
@@ -199,7 +401,7 @@ class Supervisor:
 
     def _loop(self) -> None:
         assert self.env is not None
-        snapshot = _snapshot(self.paths)
+        snapshot = _snapshot(self.paths, self.include)
         third_party = self.env.modules
         while True:
             proc = self.proc
@@ -213,16 +415,19 @@ class Supervisor:
                         self.reloader_available = False
                         _say(f"live patching unavailable ({event.get('reason')}); restarting on every save")
                     elif kind == "reload":
+                        _say(str(event.get("summary")))
                         if event.get("needs_restart"):
                             restart = f"{event.get('module')}: {event['needs_restart']}"
                         elif event.get("ok"):
                             scan_modules = self._third_party()
                             if scan_modules != third_party:
                                 restart = "third-party imports changed"
+                    elif kind == "file":
+                        restart = f"{os.path.relpath(str(event.get('path')))} changed"
                 if restart:
                     self._restart(restart)
                     third_party = self.env.modules
-                    snapshot = _snapshot(self.paths)
+                    snapshot = _snapshot(self.paths, self.include)
                     continue
                 status = self.env.poll_isolated(proc)
                 if status is None and proc._chan is None and proc._popen is None:
@@ -231,14 +436,14 @@ class Supervisor:
                     self.last_status = status
                     _say(f"program exited with {self._describe(status)}; save a file to restart it, "
                          "Ctrl-C to quit")
-                    snapshot = _snapshot(self.paths)
+                    snapshot = _snapshot(self.paths, self.include)
                     continue
                 if self.reloader_available:
                     continue
             else:
                 time.sleep(POLL_S)
             # The program is not running, or cannot patch itself: restart on the next save.
-            current = _snapshot(self.paths)
+            current = _snapshot(self.paths, self.include)
             if current != snapshot:
                 changed = sorted(p for p in set(current) | set(snapshot) if current.get(p) != snapshot.get(p))
                 snapshot = current
@@ -300,7 +505,32 @@ class Supervisor:
             return False
 
 
-def main_run(argv: list[str]) -> int:
+#: hotswap run's options that take a value (the others are flags).
+_VALUE_OPTIONS = ("--path", "--mode", "--include")
+
+
+def _split_program(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(hotswap's options, the program and its arguments): the program starts at the first argument that is
+    not one of hotswap's options (a script) or at ``-m``."""
+    own: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "-m" or arg.startswith("-m") and len(arg) > 2:
+            return own, ["-m", arg[2:]] + list(argv[i + 1:]) if len(arg) > 2 else list(argv[i:])
+        if arg == "--":
+            return own, list(argv[i + 1:])
+        if not arg.startswith("-"):
+            return own, list(argv[i:])
+        own.append(arg)
+        if arg in _VALUE_OPTIONS:
+            own.extend(argv[i + 1:i + 2])
+            i += 1
+        i += 1
+    return own, []
+
+
+def main_run(argv: list[str], interpreter_path: Sequence[str] | None = None) -> int:
     """``hotswap run ...``: parses the arguments and runs the supervisor."""
     parser = argparse.ArgumentParser(
         prog="hotswap run",
@@ -314,24 +544,32 @@ def main_run(argv: list[str]) -> int:
     parser.add_argument("--no-template", action="store_true",
                         help="start a fresh interpreter for each run instead of forking from a template")
     parser.add_argument("--clear", action="store_true", help="clear the terminal before each reload and restart")
+    parser.add_argument("--include", action="append", default=[], metavar="PATTERN",
+                        help="also watch files matching this glob (repeatable, e.g. '*.toml'); saving one that no "
+                             "framework adapter handles restarts the program")
     parser.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
     parser.add_argument("target", nargs="?", help="the script to run (unless -m is given)")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
-    ns = parser.parse_args(argv)
-    args = list(ns.args)
-    if ns.module:
-        if ns.target is not None:
-            args.insert(0, ns.target)
+    parser.add_argument("args", nargs="*", help="arguments for the program")
+    # As for python itself, everything after the script or `-m MODULE` belongs to the program (`-m flask --app
+    # app run` passes --app to flask), so hotswap's own options are parsed only up to there.
+    own, program = _split_program(argv)
+    ns = parser.parse_args(own)
+    args = list(program)
+    if program and program[0] == "-m":
+        if len(program) < 2:
+            parser.error("-m needs a module name")
+        ns.module, args = program[1], program[2:]
         script = None
     else:
-        if ns.target is None:
+        if not program:
             parser.error("give a script to run, or -m MODULE")
-        script = ns.target
+        script, args = program[0], program[1:]
         if not os.path.isfile(script):
             parser.error(f"no such file: {script}")
     paths = ns.path or [os.path.dirname(os.path.abspath(script)) if script else os.getcwd()]
     supervisor = Supervisor(script=script, module=ns.module, args=args, paths=paths, mode=ns.mode,
-                            template=not ns.no_template, clear=ns.clear)
+                            template=not ns.no_template, clear=ns.clear, include=ns.include,
+                            interpreter_path=interpreter_path)
     return supervisor.run()
 
 
@@ -339,10 +577,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``hotswap`` console script: ``hotswap run ...``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: hotswap run [--path DIR]... [--mode changed|module] [--no-template] [--clear] "
-              "(script.py | -m module) [args...]")
+        print("usage: hotswap run [--path DIR]... [--include PATTERN]... [--mode changed|module] [--no-template] "
+              "[--clear] (script.py | -m module) [args...]")
         return 0 if argv else 2
     if argv[0] != "run":
         print(f"hotswap: unknown command {argv[0]!r}; try: hotswap run --help", file=sys.stderr)
         return 2
-    return main_run(argv[1:])
+    return main_run(argv[1:], _interpreter_sys_path())

@@ -1,0 +1,30 @@
+"""A small Flask app with Jinja templates, to edit while `hotswap run` serves it.
+
+    cd examples/flask_app && hotswap run -m flask --app app run --debug --port 5000
+
+Add a route, change a route's path, edit templates/index.html, and save: the next request sees it, and the
+in-memory guestbook is still there.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, redirect, render_template, request
+
+app = Flask(__name__)
+guestbook: list = []  # state that a restart would lose
+
+
+@app.route("/")
+def index():
+    return render_template("index.html", entries=guestbook)
+
+
+@app.route("/sign", methods=["POST"])
+def sign():
+    guestbook.append(request.form.get("name", "anonymous"))
+    return redirect("/")
+
+
+@app.route("/count")
+def count():
+    return f"{len(guestbook)} entries"

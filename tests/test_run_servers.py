@@ -1,0 +1,205 @@
+"""`hotswap run` in front of real servers (uvicorn, flask run, Django's runserver, gunicorn), driven over loopback
+HTTP while their files are edited: the new code is served, in-memory state survives, their own reloaders are
+bypassed with one line, and Ctrl-C ends them as it ends them without hotswap."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import pytest
+from proc_helpers import Run, edit, free_port, get, serves, write
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "srv"
+    root.mkdir()
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    runs: list[Run] = []
+
+    def start(*args: str) -> Run:
+        run = Run(list(args), root, env)
+        runs.append(run)
+        return run
+
+    yield root, start
+    for run in runs:
+        run.close()
+
+
+def interrupt_and_wait(run: Run) -> int:
+    """Ctrl-C as a terminal sends it to the foreground group: here, the supervisor forwards it."""
+    run.popen.send_signal(signal.SIGINT)
+    return run.popen.wait(30)
+
+
+FASTAPI_APP = """\
+from fastapi import FastAPI
+app = FastAPI()
+hits = []
+
+@app.get("/hello")
+def hello():
+    hits.append(1)
+    return {"msg": "hello", "hits": len(hits)}
+"""
+
+
+def test_uvicorn_serves_edits_in_place_and_exits_quietly_on_ctrl_c(server):
+    root, start = server
+    write(root / "app.py", FASTAPI_APP)
+    port = free_port()
+    run = start("-m", "uvicorn", "app:app", "--port", str(port), "--reload")
+    serves(port, "/hello", '{"msg":"hello","hits":1}')
+    run.wait_err("uvicorn's --reload bypassed")
+    edit(root / "app.py", FASTAPI_APP.replace('"msg": "hello"', '"msg": "hi"').replace('"/hello"', '"/hi"'))
+    serves(port, "/hi", '{"msg":"hi","hits":2}')
+    assert get(port, "/hello")[0] == 404
+    run.wait_err("hotswap: app: patched")
+    assert interrupt_and_wait(run) == 0
+    err = "\n".join(run.err)
+    assert "Traceback" not in err and "CancelledError" not in err, err
+
+
+FLASK_APP = """\
+from flask import Flask, render_template
+app = Flask(__name__)
+hits = []
+
+@app.route("/hello")
+def hello():
+    hits.append(1)
+    return f"hello {len(hits)}"
+
+@app.route("/page")
+def page():
+    return render_template("page.html", n=len(hits))
+"""
+
+
+def test_flask_run_debug_serves_new_routes_and_templates_without_restarting(server):
+    root, start = server
+    write(root / "app.py", FLASK_APP)
+    write(root / "templates" / "page.html", "page {{ n }}")
+    port = free_port()
+    run = start("-m", "flask", "--app", "app", "run", "--debug", "--port", str(port))
+    serves(port, "/hello", "hello 1")
+    run.wait_err("werkzeug's reloader bypassed")
+    edit(root / "app.py", FLASK_APP + '\n@app.route("/new")\ndef new():\n    return f"new {len(hits)}"\n')
+    serves(port, "/new", "new 1")
+    edit(root / "app.py", FLASK_APP.replace('@app.route("/hello")', '@app.route("/hi")'))
+    serves(port, "/hi", "hello 2")
+    serves(port, "/new", get(port, "/new")[1], status=404)
+    assert get(port, "/hello")[0] == 404
+    serves(port, "/page", "page 2")
+    edit(root / "templates" / "page.html", "new page {{ n }}")
+    serves(port, "/page", "new page 2")
+    assert not any("restarting" in line for line in run.err), run.err
+    interrupt_and_wait(run)
+
+
+DJANGO_SETTINGS = """\
+SECRET_KEY = "test"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1"]
+ROOT_URLCONF = "site_urls"
+INSTALLED_APPS = []
+TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates", "DIRS": [__import__("os").path.join(
+    __import__("os").path.dirname(__file__), "templates")],
+    "OPTIONS": {"loaders": [("django.template.loaders.cached.Loader",
+                             ["django.template.loaders.filesystem.Loader"])]}}]
+DATABASES = {}
+USE_TZ = True
+"""
+
+DJANGO_URLS = """\
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.urls import path
+
+hits = []
+
+def hello(request):
+    hits.append(1)
+    return HttpResponse(f"hello {len(hits)}")
+
+def page(request):
+    return render(request, "page.html", {"n": len(hits)})
+
+urlpatterns = [path("hello", hello), path("page", page)]
+"""
+
+MANAGE = """\
+import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site_settings")
+from django.core.management import execute_from_command_line
+execute_from_command_line(sys.argv)
+"""
+
+
+def test_django_runserver_follows_views_urlconf_and_templates(server):
+    root, start = server
+    write(root / "manage.py", MANAGE)
+    write(root / "site_settings.py", DJANGO_SETTINGS)
+    write(root / "site_urls.py", DJANGO_URLS)
+    write(root / "templates" / "page.html", "page {{ n }}")
+    port = free_port()
+    run = start("manage.py", "runserver", f"127.0.0.1:{port}")
+    serves(port, "/hello", "hello 1")
+    run.wait_err("Django's autoreloader bypassed")
+    edit(root / "site_urls.py", DJANGO_URLS.replace('f"hello {len(hits)}"', 'f"hi {len(hits)}"'))
+    # Every poll of the old view counts a hit: the new view sees the count the old one left (state kept).
+    serves(port, "/hello", lambda body: body.startswith("hi ") and int(body.split()[1]) >= 2)
+    hits = int(get(port, "/hello")[1].split()[1])
+    edit(root / "site_urls.py", DJANGO_URLS.replace('path("hello", hello)', 'path("greet", hello)'))
+    serves(port, "/greet", f"hello {hits + 1}")
+    assert get(port, "/hello")[0] == 404
+    serves(port, "/page", f"page {hits + 1}")
+    edit(root / "templates" / "page.html", "new page {{ n }}")
+    serves(port, "/page", f"new page {hits + 1}")
+    assert not any("restarting" in line for line in run.err), run.err
+    interrupt_and_wait(run)
+
+
+WSGI_APP = """\
+hits = []
+
+def app(environ, start_response):
+    hits.append(1)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"wsgi {len(hits)}".encode()]
+"""
+
+
+def test_gunicorn_runs_under_hotswap_and_stops_on_ctrl_c(server):
+    root, start = server
+    write(root / "wsgi.py", WSGI_APP)
+    port = free_port()
+    run = start("-m", "gunicorn", "wsgi:app", "-b", f"127.0.0.1:{port}", "-w", "1")
+    serves(port, "/", "wsgi 1")
+    assert interrupt_and_wait(run) == 0
+    assert not any("Traceback" in line for line in run.err), run.err
+
+
+
+def test_ctrl_c_at_a_terminal_ends_uvicorn_as_quietly_as_without_hotswap(server):
+    pexpect = pytest.importorskip("pexpect")
+    root, _start = server
+    write(root / "app.py", FASTAPI_APP)
+    outputs = {}
+    for label, args in (("plain", ["-m", "uvicorn"]), ("hotswap", ["-m", "hotswap", "run", "-m", "uvicorn"])):
+        child = pexpect.spawn(sys.executable, [*args, "app:app", "--port", str(free_port())], cwd=str(root),
+                              encoding="utf-8", timeout=60, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        child.expect("Application startup complete")
+        child.sendintr()  # the terminal's Ctrl-C: SIGINT to the whole foreground process group
+        child.expect(pexpect.EOF)
+        child.close()
+        outputs[label] = (child.exitstatus, child.before)
+    for label, (status, output) in outputs.items():
+        assert status == 0, (label, output)
+        assert "Traceback" not in output and "CancelledError" not in output, (label, output)
+        assert "Finished server process" in output, (label, output)
