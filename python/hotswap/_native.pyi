@@ -34,13 +34,11 @@ class Stmt:
     calls_reloading: bool
     defaults: list[Tuple[str, str, list[str]]]
     """For a def: (parameter, default expression text, names that expression reads)."""
-    nested_scopes: bool
-    """Whether the statement creates function objects of its own when it, or the function it defines, runs."""
     members: list["Stmt"]
     def __init__(
         self, *, kind: str, name: Optional[str], text: str, lineno: int, end_lineno: int, def_lineno: int,
         def_text: str, decorators: Sequence[str], binds: Sequence[str], reads: Sequence[str],
-        calls_reloading: bool, defaults: Sequence[Tuple[str, str, Sequence[str]]], nested_scopes: bool,
+        calls_reloading: bool, defaults: Sequence[Tuple[str, str, Sequence[str]]],
         members: Sequence["Stmt"],
     ) -> None: ...
 

@@ -57,6 +57,9 @@ class ReloadReport:
         error_file: for ``ok=False``, the file where it happened: the innermost frame of the reloaded file, else
             the innermost frame.
         error_line: the line in ``error_file``, when known.
+        notes: what the reload did that a reader of the source would not expect, in words: an unchanged
+            statement that ran again because it acts on a changed definition, a class decorator applied
+            again to the live class, references taken before an edit that keep the old version.
     """
 
     module: str
@@ -85,6 +88,7 @@ class ReloadReport:
         """For ``ok=False``: the exception's type and whole message on one line (``"ValueError: a / b"``)."""
         message = " / ".join((self.error_message or self.error or "").strip().splitlines())
         return f"{self.error_type}: {message}" if self.error_type else message
+    notes: Tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -399,6 +403,7 @@ def _reload(
         executed=tx.executed,
         needs_restart="; ".join(tx.needs_restart) or None,
         duration_ms=(time.perf_counter() - start) * 1000,
+        notes=tuple(tx.notes),
     )
 
 
