@@ -2,7 +2,8 @@
 
 Save-to-live: from the moment the write of a module's file returns (open, write, close) to the moment a program
 thread, calling a reference taken before the edit (`from m import target`), first sees the new result. 50 saves
-per module size (about 60, 600 and 6,000 lines); p50 and p95 in milliseconds, time.perf_counter_ns.
+per module size (about 60, 600 and 6,000 lines); p50 and p95 in milliseconds, time.perf_counter_ns. hotswap's p50
+is printed beside its target on the 2-core test machine (under 2, 3 and 10 ms).
 
 Usage: python benches/watch_latency.py   (or `make bench`, which runs it in benches/.venv with jurigged installed)
 
@@ -24,6 +25,8 @@ import threading
 import time
 
 SIZES = (60, 600, 6000)
+#: p50 save-to-live targets for hotswap, in milliseconds, by module size.
+TARGET_P50_MS = {60: 2.0, 600: 3.0, 6000: 10.0}
 SAVES = 50
 TIMEOUT_S = 30.0
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,6 +110,7 @@ def measure(tool: str, lines: int, workdir: str) -> dict:
         caller.join()
     latencies_ms.sort()
     return {
+        "size": lines,
         "lines": len(make_source(lines, 0).splitlines()),
         "p50": statistics.median(latencies_ms),
         "p95": latencies_ms[round(0.95 * (len(latencies_ms) - 1))],
@@ -160,10 +164,12 @@ def main() -> None:
     rows += [("jurigged (reference)", r) for r in jurigged]
     print(f"Save-to-live latency, {SAVES} saves per size (ms), Python {sys.version.split()[0]}")
     print()
-    print(f"| {'tool':<22} | {'lines':>6} | {'p50 ms':>8} | {'p95 ms':>8} |")
-    print(f"|{'-' * 24}|{'-' * 7}:|{'-' * 9}:|{'-' * 9}:|")
+    print(f"| {'tool':<22} | {'lines':>6} | {'p50 ms':>8} | {'p95 ms':>8} | {'p50 target':>13} |")
+    print(f"|{'-' * 24}|{'-' * 7}:|{'-' * 9}:|{'-' * 9}:|{'-' * 14}:|")
     for tool, r in rows:
-        print(f"| {tool:<22} | {r['lines']:>6} | {r['p50']:>8.2f} | {r['p95']:>8.2f} |")
+        target = TARGET_P50_MS.get(r.get("size", 0)) if tool.startswith("hotswap") else None
+        verdict = "" if target is None else f"< {target:g} ({'met' if r['p50'] < target else 'missed'})"
+        print(f"| {tool:<22} | {r['lines']:>6} | {r['p50']:>8.2f} | {r['p95']:>8.2f} | {verdict:>13} |")
     if note:
         print(f"\njurigged {note}")
 

@@ -1,6 +1,7 @@
 //! File watching for `AutoReloader`: notify's native backend (or its PollWatcher) on directories that this module
-//! walks itself, non-recursively, so ignored trees are never watched; a batcher thread coalesces raw events into
-//! quiet-period batches. Only the `Watcher` pyclass touches Python, and its `wait` blocks with the GIL released.
+//! walks itself, non-recursively, so ignored trees are never watched; a batcher thread decides from the events when
+//! each save is complete, reads it once and hands out batches of files with their bytes. Only the `Watcher` pyclass
+//! touches Python, and its `wait` blocks with the GIL released.
 
 use std::collections::{HashMap, HashSet};
 use std::mem::ManuallyDrop;
@@ -14,6 +15,7 @@ use notify::{Config, ErrorKind, Event, PollWatcher, RecommendedWatcher, Recursiv
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 /// Directory names never watched (nor walked). Kept in step with `DEFAULT_IGNORED_DIRS` in
 /// `python/hotswap/watcher.py`; `tests/test_watch_native.py` checks that they agree.
@@ -39,10 +41,6 @@ pub const DEFAULT_IGNORED_DIRS: &[&str] = &[
 /// directory merely named `target` is not ignored, since it may well be a Python package.
 /// Kept in step with `IGNORED_DIR_MARKERS` in python/hotswap/watcher.py.
 const IGNORED_DIR_MARKERS: &[&str] = &["pyvenv.cfg", "CACHEDIR.TAG"];
-
-/// How long a batch waits for a writer that modified a file without closing it yet (inotify's close-after-write),
-/// counted from the batch's first event. Bounds the wait when a writer keeps a file open.
-pub const OPEN_WRITE_MAX_MS: u64 = 1000;
 
 /// Polling interval of the fallback backend.
 pub const POLL_INTERVAL_MS: u64 = 200;
@@ -145,8 +143,11 @@ fn match_class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
 /// the root it lies under, `/`-separated.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    /// Canonical roots; a path outside all of them (e.g. reached through a symlink) is never reported.
+    /// Canonical root directories; a path outside all of them and not a root file (e.g. reached through a
+    /// symlink) is never reported.
     pub roots: Vec<PathBuf>,
+    /// Canonical files watched on their own (their directory is watched, not walked); always reported.
+    pub files: Vec<PathBuf>,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
 }
@@ -168,9 +169,9 @@ impl Filter {
         })
     }
 
-    /// Whether `path` lies under one of the roots (or is one).
+    /// Whether `path` lies under one of the root directories (or is one), or is a root file.
     pub fn under_roots(&self, path: &Path) -> bool {
-        self.roots.iter().any(|root| path.starts_with(root))
+        self.roots.iter().any(|root| path.starts_with(root)) || self.files.iter().any(|f| f == path)
     }
 
     /// Whether a directory is skipped: a default-ignored name, `.venv*`, an excluded pattern, or a marker file.
@@ -185,8 +186,11 @@ impl Filter {
             || IGNORED_DIR_MARKERS.iter().any(|m| path.join(m).exists())
     }
 
-    /// Whether a file path is reported: included, not excluded, not an editor's temporary file.
+    /// Whether a file path is reported: a root file, or included, not excluded, not an editor's temporary file.
     pub fn wants_file(&self, path: &Path) -> bool {
+        if self.files.iter().any(|f| f == path) {
+            return true;
+        }
         let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
             return false;
         };
@@ -197,43 +201,168 @@ impl Filter {
     }
 }
 
-/// Coalesces file events into a batch that ends when the tree has been quiet for `debounce`, or at `max_batch`
-/// after its first event so a continuous stream still flushes. A file modified but not yet closed by its writer
-/// (inotify reports close-after-write) holds the batch, for at most `OPEN_WRITE_MAX_MS` from its first event, so
-/// that a truncated or half-written file is not reported.
-#[derive(Debug)]
-pub struct Batcher {
-    debounce: Duration,
-    max_batch: Duration,
-    open_write_max: Duration,
-    /// Paths in first-seen order, and for each whether a write is open (modified, not yet closed).
-    order: Vec<PathBuf>,
-    open_write: HashMap<PathBuf, bool>,
-    first: Option<Instant>,
-    last: Option<Instant>,
+/// What a file held when it was read, after checking where it really is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// A regular file under the roots: its real path and its bytes.
+    File { real: PathBuf, content: Vec<u8> },
+    /// Gone, not a regular file, or unreadable.
+    Missing,
+    /// Its real path leads outside the roots (a symlink): never reported.
+    Outside,
+}
+
+/// Reads `path` once, checking that what is opened is a regular file whose real path is under the roots, and
+/// returns what was checked: the check and the read use the same descriptor, so a symlink swapped in between
+/// cannot redirect the read. The final component is opened with `O_NOFOLLOW`; on Linux the descriptor's own path
+/// (`/proc/self/fd/N`) is checked again after opening, which covers a directory swapped for a symlink.
+pub fn read_checked(filter: &Filter, path: &Path) -> Found {
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return Found::Missing;
+    };
+    if !filter.under_roots(&real) {
+        return Found::Outside;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let Ok(mut file) = options.open(&real) else {
+        return Found::Missing;
+    };
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        if let Ok(opened) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+            if !filter.under_roots(&opened) {
+                return Found::Outside;
+            }
+        }
+    }
+    // A FIFO or device opened (O_NONBLOCK keeps a FIFO from blocking the open) is not source: never read it.
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Found::Missing;
+    }
+    let mut content = Vec::new();
+    match std::io::Read::read_to_end(&mut file, &mut content) {
+        Ok(_) => Found::File { real, content },
+        Err(_) => Found::Missing,
+    }
 }
 
 /// What one raw event means for a file path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Touch {
-    /// Content written, the writer may still hold the file open.
+    /// Content written; the writer may still hold the file open.
     Write,
-    /// The writer closed the file.
+    /// Created (opened with `O_CREAT`): its writer has not closed it yet.
+    Created,
+    /// A writer closed the file (inotify's close-after-write): the save is complete.
     Closed,
-    /// Created, removed, renamed, attributes changed: no write in flight.
+    /// A rename landed a file on this path (vim, JetBrains' safe write): complete.
+    Landed,
+    /// Removed or renamed away.
+    Gone,
+    /// Opened (by anyone; inotify does not say for what, and notify does not ask for close-after-read).
+    Opened,
+    /// Anything else (polling's events, rescans, files found in a new directory): look at the file.
     Other,
 }
 
+/// Where one path stands in its save.
+#[derive(Debug)]
+enum State {
+    /// Written or created, not yet closed by its writer: never read in this state. `written` is false while the
+    /// file was only created (a hard link is never closed: such a file is looked at after `UNWRITTEN_MAX_MS`).
+    Writing { written: bool, since: Instant },
+    /// Read empty: a writer may have opened it with `O_TRUNC` and not written yet, and not every kernel reports
+    /// that truncation as a write (gVisor does not). Reported as empty only if nothing is written for
+    /// `UNWRITTEN_MAX_MS` (the Python side never applies an empty file; it reports it).
+    Empty { found: Found, since: Instant },
+    /// Complete by its events: to be read.
+    Complete,
+    /// Read at `read_at`; waiting for the echo of that read. `read` opens the file to read it, then opens its
+    /// directory once the read is done, and the events of one inotify instance arrive in the order they happened:
+    /// when the file's open (`file_open`) and the directory's (`dir_open`) have come back with no write between,
+    /// no write happened from the completion until after the read, so the bytes are the complete save and not
+    /// the start of the next one. (Two opens of the file itself would not do: inotify merges an event with an
+    /// identical one still queued, and notify does not ask for close-after-read, which would separate them.)
+    Verifying {
+        found: Found,
+        file_open: bool,
+        dir_open: bool,
+        read_at: Instant,
+    },
+    /// Ready to be reported.
+    Ready(Found),
+}
+
+/// How long a file that was created but never written waits for a close before it is looked at, and a file read
+/// empty for a write before it is reported as empty.
+pub const UNWRITTEN_MAX_MS: u64 = 1000;
+
+/// How long a read waits for its own opens to come back before it is trusted anyway (they come
+/// on inotify; the bound only keeps a lost event from holding a save).
+pub const VERIFY_MAX_MS: u64 = 50;
+
+/// Quiet period for backends that do not report close-after-write (polling, FSEvents, Windows), where
+/// completeness can only be inferred from a few quiet milliseconds.
+pub const QUIET_WITHOUT_CLOSE_MS: u64 = 5;
+
+/// Decides when each file's save is complete and groups complete files into batches.
+///
+/// With close events (inotify), a save is complete when its writer closes the file or a rename lands it: the
+/// file is then read at once (by the `read` function given to `advance`) and its bytes are confirmed by the echo
+/// of that read (see `State::Verifying`). A file being written holds only itself, however slow its writer; it
+/// also holds complete files for at most `group_max` (files saved together are applied together, in dependency
+/// order). `settle` (the `debounce_ms` option, 0 by default) adds a quiet period before a batch is flushed.
+/// Without close events, a batch ends when the tree has been quiet for `settle` (at least
+/// `QUIET_WITHOUT_CLOSE_MS`), or at `group_max` after its first event, and files are read then.
+#[derive(Debug)]
+pub struct Batcher {
+    close_events: bool,
+    settle: Duration,
+    group_max: Duration,
+    order: Vec<PathBuf>,
+    states: HashMap<PathBuf, State>,
+    first: Option<Instant>,
+    last: Option<Instant>,
+    ready_since: Option<Instant>,
+}
+
+/// A file being verified, with one more half of its echo: ready once both halves came back.
+fn verified(found: &Found, file_open: bool, dir_open: bool, read_at: Instant) -> State {
+    if file_open && dir_open {
+        State::Ready(found.clone())
+    } else {
+        State::Verifying {
+            found: found.clone(),
+            file_open,
+            dir_open,
+            read_at,
+        }
+    }
+}
+
 impl Batcher {
-    pub fn new(debounce: Duration, max_batch: Duration, open_write_max: Duration) -> Self {
+    pub fn new(close_events: bool, settle: Duration, group_max: Duration) -> Self {
+        let settle = if close_events {
+            settle
+        } else {
+            settle.max(Duration::from_millis(QUIET_WITHOUT_CLOSE_MS))
+        };
         Batcher {
-            debounce,
-            max_batch,
-            open_write_max,
+            close_events,
+            settle,
+            group_max,
             order: Vec::new(),
-            open_write: HashMap::new(),
+            states: HashMap::new(),
             first: None,
             last: None,
+            ready_since: None,
         }
     }
 
@@ -241,52 +370,221 @@ impl Batcher {
         self.order.is_empty()
     }
 
+    /// Whether `path` is being written (modified or created, not yet closed).
+    pub fn is_writing(&self, path: &Path) -> bool {
+        matches!(self.states.get(path), Some(State::Writing { .. }))
+    }
+
     /// Records one event on `path` at `now`.
     pub fn touch(&mut self, path: PathBuf, touch: Touch, now: Instant) {
-        let open = match touch {
-            Touch::Write => Some(true),
-            Touch::Closed => Some(false),
-            Touch::Other => None,
+        let current = self.states.get(&path);
+        let next = if !self.close_events {
+            match touch {
+                Touch::Opened => return,
+                _ => State::Complete,
+            }
+        } else {
+            match (touch, current) {
+                (
+                    Touch::Opened,
+                    Some(State::Verifying {
+                        found,
+                        dir_open,
+                        read_at,
+                        ..
+                    }),
+                ) => verified(found, true, *dir_open, *read_at),
+                (Touch::Opened, _) => return,
+                (Touch::Write, Some(State::Writing { since, .. })) => State::Writing {
+                    written: true,
+                    since: *since,
+                },
+                (Touch::Write, _) => State::Writing {
+                    written: true,
+                    since: now,
+                },
+                (Touch::Created, Some(State::Writing { written, since })) => State::Writing {
+                    written: *written,
+                    since: *since,
+                },
+                (Touch::Created, _) => State::Writing {
+                    written: false,
+                    since: now,
+                },
+                (Touch::Gone, _) => State::Ready(Found::Missing),
+                (Touch::Closed | Touch::Landed | Touch::Other, _) => State::Complete,
+            }
         };
-        match self.open_write.get_mut(&path) {
-            Some(state) => {
-                if let Some(open) = open {
-                    *state = open;
-                }
-            }
-            None => {
-                self.order.push(path.clone());
-                self.open_write.insert(path, open.unwrap_or(false));
-            }
+        if !self.states.contains_key(&path) {
+            self.order.push(path.clone());
         }
+        if matches!(next, State::Ready(_)) {
+            self.ready_since.get_or_insert(now);
+        }
+        self.states.insert(path, next);
         self.first.get_or_insert(now);
         self.last = Some(now);
     }
 
-    /// When the batch is due, or None while it is empty.
-    pub fn deadline(&self) -> Option<Instant> {
-        let (first, last) = (self.first?, self.last?);
-        if self.open_write.values().any(|&open| open) {
-            Some(first + self.open_write_max)
-        } else {
-            Some((last + self.debounce).min(first + self.max_batch))
+    /// Records that directory `dir` was opened (the second half of a read's echo, see `State::Verifying`).
+    pub fn dir_opened(&mut self, dir: &Path, now: Instant) {
+        for path in &self.order {
+            if path.parent() != Some(dir) {
+                continue;
+            }
+            if let Some(State::Verifying {
+                found,
+                file_open,
+                read_at,
+                ..
+            }) = self.states.get(path)
+            {
+                let next = verified(found, *file_open, true, *read_at);
+                if matches!(next, State::Ready(_)) {
+                    self.ready_since.get_or_insert(now);
+                    self.last = Some(now);
+                }
+                self.states.insert(path.clone(), next);
+            }
         }
     }
 
-    /// Takes the batch's paths (first-seen order) and resets.
-    pub fn take(&mut self) -> Vec<PathBuf> {
-        self.open_write.clear();
-        self.first = None;
-        self.last = None;
-        std::mem::take(&mut self.order)
+    /// Moves files along without new events: reads complete files (with close events), trusts a read whose echo
+    /// is overdue, and looks at files created long ago and never written.
+    pub fn advance(&mut self, now: Instant, read: &mut dyn FnMut(&Path) -> Found) {
+        if !self.close_events {
+            return;
+        }
+        for path in &self.order {
+            let Some(state) = self.states.get_mut(path) else {
+                continue;
+            };
+            if let State::Writing { written: false, since } = state {
+                if now >= *since + Duration::from_millis(UNWRITTEN_MAX_MS) {
+                    *state = State::Complete;
+                }
+            }
+            if let State::Verifying { found, read_at, .. } = state {
+                if now >= *read_at + Duration::from_millis(VERIFY_MAX_MS) {
+                    *state = State::Ready(std::mem::replace(found, Found::Missing));
+                    self.ready_since.get_or_insert(now);
+                }
+            }
+            if let State::Empty { found, since } = state {
+                if now >= *since + Duration::from_millis(UNWRITTEN_MAX_MS) {
+                    *state = State::Ready(std::mem::replace(found, Found::Missing));
+                    self.ready_since.get_or_insert(now);
+                }
+            }
+            if matches!(state, State::Complete) {
+                let found = read(path);
+                *state = match found {
+                    // The echo of a read comes on the path that was opened: a file read through a symlink in the
+                    // tree has none on this path, and nothing to confirm there.
+                    Found::File { ref content, .. } if content.is_empty() => State::Empty { found, since: now },
+                    Found::File { ref real, .. } if real == path => State::Verifying {
+                        found,
+                        file_open: false,
+                        dir_open: false,
+                        read_at: now,
+                    },
+                    found => {
+                        self.ready_since.get_or_insert(now);
+                        State::Ready(found)
+                    }
+                };
+            }
+        }
+    }
+
+    /// When the batch of ready files may be flushed: once the tree has been quiet for `settle`; files being read
+    /// (a matter of microseconds) or written hold it, for at most `group_max` from the first ready file.
+    fn flush_at(&self) -> Option<Instant> {
+        if !self.close_events {
+            let (first, last) = (self.first?, self.last?);
+            return Some((last + self.settle).min(first + self.group_max));
+        }
+        let ready = self.ready_since?;
+        let quiet = self.last.unwrap_or(ready) + self.settle;
+        let reading = self
+            .states
+            .values()
+            .any(|s| matches!(s, State::Complete | State::Verifying { .. }));
+        let writing = self
+            .states
+            .values()
+            .any(|s| matches!(s, State::Writing { .. } | State::Empty { .. }));
+        Some(if reading {
+            quiet.max(ready + self.group_max.max(Duration::from_millis(VERIFY_MAX_MS)))
+        } else if writing {
+            quiet.max(ready + self.group_max)
+        } else {
+            quiet
+        })
+    }
+
+    /// When something is due (`advance` or `take`), or None while nothing is.
+    pub fn deadline(&self) -> Option<Instant> {
+        let mut due = self.flush_at();
+        let mut at = |t: Instant| due = Some(due.map_or(t, |d| d.min(t)));
+        if self.close_events {
+            for state in self.states.values() {
+                match state {
+                    State::Complete => at(self.last.unwrap_or_else(Instant::now)),
+                    State::Verifying { read_at, .. } => at(*read_at + Duration::from_millis(VERIFY_MAX_MS)),
+                    State::Writing { written: false, since } | State::Empty { since, .. } => {
+                        at(*since + Duration::from_millis(UNWRITTEN_MAX_MS))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        due
+    }
+
+    /// Whether a batch is due at `now`.
+    pub fn due(&self, now: Instant) -> bool {
+        self.flush_at().is_some_and(|t| now >= t)
+    }
+
+    /// Takes the files ready to report (first-seen order) and keeps those still being written or read. Without
+    /// close events every file is read now.
+    pub fn take(&mut self, read: &mut dyn FnMut(&Path) -> Found) -> Vec<(PathBuf, Found)> {
+        let mut out = Vec::new();
+        let mut kept = Vec::new();
+        for path in std::mem::take(&mut self.order) {
+            let Some(state) = self.states.remove(&path) else {
+                continue;
+            };
+            match state {
+                State::Ready(found) => out.push((path, found)),
+                State::Complete if !self.close_events => {
+                    let found = read(&path);
+                    out.push((path, found));
+                }
+                other => {
+                    self.states.insert(path.clone(), other);
+                    kept.push(path);
+                }
+            }
+        }
+        self.order = kept;
+        self.ready_since = None;
+        if self.order.is_empty() {
+            self.first = None;
+            self.last = None;
+        }
+        out
     }
 }
 
 type RawEvent = notify::Result<Event>;
 
-/// One flushed batch: `(path, exists)` pairs, each decided from the file's state at flush time, and notes for
-/// the Python side to log (backend trouble the batcher thread cannot log itself).
-pub type BatchOut = (Vec<(String, bool)>, Vec<String>);
+/// One file of a flushed batch: its path (the real path when it was read), whether it exists, and the bytes read.
+pub type FileOut = (String, bool, Option<Vec<u8>>);
+
+/// One flushed batch, and notes for the Python side to log (trouble the batcher thread cannot log itself).
+pub type BatchOut = (Vec<FileOut>, Vec<String>);
 
 /// The notify watcher, the directories it watches, and the filter. Lives on the batcher thread after start.
 struct Tree {
@@ -294,27 +592,38 @@ struct Tree {
     filter: Filter,
     watched: HashSet<PathBuf>,
     native: bool,
+    /// For tests: directories the walk treats as unreadable (as if the OS refused to watch them).
+    unreadable: Vec<PathBuf>,
 }
 
 impl Tree {
     /// Watches `dir` and every non-ignored directory below it; pushes the wanted files found onto `files` when
     /// given. Symlinked directories are never followed (their target is outside the roots, or watched already).
-    fn walk(&mut self, dir: &Path, mut files: Option<&mut Vec<PathBuf>>) -> notify::Result<()> {
+    /// A directory that cannot be watched or listed is skipped with a note; only the watch limit is an error.
+    fn walk(
+        &mut self,
+        dir: &Path,
+        mut files: Option<&mut Vec<PathBuf>>,
+        notes: &mut Vec<String>,
+    ) -> notify::Result<()> {
         let mut stack = vec![dir.to_path_buf()];
         while let Some(dir) = stack.pop() {
             if self.watched.contains(&dir) {
                 continue;
             }
-            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
-                Ok(()) => {}
-                Err(err) if matches!(err.kind, ErrorKind::PathNotFound) => continue,
-                Err(err) if matches!(&err.kind, ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound) => {
-                    continue
-                }
-                Err(err) => return Err(err),
+            if !self.watch_one(&dir, notes)? {
+                continue;
             }
-            self.watched.insert(dir.clone());
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(err) => {
+                    notes.push(format!(
+                        "cannot list {}: {err}; files below it are not watched",
+                        dir.display()
+                    ));
+                    continue;
+                }
+            };
             let (mut subdirs, mut found) = (Vec::new(), Vec::new());
             let mut marked = false;
             for entry in entries.flatten() {
@@ -343,6 +652,39 @@ impl Tree {
         Ok(())
     }
 
+    /// Watches one directory, non-recursively. Ok(false) when it vanished or cannot be watched (with a note).
+    fn watch_one(&mut self, dir: &Path, notes: &mut Vec<String>) -> notify::Result<bool> {
+        let result = if self.unreadable.iter().any(|u| u == dir) {
+            Err(notify::Error::io(std::io::Error::from(
+                std::io::ErrorKind::PermissionDenied,
+            )))
+        } else {
+            self.watcher.watch(dir, RecursiveMode::NonRecursive)
+        };
+        match result {
+            Ok(()) => {
+                self.watched.insert(dir.to_path_buf());
+                Ok(true)
+            }
+            Err(err) if matches!(err.kind, ErrorKind::PathNotFound) => Ok(false),
+            Err(err) if matches!(&err.kind, ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound) => {
+                Ok(false)
+            }
+            Err(err) if matches!(err.kind, ErrorKind::MaxFilesWatch) => Err(err),
+            Err(err) => {
+                let reason = match &err.kind {
+                    ErrorKind::Io(io) => io.to_string(),
+                    _ => err.to_string(),
+                };
+                notes.push(format!(
+                    "cannot watch {}: {reason}; saves below it are not reloaded",
+                    dir.display()
+                ));
+                Ok(false)
+            }
+        }
+    }
+
     /// Stops watching `dir` and every watched directory below it.
     fn forget(&mut self, dir: &Path) {
         let gone: Vec<PathBuf> = self.watched.iter().filter(|w| w.starts_with(dir)).cloned().collect();
@@ -354,9 +696,10 @@ impl Tree {
     }
 }
 
-/// The batcher thread: applies raw events to the tree (new directories get watched) and the batch, and sends
-/// each due batch. Ends on a message on `stop` (or when the `Watcher` is dropped), after the notify backend has
-/// shut down: its event handler, which holds the only `raw_tx`, is dropped after its inotify descriptor is closed.
+/// The batcher thread: applies raw events to the tree (new directories get watched) and the batcher, reads
+/// complete files, and sends each due batch. Ends on a message on `stop` (or when the `Watcher` is dropped), after
+/// the notify backend has shut down: its event handler, which holds the only `raw_tx`, is dropped after its
+/// inotify descriptor is closed.
 fn run_batcher(
     mut tree: Tree,
     raw_rx: Receiver<RawEvent>,
@@ -381,30 +724,52 @@ fn run_batcher(
             },
             default(timeout.unwrap_or(Duration::from_secs(3600))) => {},
         }
-        let due = rescan || batcher.deadline().is_some_and(|d| Instant::now() >= d);
-        if !due && notes.is_empty() {
-            continue;
+        // Decide from every event delivered so far, not only the first one.
+        while let Ok(event) = raw_rx.try_recv() {
+            handle_event(&mut tree, &mut batcher, event, &mut notes, &mut rescan);
         }
-        let mut paths = if due { batcher.take() } else { Vec::new() };
+        let now = Instant::now();
         if rescan {
-            // The kernel's event queue overflowed: report every wanted file; the Python side skips the unchanged.
+            // The kernel's event queue overflowed: look at every wanted file; the Python side skips the unchanged.
             rescan = false;
             let roots = tree.filter.roots.clone();
-            let mut files = Vec::new();
+            let mut files = tree.filter.files.clone();
             tree.watched.clear();
             for root in roots {
-                if let Err(err) = tree.walk(&root, Some(&mut files)) {
+                if let Err(err) = tree.walk(&root, Some(&mut files), &mut notes) {
                     notes.push(format!("rescan of {} failed: {err}", root.display()));
                 }
             }
-            let seen: HashSet<PathBuf> = paths.iter().cloned().collect();
-            paths.extend(files.into_iter().filter(|f| !seen.contains(f)));
+            for file in files {
+                batcher.touch(file, Touch::Other, now);
+            }
         }
-        let batch = finish(&tree.filter, paths);
-        if batch.is_empty() && notes.is_empty() {
+        let filter = &tree.filter;
+        let close_events = has_close_events(tree.native);
+        let mut read = |path: &Path| {
+            let found = read_checked(filter, path);
+            if close_events && matches!(&found, Found::File { real, .. } if real == path) {
+                // Opening the (watched) directory marks the end of the read in the event queue.
+                if let Some(dir) = path.parent() {
+                    drop(std::fs::File::open(dir));
+                }
+            }
+            found
+        };
+        batcher.advance(now, &mut read);
+        let due = batcher.due(Instant::now());
+        if !due && notes.is_empty() {
             continue;
         }
-        if out.send((batch, std::mem::take(&mut notes))).is_err() {
+        let files = if due {
+            finish(batcher.take(&mut read))
+        } else {
+            Vec::new()
+        };
+        if files.is_empty() && notes.is_empty() {
+            continue;
+        }
+        if out.send((files, std::mem::take(&mut notes))).is_err() {
             break;
         }
     }
@@ -414,20 +779,20 @@ fn run_batcher(
     while raw_rx.recv_deadline(deadline).is_ok() {}
 }
 
-/// Decides each path from its final state: exists (a regular file, or a symlink to one inside the roots, reported
-/// by its real path) or not. A file reached through a symlink that leads outside the roots is dropped.
-fn finish(filter: &Filter, paths: Vec<PathBuf>) -> Vec<(String, bool)> {
+/// Turns a batch into what Python gets: each file once (by the real path it was read through), files whose real
+/// path leads outside the roots dropped.
+fn finish(files: Vec<(PathBuf, Found)>) -> Vec<FileOut> {
     let mut seen = HashSet::new();
-    paths
+    files
         .into_iter()
-        .filter_map(|path| {
-            let (path, exists) = match std::fs::canonicalize(&path) {
-                Ok(real) if !filter.under_roots(&real) => return None,
-                Ok(real) if real.is_file() => (real, true),
-                _ => (path, false),
+        .filter_map(|(path, found)| {
+            let (path, exists, content) = match found {
+                Found::File { real, content } => (real, true, Some(content)),
+                Found::Missing => (path, false, None),
+                Found::Outside => return None,
             };
             seen.insert(path.clone())
-                .then(|| (path.to_string_lossy().into_owned(), exists))
+                .then(|| (path.to_string_lossy().into_owned(), exists, content))
         })
         .collect()
 }
@@ -446,17 +811,25 @@ fn handle_event(tree: &mut Tree, batcher: &mut Batcher, event: RawEvent, notes: 
     }
     let now = Instant::now();
     let touch = match event.kind {
-        // Our own reads (and everyone's) open and close files: only a close after writing matters.
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => Touch::Closed,
+        EventKind::Access(AccessKind::Open(_)) => Touch::Opened,
         EventKind::Access(_) => return,
-        EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) if tree.native => Touch::Write,
+        EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => Touch::Write,
+        // chmod, utime: no new content (a `touch` also closes after writing, which is looked at).
+        EventKind::Modify(ModifyKind::Metadata(_)) if tree.native => return,
+        EventKind::Create(_) => Touch::Created,
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => Touch::Gone,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => Touch::Landed,
+        // notify also sends the two halves of a rename as From and To.
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) if tree.native => return,
         _ => Touch::Other,
     };
-    let renamed_from = matches!(event.kind, EventKind::Modify(ModifyKind::Name(RenameMode::From)));
-    for (i, path) in event.paths.iter().enumerate() {
-        let gone = renamed_from
-            || matches!(event.kind, EventKind::Remove(_))
-            || (i == 0 && matches!(event.kind, EventKind::Modify(ModifyKind::Name(RenameMode::Both))));
+    for path in &event.paths {
+        if touch == Touch::Opened && tree.watched.contains(path) {
+            batcher.dir_opened(path, now);
+            continue;
+        }
+        let gone = touch == Touch::Gone;
         if gone && tree.watched.contains(path) {
             tree.forget(path);
             continue;
@@ -471,13 +844,14 @@ fn handle_event(tree: &mut Tree, batcher: &mut Batcher, event: RawEvent, notes: 
             }
             continue;
         }
-        if !gone {
+        let mut touch = touch;
+        if matches!(touch, Touch::Created | Touch::Landed | Touch::Other) {
             if let Ok(meta) = std::fs::symlink_metadata(path) {
                 if meta.is_dir() {
                     if !tree.watched.contains(path) && !tree.filter.ignores_dir(path) && tree.filter.under_roots(path) {
-                        // Files may have been created in it before its watch was added: report those found.
+                        // Files may have been created in it before its watch was added: look at those found.
                         let mut files = Vec::new();
-                        if let Err(err) = tree.walk(path, Some(&mut files)) {
+                        if let Err(err) = tree.walk(path, Some(&mut files), notes) {
                             notes.push(format!("cannot watch {}: {err}", path.display()));
                         }
                         for file in files {
@@ -485,6 +859,10 @@ fn handle_event(tree: &mut Tree, batcher: &mut Batcher, event: RawEvent, notes: 
                         }
                     }
                     continue;
+                }
+                if meta.file_type().is_symlink() && touch == Touch::Created {
+                    // A symlink is complete when it is created: nobody writes through it and closes it.
+                    touch = Touch::Landed;
                 }
             }
         }
@@ -495,11 +873,14 @@ fn handle_event(tree: &mut Tree, batcher: &mut Batcher, event: RawEvent, notes: 
 }
 
 /// Builds the tree with the native backend, or the polling one when asked to or when the native one fails.
-/// Returns the tree, its raw event receiver, and why the native backend was not used.
+/// Returns the tree, its raw event receiver, and why the native backend was not used; `notes` gets directories
+/// that could not be watched.
 fn start_tree(
     filter: Filter,
     force_polling: bool,
     simulate_native_error: bool,
+    unreadable: Vec<PathBuf>,
+    notes: &mut Vec<String>,
 ) -> (notify::Result<(Tree, Receiver<RawEvent>)>, Option<String>) {
     let mut fallback = if force_polling {
         Some("force_polling=True".to_string())
@@ -523,9 +904,14 @@ fn start_tree(
                     filter: filter.clone(),
                     watched: HashSet::new(),
                     native: true,
+                    unreadable: unreadable.clone(),
                 };
-                match walk_roots(&mut tree) {
-                    Ok(()) => return (Ok((tree, raw_rx)), None),
+                let mut tried = Vec::new();
+                match walk_roots(&mut tree, &mut tried) {
+                    Ok(()) => {
+                        notes.append(&mut tried);
+                        return (Ok((tree, raw_rx)), None);
+                    }
                     Err(err) if matches!(err.kind, ErrorKind::MaxFilesWatch) => {
                         fallback = Some(format!("native backend: {err} (inotify watch limit)"))
                     }
@@ -547,20 +933,34 @@ fn start_tree(
             filter,
             watched: HashSet::new(),
             native: false,
+            unreadable,
         };
-        walk_roots(&mut tree).map(|()| (tree, raw_rx))
+        walk_roots(&mut tree, notes).map(|()| (tree, raw_rx))
     });
     (result, fallback)
 }
 
-fn walk_roots(tree: &mut Tree) -> notify::Result<()> {
+fn walk_roots(tree: &mut Tree, notes: &mut Vec<String>) -> notify::Result<()> {
     for root in tree.filter.roots.clone() {
-        tree.walk(&root, None)?;
+        tree.walk(&root, None, notes)?;
+    }
+    // A root file: its directory is watched (a rename-saving editor replaces the file's inode), not walked.
+    for file in tree.filter.files.clone() {
+        if let Some(dir) = file.parent() {
+            if !tree.watched.contains(dir) {
+                tree.watch_one(dir, notes)?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Watches directory trees and hands out batches of changed file paths.
+/// Whether the backend reports close-after-write, which is how a complete save is recognised.
+fn has_close_events(native: bool) -> bool {
+    native && cfg!(any(target_os = "linux", target_os = "android"))
+}
+
+/// Watches directory trees and hands out batches of complete, changed files with their bytes.
 ///
 /// The notify callback thread and the batcher thread never touch Python; `wait` blocks with the GIL released,
 /// in slices, checking for signals between them so Ctrl-C interrupts it.
@@ -570,12 +970,15 @@ pub struct PyWatcher {
     batches: ManuallyDrop<Receiver<BatchOut>>,
     stop_tx: Mutex<Option<Sender<()>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    filter: Filter,
     #[pyo3(get)]
     backend: &'static str,
     #[pyo3(get)]
     fallback_reason: Option<String>,
     #[pyo3(get)]
     watched_dirs: usize,
+    #[pyo3(get)]
+    warnings: Vec<String>,
     /// The process that started the threads; in a forked child they do not exist (see `forked`).
     pid: u32,
 }
@@ -586,8 +989,8 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 #[pymethods]
 impl PyWatcher {
     #[new]
-    #[pyo3(signature = (roots, *, include = vec!["*.py".to_string()], exclude = vec![], debounce_ms = 5, max_batch_ms = 100,
-                        force_polling = false, simulate_native_error = false))]
+    #[pyo3(signature = (roots, *, include = vec!["*.py".to_string()], exclude = vec![], debounce_ms = 0, max_batch_ms = 100,
+                        force_polling = false, simulate_native_error = false, simulate_unreadable = vec![]))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
@@ -598,37 +1001,61 @@ impl PyWatcher {
         max_batch_ms: u64,
         force_polling: bool,
         simulate_native_error: bool,
+        simulate_unreadable: Vec<PathBuf>,
     ) -> PyResult<Self> {
         if roots.is_empty() {
             return Err(PyValueError::new_err("Watcher needs at least one root directory"));
         }
-        let mut canonical = Vec::with_capacity(roots.len());
+        let (mut dirs, mut files) = (Vec::new(), Vec::new());
         for root in &roots {
             let real = std::fs::canonicalize(root)
                 .map_err(|err| PyFileNotFoundError::new_err(format!("cannot watch {}: {err}", root.display())))?;
-            if !real.is_dir() {
+            if real.parent().is_none() {
                 return Err(PyValueError::new_err(format!(
-                    "cannot watch {}: not a directory",
+                    "cannot watch {}: that tree is the whole file system; pass your project's directory",
                     root.display()
                 )));
             }
-            canonical.push(real);
+            if real.is_dir() {
+                dirs.push(real);
+            } else if real.is_file() {
+                files.push(real);
+            } else {
+                return Err(PyValueError::new_err(format!(
+                    "cannot watch {}: not a directory or a regular file",
+                    root.display()
+                )));
+            }
         }
         let filter = Filter {
-            roots: canonical,
+            roots: dirs,
+            files,
             include,
             exclude,
         };
-        let (result, fallback_reason) = py.detach(|| start_tree(filter, force_polling, simulate_native_error));
+        let unreadable: Vec<PathBuf> = simulate_unreadable
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .collect();
+        let mut warnings = Vec::new();
+        let (result, fallback_reason) = py.detach(|| {
+            start_tree(
+                filter.clone(),
+                force_polling,
+                simulate_native_error,
+                unreadable,
+                &mut warnings,
+            )
+        });
         let (tree, raw_rx) = result.map_err(|err| PyRuntimeError::new_err(format!("cannot start watching: {err}")))?;
         let backend = if tree.native { "native" } else { "poll" };
         let watched_dirs = tree.watched.len();
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let (out_tx, out_rx) = unbounded::<BatchOut>();
         let batcher = Batcher::new(
+            has_close_events(tree.native),
             Duration::from_millis(debounce_ms),
             Duration::from_millis(max_batch_ms.max(debounce_ms)),
-            Duration::from_millis(OPEN_WRITE_MAX_MS),
         );
         let thread = std::thread::Builder::new()
             .name("hotswap-watch".into())
@@ -638,16 +1065,24 @@ impl PyWatcher {
             batches: ManuallyDrop::new(out_rx),
             stop_tx: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
+            filter,
             backend,
             fallback_reason,
             watched_dirs,
+            warnings,
             pid: std::process::id(),
         })
     }
 
-    /// Next batch `(files, notes)`, where files is a list of `(path, exists)`; None at timeout or once stopped.
+    /// Next batch `(files, notes)`, where files is a list of `(path, exists, content)`; None at timeout or once
+    /// stopped.
     #[pyo3(signature = (timeout_s = None))]
-    fn wait(&self, py: Python<'_>, timeout_s: Option<f64>) -> PyResult<Option<BatchOut>> {
+    #[allow(clippy::type_complexity)]
+    fn wait<'py>(
+        &self,
+        py: Python<'py>,
+        timeout_s: Option<f64>,
+    ) -> PyResult<Option<(Vec<(String, bool, Option<Bound<'py, PyBytes>>)>, Vec<String>)>> {
         if self.forked() {
             return Ok(None); // its threads stayed in the parent: nothing will ever arrive here
         }
@@ -665,7 +1100,13 @@ impl PyWatcher {
                 None => max_slice,
             };
             match py.detach(|| self.batches.recv_timeout(slice)) {
-                Ok(batch) => return Ok(Some(batch)),
+                Ok((files, notes)) => {
+                    let files = files
+                        .into_iter()
+                        .map(|(path, exists, content)| (path, exists, content.map(|c| PyBytes::new(py, &c))))
+                        .collect();
+                    return Ok(Some((files, notes)));
+                }
                 Err(RecvTimeoutError::Disconnected) => return Ok(None),
                 Err(RecvTimeoutError::Timeout) => {}
             }
@@ -673,6 +1114,16 @@ impl PyWatcher {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
             }
+        }
+    }
+
+    /// Reads `path` now, checking that it is a regular file whose real path is under the roots: `(real path,
+    /// bytes)`, or None (gone, not a regular file, or leading outside the roots). What is returned is what was
+    /// checked (one descriptor for both).
+    fn read<'py>(&self, py: Python<'py>, path: PathBuf) -> Option<(String, Bound<'py, PyBytes>)> {
+        match py.detach(|| read_checked(&self.filter, &path)) {
+            Found::File { real, content } => Some((real.to_string_lossy().into_owned(), PyBytes::new(py, &content))),
+            Found::Missing | Found::Outside => None,
         }
     }
 
@@ -808,6 +1259,7 @@ mod tests {
         std::fs::create_dir_all(dir.join("target")).unwrap();
         let filter = Filter {
             roots: vec![dir.clone()],
+            files: vec![],
             include: vec!["*.py".into()],
             exclude: vec!["gen/*".into()],
         };
@@ -832,76 +1284,293 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    fn file(path: &str, content: &str) -> Found {
+        Found::File {
+            real: PathBuf::from(path),
+            content: content.as_bytes().to_vec(),
+        }
+    }
+
+    /// A reader that returns `content` for every path it is asked for, and counts the reads.
+    fn reader(content: &'static str, reads: &mut usize) -> impl FnMut(&Path) -> Found + '_ {
+        move |p: &Path| {
+            *reads += 1;
+            file(p.to_str().unwrap(), content)
+        }
+    }
+
+    /// Feeds `events` to a close-aware batcher at `t0`, advancing after each, and returns the batch if due.
+    fn run(b: &mut Batcher, t0: Instant, events: &[(&str, Touch)], content: &'static str) -> Vec<(PathBuf, Found)> {
+        let mut reads = 0;
+        let mut read = reader(content, &mut reads);
+        for (path, touch) in events {
+            if path.is_empty() {
+                b.dir_opened(Path::new(""), t0); // "" is the files' directory
+            } else {
+                b.touch(PathBuf::from(path), *touch, t0);
+            }
+            b.advance(t0, &mut read);
+        }
+        if b.due(t0) {
+            b.take(&mut read)
+        } else {
+            Vec::new()
+        }
+    }
+
     #[test]
-    fn batch_ends_after_quiet_period_or_cap() {
+    fn a_save_is_reported_once_closed_and_its_read_confirmed() {
         let t0 = Instant::now();
-        let mut b = Batcher::new(ms(5), ms(100), ms(1000));
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        // In place: truncate, write, close. Nothing before the close; then the echo of the read's opens confirms.
+        assert!(run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Write)], "x").is_empty());
+        assert!(b.is_writing(Path::new("m.py")));
+        assert!(
+            run(&mut b, t0, &[("m.py", Touch::Closed)], "x = 2").is_empty(),
+            "read, not yet confirmed"
+        );
+        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("", Touch::Opened)], "unused");
+        assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "x = 2"))]);
+        assert!(b.is_empty() && b.deadline().is_none());
+    }
+
+    #[test]
+    fn a_write_between_the_read_and_its_echo_discards_the_read() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "first");
+        // The next save truncated the file before the read: its write comes before the read's echo.
+        let out = run(
+            &mut b,
+            t0,
+            &[("m.py", Touch::Write), ("m.py", Touch::Opened), ("", Touch::Opened)],
+            "",
+        );
+        assert!(out.is_empty() && b.is_writing(Path::new("m.py")));
+        run(&mut b, t0, &[("m.py", Touch::Closed)], "second");
+        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("", Touch::Opened)], "");
+        assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "second"))]);
+    }
+
+    #[test]
+    fn a_slow_writer_holds_its_file_however_long_it_takes() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        run(&mut b, t0, &[("m.py", Touch::Write)], "");
+        let mut reads = 0;
+        let later = t0 + Duration::from_secs(3600);
+        b.advance(later, &mut reader("half", &mut reads));
+        assert!(
+            !b.due(later) && reads == 0 && b.deadline().is_none(),
+            "no timer while a writer holds the file"
+        );
+        // A file only created (vim's new inode before its first write) is looked at after a bounded wait.
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        b.touch("n.py".into(), Touch::Created, t0);
+        assert_eq!(b.deadline(), Some(t0 + ms(UNWRITTEN_MAX_MS)));
+        b.advance(t0 + ms(UNWRITTEN_MAX_MS), &mut reader("", &mut reads));
+        assert_eq!(reads, 1);
+    }
+
+    #[test]
+    fn editors_save_sequences_give_one_report() {
+        let t0 = Instant::now();
+        // vim: the original renamed away (gone), a new inode created, written, closed.
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        let vim = [
+            ("m.py", Touch::Gone),
+            ("m.py", Touch::Created),
+            ("m.py", Touch::Write),
+            ("m.py", Touch::Closed),
+            ("m.py", Touch::Opened),
+            ("", Touch::Opened),
+        ];
+        assert_eq!(
+            run(&mut b, t0, &vim, "v"),
+            vec![(PathBuf::from("m.py"), file("m.py", "v"))]
+        );
+        // JetBrains: the original renamed away, the temporary file (ignored) renamed over it.
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        let jb = [
+            ("m.py", Touch::Gone),
+            ("m.py", Touch::Landed),
+            ("m.py", Touch::Opened),
+            ("", Touch::Opened),
+        ];
+        assert_eq!(
+            run(&mut b, t0, &jb, "j"),
+            vec![(PathBuf::from("m.py"), file("m.py", "j"))]
+        );
+        // A deletion alone is reported as such.
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        assert_eq!(
+            run(&mut b, t0, &[("m.py", Touch::Gone)], ""),
+            vec![(PathBuf::from("m.py"), Found::Missing)]
+        );
+    }
+
+    #[test]
+    fn files_saved_together_wait_for_each_other_within_the_group_bound() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        run(&mut b, t0, &[("a.py", Touch::Write), ("a.py", Touch::Closed)], "a");
+        run(&mut b, t0, &[("b.py", Touch::Write)], "");
+        let out = run(&mut b, t0, &[("a.py", Touch::Opened), ("", Touch::Opened)], "");
+        assert!(out.is_empty(), "b.py is being written: a.py waits for it");
+        assert_eq!(b.deadline(), Some(t0 + ms(100)));
+        run(&mut b, t0, &[("b.py", Touch::Closed)], "b");
+        let out = run(&mut b, t0, &[("b.py", Touch::Opened), ("", Touch::Opened)], "");
+        assert_eq!(
+            out.iter().map(|(p, _)| p.to_str().unwrap()).collect::<Vec<_>>(),
+            ["a.py", "b.py"]
+        );
+        // A writer that keeps its file open lets the others go at the bound, and stays held itself.
+        run(
+            &mut b,
+            t0,
+            &[("a.py", Touch::Write), ("a.py", Touch::Closed), ("c.py", Touch::Write)],
+            "a2",
+        );
+        run(&mut b, t0, &[("a.py", Touch::Opened), ("", Touch::Opened)], "");
+        assert!(!b.due(t0 + ms(99)) && b.due(t0 + ms(100)));
+        let mut reads = 0;
+        let out = b.take(&mut reader("", &mut reads));
+        assert_eq!(out, vec![(PathBuf::from("a.py"), file("a.py", "a2"))]);
+        assert!(b.is_writing(Path::new("c.py")) && !b.is_empty());
+    }
+
+    #[test]
+    fn a_file_read_empty_waits_for_a_write_then_is_reported_empty() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        // Closed, then truncated by the next writer before the read (no event for the truncation): read empty.
+        run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "");
+        assert!(!b.due(t0) && b.deadline() == Some(t0 + ms(UNWRITTEN_MAX_MS)));
+        run(
+            &mut b,
+            t0,
+            &[("m.py", Touch::Opened), ("m.py", Touch::Write), ("m.py", Touch::Closed)],
+            "x = 3",
+        );
+        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("", Touch::Opened)], "");
+        assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "x = 3"))]);
+        // Emptied and left so: reported empty after the bound.
+        run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "");
+        let mut reads = 0;
+        b.advance(t0 + ms(UNWRITTEN_MAX_MS), &mut reader("", &mut reads));
+        assert!(b.due(t0 + ms(UNWRITTEN_MAX_MS)));
+        assert_eq!(
+            b.take(&mut reader("", &mut reads)),
+            vec![(PathBuf::from("m.py"), file("m.py", ""))]
+        );
+    }
+
+    #[test]
+    fn an_echo_that_never_comes_is_trusted_after_a_bound() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(true, ms(0), ms(100));
+        run(&mut b, t0, &[("m.py", Touch::Closed)], "x");
+        assert_eq!(b.deadline(), Some(t0 + ms(VERIFY_MAX_MS)));
+        let mut reads = 0;
+        b.advance(t0 + ms(VERIFY_MAX_MS), &mut reader("", &mut reads));
+        assert!(b.due(t0 + ms(100)));
+        assert_eq!(
+            b.take(&mut reader("", &mut reads)),
+            vec![(PathBuf::from("m.py"), file("m.py", "x"))]
+        );
+        assert_eq!(reads, 0);
+    }
+
+    #[test]
+    fn without_close_events_a_batch_ends_after_a_quiet_period_or_cap() {
+        let t0 = Instant::now();
+        let mut b = Batcher::new(false, ms(0), ms(100));
         assert_eq!(b.deadline(), None);
-        b.touch("a".into(), Touch::Other, t0);
-        assert_eq!(b.deadline(), Some(t0 + ms(5)));
+        b.touch("a".into(), Touch::Write, t0);
+        assert_eq!(b.deadline(), Some(t0 + ms(QUIET_WITHOUT_CLOSE_MS)));
         b.touch("b".into(), Touch::Other, t0 + ms(3));
         b.touch("a".into(), Touch::Other, t0 + ms(4));
-        assert_eq!(b.deadline(), Some(t0 + ms(9)));
+        assert_eq!(b.deadline(), Some(t0 + ms(4 + QUIET_WITHOUT_CLOSE_MS)));
         // A continuous stream flushes at the cap.
         for i in 0..50 {
-            b.touch("c".into(), Touch::Other, t0 + ms(4 * i));
+            b.touch("c".into(), Touch::Write, t0 + ms(4 * i));
         }
         assert_eq!(b.deadline(), Some(t0 + ms(100)));
+        let mut reads = 0;
+        let out = b.take(&mut reader("z", &mut reads));
         assert_eq!(
-            b.take(),
-            vec![PathBuf::from("a"), PathBuf::from("b"), PathBuf::from("c")]
+            out.iter().map(|(p, _)| p.to_str().unwrap()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
         );
-        assert!(b.is_empty());
-        assert_eq!(b.deadline(), None);
+        assert_eq!(reads, 3);
+        assert!(b.is_empty() && b.deadline().is_none());
     }
 
-    #[test]
-    fn open_write_holds_batch_until_closed_or_bounded() {
-        let t0 = Instant::now();
-        let mut b = Batcher::new(ms(5), ms(100), ms(1000));
-        // VS Code: truncate (a write, file still open), a gap, the write, then close-after-write.
-        b.touch("m.py".into(), Touch::Write, t0);
-        assert_eq!(b.deadline(), Some(t0 + ms(1000)));
-        b.touch("m.py".into(), Touch::Write, t0 + ms(300));
-        assert_eq!(b.deadline(), Some(t0 + ms(1000)));
-        b.touch("m.py".into(), Touch::Closed, t0 + ms(301));
-        assert_eq!(
-            b.deadline(),
-            Some(t0 + ms(100)),
-            "closed: the cap, already past, flushes at once"
-        );
-        b.take();
-        // touch(1): open, attrib, close-after-write.
-        b.touch("m.py".into(), Touch::Other, t0);
-        b.touch("m.py".into(), Touch::Closed, t0 + ms(1));
-        assert_eq!(b.deadline(), Some(t0 + ms(6)));
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hotswap-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::canonicalize(dir).unwrap()
     }
 
+    #[cfg(unix)]
     #[test]
-    fn batcher_thread_reports_saves_without_python() {
-        let dir = std::env::temp_dir().join(format!("hotswap-batcher-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("pkg")).unwrap();
-        std::fs::create_dir_all(dir.join(".git")).unwrap();
-        let root = std::fs::canonicalize(&dir).unwrap();
+    fn read_checked_reads_only_regular_files_under_the_roots() {
+        let dir = temp_dir("read");
+        let (root, outside) = (dir.join("root"), dir.join("outside"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("m.py"), "x = 1").unwrap();
+        std::fs::write(outside.join("o.py"), "evil()").unwrap();
+        std::os::unix::fs::symlink(outside.join("o.py"), root.join("link.py")).unwrap();
+        std::os::unix::fs::symlink(root.join("m.py"), root.join("alias.py")).unwrap();
         let filter = Filter {
             roots: vec![root.clone()],
+            ..Filter::default()
+        };
+        assert_eq!(
+            read_checked(&filter, &root.join("m.py")),
+            file(root.join("m.py").to_str().unwrap(), "x = 1")
+        );
+        assert_eq!(
+            read_checked(&filter, &root.join("alias.py")),
+            file(root.join("m.py").to_str().unwrap(), "x = 1")
+        );
+        assert_eq!(read_checked(&filter, &root.join("link.py")), Found::Outside);
+        assert_eq!(read_checked(&filter, &root.join("none.py")), Found::Missing);
+        assert_eq!(read_checked(&filter, &root), Found::Missing, "a directory");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn batcher_thread_reports_saves_with_their_bytes_without_python() {
+        let dir = temp_dir("batcher");
+        std::fs::create_dir_all(dir.join("pkg")).unwrap();
+        std::fs::create_dir_all(dir.join(".git")).unwrap();
+        let root = dir.clone();
+        let filter = Filter {
+            roots: vec![root.clone()],
+            files: vec![],
             include: vec!["*.py".into()],
             exclude: vec![],
         };
-        let (result, fallback) = start_tree(filter, false, false);
+        let mut notes = Vec::new();
+        let (result, fallback) = start_tree(filter, false, false, vec![], &mut notes);
         let (tree, raw_rx) = result.unwrap();
-        assert!(fallback.is_none() && tree.native);
+        assert!(fallback.is_none() && tree.native && notes.is_empty());
         assert_eq!(tree.watched.len(), 2, "the root and pkg/, not .git/");
         let (stop_tx, stop_rx) = bounded(1);
         let (out_tx, out_rx) = unbounded();
-        let batcher = Batcher::new(ms(5), ms(100), ms(OPEN_WRITE_MAX_MS));
+        let batcher = Batcher::new(has_close_events(true), ms(0), ms(100));
         let handle = std::thread::spawn(move || run_batcher(tree, raw_rx, stop_rx, out_tx, batcher));
         let target = root.join("pkg/m.py");
         std::fs::write(root.join(".git/x.py"), "ignored").unwrap();
         std::fs::write(root.join("pkg/m.py~"), "backup").unwrap();
         std::fs::write(&target, "x = 1").unwrap();
         let (files, notes) = out_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert_eq!(files, vec![(target.to_string_lossy().into_owned(), true)]);
+        assert_eq!(
+            files,
+            vec![(target.to_string_lossy().into_owned(), true, Some(b"x = 1".to_vec()))]
+        );
         assert!(notes.is_empty());
         stop_tx.send(()).unwrap();
         handle.join().unwrap();
@@ -909,6 +1578,25 @@ mod tests {
             out_rx.recv_timeout(ms(100)).is_err(),
             "the batch channel is closed once stopped"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unreadable_directory_is_a_note_not_an_error() {
+        let dir = temp_dir("unreadable");
+        std::fs::create_dir_all(dir.join("locked/inner")).unwrap();
+        std::fs::create_dir_all(dir.join("open")).unwrap();
+        let filter = Filter {
+            roots: vec![dir.clone()],
+            ..Filter::default()
+        };
+        let mut notes = Vec::new();
+        let (result, _) = start_tree(filter, false, false, vec![dir.join("locked")], &mut notes);
+        let (tree, _rx) = result.unwrap();
+        assert_eq!(tree.watched.len(), 2, "the root and open/");
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains(&*dir.join("locked").to_string_lossy()), "{notes:?}");
+        drop(tree);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

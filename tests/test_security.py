@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import textwrap
@@ -53,6 +54,28 @@ def test_a_new_file_is_never_imported_because_it_was_saved(roots):
         (watched / "sneaky.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
         assert reloader.wait_for_reload(timeout=0.5) is None
     assert not marker.exists() and "sneaky" not in sys.modules
+
+
+def test_a_queued_save_whose_file_is_swapped_for_a_symlink_out_of_the_tree_is_not_applied(roots, caplog):
+    """apply="manual": the path is checked again when the program applies, and only bytes read after that check
+    are applied. A symlink leading outside, swapped in between the save and apply_pending(), runs nothing."""
+    caplog.set_level(logging.WARNING, logger="hotswap")
+    watched, outside = roots
+    marker = outside / "ran.txt"
+    module, path = _module(watched, "def f():\n    return 1\n")
+    f = module.f
+    evil = outside / "evil.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').close()\n\ndef f():\n    return 666\n")
+    with AutoReloader(path=watched, apply="manual") as reloader:
+        path.write_text("def f():\n    return 2\n")
+        assert wait_until(lambda: module.__name__ in reloader._pending)
+        swap = watched / "swap.tmp"
+        swap.symlink_to(evil)
+        os.replace(swap, path)  # atomically: the module's path now leads outside the watched tree
+        assert reloader.apply_pending() == []
+        assert reloader.apply_pending() == []
+    assert f() == 1 and not marker.exists()
+    assert any(str(path) in r.getMessage() and "not applied" in r.getMessage() for r in caplog.records)
 
 
 def test_a_file_replaced_by_something_unreadable_is_reported_and_changes_nothing(roots):

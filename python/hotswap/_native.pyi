@@ -1,8 +1,8 @@
 """Type stubs and documentation for hotswap's native core (Rust, PyO3)."""
 
 import os
-from types import CodeType, FunctionType
-from typing import ClassVar, Iterable, List, Optional, Sequence, Tuple
+from types import CellType, CodeType, FunctionType
+from typing import ClassVar, Iterable, List, Optional, Sequence, Tuple, Union
 
 __version__: str
 LOG_ENV: str
@@ -34,18 +34,18 @@ class Stmt:
     calls_reloading: bool
     defaults: list[Tuple[str, str, list[str]]]
     """For a def: (parameter, default expression text, names that expression reads)."""
-    nested_scopes: bool
-    """Whether the statement creates function objects of its own when it, or the function it defines, runs."""
     members: list["Stmt"]
     def __init__(
         self, *, kind: str, name: Optional[str], text: str, lineno: int, end_lineno: int, def_lineno: int,
         def_text: str, decorators: Sequence[str], binds: Sequence[str], reads: Sequence[str],
-        calls_reloading: bool, defaults: Sequence[Tuple[str, str, Sequence[str]]], nested_scopes: bool,
+        calls_reloading: bool, defaults: Sequence[Tuple[str, str, Sequence[str]]],
         members: Sequence["Stmt"],
     ) -> None: ...
 
 def split_statements(source: str, path: str = "<unknown>") -> list[Stmt]:
-    """Splits module source into top-level statements; SyntaxError where rustpython-parser rejects it."""
+    """Splits module source into top-level statements; SyntaxError where rustpython-parser rejects it, MemoryError
+    when the memory a parse of that size needs (``stmts::PARSE_BYTES_PER_SOURCE_BYTE`` times the source) cannot be
+    reserved, instead of an abort inside the parser."""
 
 def split_statements_incremental(old: str, old_stmts: Sequence[Stmt], new: str, path: str = "<unknown>") -> list[Stmt]:
     """Like ``split_statements(new)``, reusing the statements of ``old`` that lie in text both share."""
@@ -72,14 +72,76 @@ def plan(old: Sequence[Stmt], new: Sequence[Stmt], *, whole_module: bool = False
     what ``from m import X`` gave): the statements reading them run, or are rebuilt, too.
     """
 
-def apply(ops: Iterable[tuple], *, undo: bool = False) -> "int | list[tuple]":
-    """Applies a batch of writes holding the GIL, all or none; returns how many were applied, or with
-    ``undo=True`` the ops that put everything back (in the order to apply them).
+class PatchFunction:
+    """Op: gives ``func`` a new code object, closure, defaults, keyword defaults, annotations, doc and (3.12+,
+    unless None) type parameters, through ``PyFunction_SetClosure`` and the ``__code__`` setter.
 
-    Ops: ``("func", function, code, closure, defaults, kwdefaults, annotations, doc, type_params | None)``,
-    ``("setattr", obj, name, value)``, ``("delattr", obj, name)`` (classes through ``type.__setattr__``),
-    ``("setitem", dict, key, value)``, ``("delitem", dict, key)``, ``("cell", cell, value)``, ``("cell", cell)``
-    (empties the cell).
+    The constructor checks what could crash the interpreter later: ``func`` must be a Python function, ``code``
+    a code object, ``closure`` None or a tuple of cells (cells only) as long as ``code.co_freevars``; defaults
+    None or a tuple, kwdefaults and annotations None or a dict (TypeError / ValueError otherwise).
+    """
+
+    func: FunctionType
+    code: CodeType
+    closure: Optional[Tuple[CellType, ...]]
+    defaults: Optional[tuple]
+    kwdefaults: Optional[dict]
+    annotations: Optional[dict]
+    doc: object
+    type_params: Optional[tuple]
+    def __init__(self, func: FunctionType, code: CodeType, closure: Optional[Tuple[CellType, ...]],
+                 defaults: Optional[tuple], kwdefaults: Optional[dict], annotations: Optional[dict], doc: object,
+                 type_params: Optional[tuple] = None) -> None: ...
+
+class SetAttr:
+    """Op: ``obj.name = value``; on a class through ``type.__setattr__`` (skipping a metaclass ``__setattr__``)."""
+
+    obj: object
+    name: str
+    value: object
+    def __init__(self, obj: object, name: str, value: object) -> None: ...
+
+class DelAttr:
+    """Op: ``del obj.name`` (classes through ``type.__delattr__``)."""
+
+    obj: object
+    name: str
+    def __init__(self, obj: object, name: str) -> None: ...
+
+class SetItem:
+    """Op: ``mapping[key] = value`` on a dict (a module's namespace)."""
+
+    mapping: dict
+    key: object
+    value: object
+    def __init__(self, mapping: dict, key: object, value: object) -> None: ...
+
+class DelItem:
+    """Op: ``del mapping[key]`` if present."""
+
+    mapping: dict
+    key: object
+    def __init__(self, mapping: dict, key: object) -> None: ...
+
+class SetCell:
+    """Op: sets a cell's contents; ``SetCell(cell)`` empties it. ``cell`` must be a cell (TypeError otherwise)."""
+
+    cell: CellType
+    value: Optional[object]
+    def __init__(self, cell: CellType, *value: object) -> None: ...
+
+Op = Union[PatchFunction, SetAttr, DelAttr, SetItem, DelItem, SetCell]
+"""What ``apply`` takes."""
+
+def apply(ops: Iterable[Op], *, undo: Optional[List[List[Op]]] = None) -> int:
+    """Applies a batch of ops holding the GIL, all or none (a failure undoes the applied ones and raises);
+    returns how many were applied.
+
+    With ``undo``, appends to that list, before returning, the list of ops that put everything back (in the order
+    to apply them): hold the list in your undo log before the call, and no signal or other thread can fall between
+    the writes and their record. Replaced objects are released only when it returns. Raises TypeError for
+    anything but the op classes above, MemoryError when the batch's bookkeeping cannot be allocated (nothing is
+    applied then).
     """
 
 # --- finding functions by code (src/funcindex.rs) -----------------------------------------------------------
@@ -103,7 +165,7 @@ def function_index_mode() -> str:
 # --- file watching (src/watch.rs) ----------------------------------------------------------------------------
 
 class Watcher:
-    """Watches directory trees from native threads and hands out batches of changed files.
+    """Watches directory trees (and single files) from native threads and hands out batches of complete saves.
 
     Each directory under the roots is watched non-recursively with the OS's notification API (notify's native
     backend), except ignored trees (``default_ignored_dirs``, ``.venv*``, directories holding ``pyvenv.cfg`` or
@@ -111,9 +173,15 @@ class Watcher:
     directories are not followed, and a file whose real path is outside the roots is never reported. Editors'
     temporary files (``*~``, ``4913``, ``*.swp``, ``*.___jb_*___``, ``.#*``) are never reported.
 
-    Events are coalesced into a batch that ends when no event came for ``debounce_ms``, or ``max_batch_ms`` after
-    its first event. A file modified and not yet closed by its writer (close-after-write, inotify only) holds the
-    batch, for at most 1 s from its first event, so a truncated or half-written file is not reported.
+    On inotify a save is complete when its writer closes the file (close-after-write) or a rename lands it; a file
+    modified or created and not yet closed is never read, however long its writer takes. A complete file is read
+    at once (checked first: a regular file whose real path is under the roots) and its bytes are kept only if the
+    read's own opens (one to read, one right after) come back through the event queue with no write between
+    them, which proves they are the whole save and not the start of the next one. Ready files are flushed at
+    once, or after ``debounce_ms`` of quiet when it is set; a file still being written holds the others for at
+    most ``max_batch_ms`` (files saved together arrive together). Backends without close events (polling,
+    FSEvents, Windows) end a batch after ``max(debounce_ms, 5)`` quiet milliseconds, or ``max_batch_ms`` after
+    its first event, and read the files then.
 
     When the native backend cannot start (ENOSYS, inotify instance or watch limits), or with ``force_polling``,
     notify's PollWatcher polls every 200 ms, hashing file contents (its mtimes have whole-second resolution);
@@ -143,6 +211,9 @@ class Watcher:
     watched_dirs: int
     """How many directories were watched at start."""
 
+    warnings: List[str]
+    """Directories that could not be watched at start (permission denied, ...), one line each, to log."""
+
     running: bool
     """Whether the batcher thread is running (False after ``stop()``)."""
 
@@ -152,44 +223,56 @@ class Watcher:
         *,
         include: Sequence[str] = ("*.py",),
         exclude: Sequence[str] = (),
-        debounce_ms: int = 5,
+        debounce_ms: int = 0,
         max_batch_ms: int = 100,
         force_polling: bool = False,
         simulate_native_error: bool = False,
+        simulate_unreadable: Sequence[str] = (),
     ) -> None:
         """Starts watching at once (the initial walk runs with the GIL released).
 
         Args:
-            roots: existing directories; watched through their real paths.
+            roots: existing directories or regular files (a file: its directory is watched, only it is
+                reported); watched through their real paths.
             include: ``fnmatch`` patterns a file's name or root-relative path must match to be reported.
             exclude: patterns of files and directories to skip (in addition to the defaults).
-            debounce_ms: quiet period that ends a batch.
-            max_batch_ms: longest a batch of settled files is held under a continuous stream of events.
+            debounce_ms: quiet period before a batch of complete files is flushed (0: at once).
+            max_batch_ms: longest complete files wait for others still being written (or, without close
+                events, for a continuous stream of events to pause).
             force_polling: use notify's PollWatcher.
             simulate_native_error: for tests: behave as if the native backend failed to start.
+            simulate_unreadable: for tests: directories to treat as if the OS refused to watch them.
 
         Raises:
             FileNotFoundError: a root does not exist.
-            ValueError: no root, or a root is not a directory.
+            ValueError: no root, a root that is neither a directory nor a regular file, or the file system's root.
             RuntimeError: no backend could start.
         """
 
-    def wait(self, timeout_s: Optional[float] = None) -> Optional[Tuple[List[Tuple[str, bool]], List[str]]]:
+    def wait(
+        self, timeout_s: Optional[float] = None
+    ) -> Optional[Tuple[List[Tuple[str, bool, Optional[bytes]]], List[str]]]:
         """Blocks (GIL released; on the main thread, signals checked every 50 ms) for the next batch.
 
         Returns:
-            ``(files, notes)``: ``files`` lists ``(real path, exists)`` in first-seen order, each path once, with
-            ``exists`` decided from the file's state when the batch ended (a batch may hold a delete and a
-            create of the same path); ``notes`` are backend problems to log. None at timeout or once stopped.
+            ``(files, notes)``: ``files`` lists ``(path, exists, content)`` in first-seen order, each path once:
+            a complete save is ``(real path, True, bytes read)``; a file deleted (or renamed away, or unreadable)
+            is ``(path, False, None)``. Files whose real path leads outside the roots are left out. ``notes`` are
+            backend problems to log. None at timeout or once stopped.
 
         Raises:
             KeyboardInterrupt: (or whatever a signal handler raises) when called on the main thread.
         """
 
+    def read(self, path: str) -> Optional[Tuple[str, bytes]]:
+        """Reads ``path`` now: ``(real path, bytes)`` if it is a regular file whose real path is under the roots,
+        else None. The check and the read use one descriptor, so what is returned is what was checked."""
+
     def stop(self) -> None:
         """Stops watching and joins the batcher thread; the backend's file descriptors are closed on return.
 
-        Idempotent; a blocked ``wait`` returns None.
+        Idempotent; a blocked ``wait`` returns None. In a forked child (whose process never had the watcher's
+        threads) it only forgets them; ``wait`` there returns None at once and ``running`` is False.
         """
 
 # --- import scanning (src/imports.rs) ------------------------------------------------------------------------

@@ -2,17 +2,22 @@
 
 Mechanism: a native watcher (``hotswap._native.Watcher``) watches every directory under ``path`` non-recursively
 with the OS's notification API (inotify, FSEvents, ...), skipping ignored trees (``.git``, virtual environments,
-caches, ``node_modules``...), and coalesces events into batches that end after a few quiet milliseconds; a write
-that has not been closed yet holds the batch. A daemon thread on the Python side maps each changed file to the
-loaded modules that came from it (through ``sys.modules``: nothing is imported because it was saved), skips files
-whose content is what the module already runs, and reloads the rest with ``hotswap.reload`` in dependency order,
-either at once on that thread (``apply="thread"``) or when the program calls ``apply_pending()``
-(``apply="manual"``).
+caches, ``node_modules``...). It decides from the events when a save is complete (on inotify: its writer closed
+the file, or a rename landed it; a file still open for writing is never read, however slow its writer), reads the
+file once, confirms that no write came between, and hands over the bytes. A daemon thread on the Python side maps
+each saved file to the loaded modules that came from it (through ``sys.modules``: nothing is imported because it
+was saved), skips files whose content is what the module already runs (and empty files, which it reports), and
+reloads the rest with ``hotswap.reload(module, source=bytes)`` in dependency order, either at once on that thread
+(``apply="thread"``) or when the program calls ``apply_pending()`` (``apply="manual"``), which checks the path
+again and applies only bytes it read after that check.
 
-Trade-off: the default quiet period (``DEFAULT_DEBOUNCE_MS``) is short so a save is live within milliseconds; a
-"save all" whose files are written further apart than that is applied as several batches, each in dependency
-order. Reloading on the watcher thread means the program's other threads may run while a module is patched
-(the engine's apply step is atomic per module); ``apply="manual"`` lets the program choose the moment instead.
+Trade-off: a save is applied as soon as it is complete, with no fixed quiet period, so it is live within a couple
+of milliseconds; files saved together are grouped only while one of them is still being written (or for
+``debounce_ms``), and a "save all" whose files are written further apart than that is applied as several
+batches, each in dependency order. Without close events (polling, macOS, Windows) a save is taken as complete
+after a few quiet milliseconds. Reloading on the watcher thread means the program's other threads may run while a
+module is patched (the engine's apply step is atomic per module); ``apply="manual"`` lets the program choose the
+moment instead.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import traceback
 import weakref
 from collections import deque
 from types import ModuleType
-from typing import Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
 from .reload import ReloadReport
@@ -38,11 +43,11 @@ __all__ = ["DEFAULT_DEBOUNCE_MS", "DEFAULT_IGNORED_DIRS", "AutoReloader"]
 
 logger = logging.getLogger("hotswap")
 
-#: Quiet period that ends a batch, in milliseconds. Editors' multi-event saves (vim's dozen events, JetBrains'
-#: temp file and renames) arrive within about a millisecond of each other on a local disk, and an in-place
-#: rewrite is held by the native side until its writer closes the file, so a few milliseconds absorb a save
-#: while keeping the save-to-live time under 10 ms.
-DEFAULT_DEBOUNCE_MS = 5
+#: Extra quiet period, in milliseconds, before complete saves are applied. None by default: on inotify a save is
+#: complete when its writer closes the file or a rename lands it (vim's and JetBrains' renames, VS Code's
+#: truncate-and-write are each one save), which the native side sees directly, so waiting adds only latency.
+#: Raise it to group files that a tool writes further apart (backends without close events always wait 5 ms).
+DEFAULT_DEBOUNCE_MS = 0
 
 #: Directory names never watched. Kept in step with `DEFAULT_IGNORED_DIRS` in src/watch.rs (checked by a test).
 #: Also never watched: ``.venv*``, directories holding ``pyvenv.cfg`` or ``CACHEDIR.TAG``.
@@ -70,9 +75,6 @@ IGNORED_DIR_MARKERS = ("pyvenv.cfg", "CACHEDIR.TAG")
 #: A reload still running after this many seconds is reported (once) as probably blocked by a statement.
 SLOW_RELOAD_WARNING_S = 5.0
 
-#: How long an emptied file whose module was not empty waits for the rest of its write before it is applied.
-EMPTY_GRACE_S = 1.0
-
 #: How often the idle watcher thread looks at ``len(sys.modules)`` to capture newly imported modules' baselines.
 MODULES_CHECK_S = 1.0
 
@@ -88,18 +90,20 @@ class AutoReloader:
     Watching starts at once. Files under ``path`` that no loaded module came from are ignored. A save that does
     not change what a module runs (``touch``, an editor's "save" without edits) does nothing; a broken save
     (syntax error, exception at import) is logged once as a warning with file and line, and the old code keeps
-    running until the next good save. A deleted file leaves its module as it is. It watches until ``stop()`` (or
-    the end of a ``with`` block, or interpreter exit); its thread is a daemon and never delays exit.
+    running until the next good save. An emptied file is never applied (it is logged once as a warning), and a
+    deleted file leaves its module as it is. A directory that cannot be watched is logged as a warning and the
+    rest is watched. It watches until ``stop()`` (or the end of a ``with`` block, or interpreter exit); its thread
+    is a daemon and never delays exit.
 
     Args:
-        path: a directory, or a list of them (str or ``os.PathLike``).
+        path: a directory or a file, or a list of them (str or ``os.PathLike``).
         include: glob patterns of the files to watch, matched against the file name or the path relative to
             its root (``fnmatch`` rules).
         exclude: glob patterns of files and directories to skip, in addition to the defaults
             (``DEFAULT_IGNORED_DIRS``, virtual environments, editors' temporary and backup files).
         mode: passed to ``hotswap.reload`` (``"changed"`` re-runs only changed statements).
         apply: ``"thread"`` reloads on the watcher thread; ``"manual"`` queues reloads until ``apply_pending()``.
-        debounce_ms: quiet period, in milliseconds, that ends a batch of file events.
+        debounce_ms: extra quiet period, in milliseconds, before complete saves are applied (0: none).
         force_polling: poll the tree (every ``_native.Watcher.poll_interval_ms``, 200) instead of using the OS's
             notifications. Polling is also
             used, with a warning, when notifications are unavailable.
@@ -110,7 +114,7 @@ class AutoReloader:
 
     Attributes:
         reports: the last 100 reports of this reloader, oldest first (a ``collections.deque``).
-        roots: the watched directories, as real paths.
+        roots: the watched directories and files, as real paths.
 
     Example:
         >>> import tempfile
@@ -136,10 +140,11 @@ class AutoReloader:
     ) -> None:
         if apply not in ("thread", "manual"):
             raise ValueError(f"apply must be 'thread' or 'manual', not {apply!r}")
-        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-        if not paths:
-            raise ValueError("AutoReloader needs at least one path to watch")
-        self.roots: Tuple[str, ...] = tuple(os.path.realpath(os.fspath(p)) for p in paths)
+        self.roots: Tuple[str, ...] = tuple(os.path.realpath(p) for p in _as_paths(path))
+        for root in self.roots:
+            if os.path.dirname(root) == root:  # checked natively too; before the baselines of every module below
+                raise ValueError(f"cannot watch {root}: that tree is the whole file system; pass your project's "
+                                 "directory")
         self.mode = mode
         self.apply = apply
         self._clear = clear
@@ -148,30 +153,31 @@ class AutoReloader:
         self._lock = threading.Condition(threading.Lock())
         self.reports: Deque[ReloadReport] = deque(maxlen=100)
         self._unread: Deque[ReloadReport] = deque(maxlen=1000)
-        self._pending: Dict[str, Tuple[ModuleType, str]] = {}
-        self._deferred: Dict[str, float] = {}
-        self._failed: Dict[str, bytes] = {}
+        self._pending: Dict[str, Tuple[ModuleType, str, bytes]] = {}
+        self._empty: Dict[str, bool] = {}
         self._stopping = False
         self._modules = _ModuleMap(self.roots)
         # Baselines first: a save that happens from now on must compare against what the module runs now.
         self._modules.refresh()
-        self._watch_args = dict(
+        self._watch_args: Dict[str, Any] = dict(
             include=list(include),
             exclude=list(exclude),
             debounce_ms=max(0, round(debounce_ms)),
             force_polling=force_polling,
         )
         self._watcher = _native.Watcher(list(self.roots), **self._watch_args)
+        for warning in self._watcher.warnings:
+            logger.warning("%s", warning)
         if self._watcher.fallback_reason and not force_polling:
             logger.warning(
-                "hotswap: polling %s every %d ms: %s",
+                "polling %s every %d ms: %s",
                 ", ".join(self.roots),
                 self._watcher.poll_interval_ms,
                 self._watcher.fallback_reason,
             )
         elif force_polling:
             logger.info(
-                "hotswap: polling %s every %d ms (force_polling=True)",
+                "polling %s every %d ms (force_polling=True)",
                 ", ".join(self.roots),
                 self._watcher.poll_interval_ms,
             )
@@ -230,8 +236,10 @@ class AutoReloader:
     def apply_pending(self) -> List[ReloadReport]:
         """Reloads the modules queued since the last call (``apply="manual"``), in dependency order.
 
-        Call it where the program is at a safe point (between requests, at the top of a loop). Files are read
-        again now, so each module gets its latest content. With ``apply="thread"`` nothing is queued.
+        Call it where the program is at a safe point (between requests, at the top of a loop). Each file is
+        checked again now (still a regular file under the watched paths, not a symlink leading out of them) and
+        read once after that check; those bytes are applied only if they are the latest complete save, so a file
+        being written again stays queued until that save completes. With ``apply="thread"`` nothing is queued.
 
         Returns:
             One report per module reloaded.
@@ -246,10 +254,21 @@ class AutoReloader:
         with self._lock:
             pending, self._pending = self._pending, {}
         changes = []
-        for module, path in pending.values():
-            content = _read(path)
-            if content is not None and self._wants(module, path, content):
-                changes.append((module, path, content))
+        for name, (module, path, saved) in pending.items():
+            checked = self._watcher.read(path)
+            if checked is None:
+                logger.warning(
+                    "%s is no longer a regular file under %s: not applied; %s keeps running its current code",
+                    path, ", ".join(self.roots), name)
+                continue
+            _, content = checked
+            if content != saved:
+                # Changed since that save completed: a newer save is being written or on its way; it replaces this.
+                logger.debug("%s changed since its last complete save: kept pending", path)
+                with self._lock:
+                    self._pending.setdefault(name, (module, path, saved))
+                continue
+            changes.append((module, path, content))
         return self._apply(changes)
 
     def stop(self) -> None:
@@ -288,81 +307,90 @@ class AutoReloader:
             self._catch_up()
         last_check = time.monotonic()
         while not self._stopping:
-            timeout = MODULES_CHECK_S
-            if self._deferred:
-                timeout = max(0.0, min(min(self._deferred.values()) - time.monotonic(), timeout))
             try:
-                batch = self._watcher.wait(timeout)
+                batch = self._watcher.wait(MODULES_CHECK_S)
             except Exception:  # pragma: no cover - the native wait raises only for signals (main thread only)
-                logger.exception("hotswap: file watching failed")
+                logger.exception("file watching failed")
                 return
             if self._stopping:
                 return
-            paths: List[str] = []
+            saved: List[Tuple[str, bytes]] = []
             if batch is not None:
                 files, notes = batch
                 for note in notes:
-                    logger.warning("hotswap: %s", note)
+                    logger.warning("%s", note)
                 # A deleted file leaves its module as it is; a path deleted then recreated exists.
-                paths = [p for p, exists in files if exists]
+                saved = [(path, content) for path, exists, content in files if exists and content is not None]
             elif not self._watcher.running:
                 return
             now = time.monotonic()
-            paths.extend(p for p, deadline in list(self._deferred.items()) if deadline <= now and p not in paths)
             if now - last_check >= MODULES_CHECK_S:
                 last_check = now
                 self._modules.refresh_if_imported()
-            if paths:
+            if saved:
                 try:
-                    self._handle(paths)
+                    self._handle(saved)
                 except Exception:  # pragma: no cover - a bug here must not end watching
-                    logger.exception("hotswap: handling changed files failed: %s", paths)
+                    logger.exception("handling saved files failed: %s", [path for path, _ in saved])
 
     def _other_file(self, path: str) -> None:
         try:
             self._other_file_callback(path)  # type: ignore[misc]
         except Exception:
-            logger.exception("hotswap: on_other_file callback failed for %s", path)
+            logger.exception("on_other_file callback failed for %s", path)
 
-    def _handle(self, paths: List[str]) -> None:
+    def _handle(self, saved: List[Tuple[str, bytes]]) -> None:
+        """Maps complete saves (path, the bytes the watcher read and confirmed) to modules; applies or queues them."""
         changes: List[Tuple[ModuleType, str, bytes]] = []
-        now = time.monotonic()
-        for path in paths:
-            expired = self._deferred.pop(path, None)
+        for path, content in saved:
             modules = self._modules.lookup(path)
             if not modules:
                 if self._other_file_callback is not None and not path.endswith(".py"):
                     self._other_file(path)
-                continue
-            content = _read(path)
-            if content is None:
+                else:
+                    logger.debug("saved %s: skipped, no loaded module came from it", path)
                 continue
             for module in modules:
                 baseline = _running_source(module)
-                if not content.strip() and baseline and baseline.strip() and (expired is None or expired > now):
-                    # Truncated and not (yet) written again: wait a bounded time for the rest of the write.
-                    self._deferred[path] = expired if expired is not None else now + EMPTY_GRACE_S
+                if not content.strip() and baseline and _as_bytes(baseline).strip():
+                    # Never applied: an emptied file is almost always a save caught between truncate and write,
+                    # or a mistake; report it once and keep running the module's code.
+                    if not self._empty.get(path):
+                        self._empty[path] = True
+                        logger.warning(
+                            "%s is empty: not applied; %s keeps running its current code until the file "
+                            "has content again", path, module.__name__)
                     continue
+                self._empty.pop(path, None)
                 if self._wants(module, path, content, baseline):
+                    logger.debug("saved %s: reloading %s", path, module.__name__)
                     changes.append((module, path, content))
+                else:
+                    logger.debug("saved %s: skipped %s, %s", path, module.__name__, "a broken save already reported"
+                                 if _failed_saves.get(path) == content else "it is what the module already runs")
+                    if self.apply == "manual":
+                        with self._lock:  # saved back to what runs: nothing left to apply
+                            self._pending.pop(module.__name__, None)
         if not changes:
             return
         if self.apply == "manual":
             with self._lock:
-                for module, path, _ in changes:
-                    self._pending[module.__name__] = (module, path)
-            logger.debug("hotswap: %d module(s) pending until apply_pending()", len(changes))
+                for module, path, content in changes:
+                    self._pending[module.__name__] = (module, path, content)
+            logger.debug("%d module(s) pending until apply_pending()", len(changes))
             return
         self._apply(changes)
 
-    def _wants(self, module: ModuleType, path: str, content: bytes, baseline: Optional[bytes] = None) -> bool:
-        """Whether ``content`` should be applied to ``module``: not what it runs, not a broken save seen before."""
+    @staticmethod
+    def _wants(module: ModuleType, path: str, content: bytes, baseline: Optional[bytes] = None) -> bool:
+        """Whether ``content`` should be applied to ``module``: not what it runs, not a broken save seen before
+        (by any AutoReloader of the process)."""
         if baseline is None:
             baseline = _running_source(module)
         if baseline is not None and _as_bytes(baseline) == content:
-            self._failed.pop(path, None)
+            _failed_saves.pop(path, None)
             return False
-        return self._failed.get(path) != content
+        return _failed_saves.get(path) != content
 
     def _apply(self, changes: List[Tuple[ModuleType, str, bytes]]) -> List[ReloadReport]:
         if not changes:
@@ -373,40 +401,73 @@ class AutoReloader:
             sys.stdout.write(_CLEAR_SCREEN)
             sys.stdout.flush()
         reports = []
-        for module, path, content in changes:
-            # A top-level statement that blocks (a network call, an endless loop) keeps this thread, never the
-            # program; say so while it lasts rather than stay silent.
-            slow = threading.Timer(SLOW_RELOAD_WARNING_S, logger.warning, args=(
-                "hotswap: reloading %s has taken more than %.0f s: a top-level statement of %s may be blocking; the "
-                "program keeps running, further saves wait for it", module.__name__, SLOW_RELOAD_WARNING_S, path))
-            slow.daemon = True
-            slow.start()
-            try:
-                report = _reload_mod.reload(module, mode=self.mode, source=content)
-            except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
-                report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
-            except KeyboardInterrupt:
-                # Rolled back already. On the main thread (apply_pending) it is the program's; raised by the code
-                # on the reloader's own thread, it is that reload's failure, and watching goes on.
-                if threading.current_thread() is threading.main_thread():
-                    raise
-                report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
-            finally:
-                slow.cancel()
-            reports.append(report)
-            self._record(report, path, content)
+        retry = False
+        while changes:
+            reloaded = []
+            for module, path, content in changes:
+                # Held across the check and the reload: another AutoReloader watching the same file (overlapping
+                # paths) may have applied this very save, or found it broken, a moment ago; one report per change.
+                with _engine_lock():
+                    if not self._wants(module, path, content):
+                        logger.debug("%s: already applied (or reported broken) by another reloader", path)
+                        continue
+                    report = self._reload(module, path, content)
+                    if report.ok:
+                        _failed_saves.pop(path, None)
+                        reloaded.append(module.__name__)
+                    else:
+                        _failed_saves[path] = content
+                if retry and not report.ok:
+                    continue  # failed again: reported already, when it was saved
+                reports.append(report)
+                self._record(report, path, content)
+            # Files saved together but applied in separate batches (written further apart than one reload takes):
+            # a save that failed because a module it imports had not been applied yet is tried once more after it.
+            changes, retry = self._failed_dependents(reloaded), True
         return reports
 
+    def _failed_dependents(self, reloaded: List[str]) -> List[Tuple[ModuleType, str, bytes]]:
+        """The failed saves (under this reloader's roots) that import one of the modules just reloaded."""
+        if not reloaded or not _failed_saves:
+            return []
+        retry = []
+        for path, content in list(_failed_saves.items()):
+            for module in self._modules.known(path):
+                if module.__name__ not in reloaded and imported_names(module.__name__, _package(module), content) \
+                        & set(reloaded):
+                    _failed_saves.pop(path, None)
+                    retry.append((module, path, content))
+        return dependency_order(retry) if len(retry) > 1 else retry
+
+    def _reload(self, module: ModuleType, path: str, content: bytes) -> ReloadReport:
+        # A top-level statement that blocks (a network call, an endless loop) keeps this thread, never the
+        # program; say so while it lasts rather than stay silent.
+        slow = threading.Timer(SLOW_RELOAD_WARNING_S, logger.warning, args=(
+            "reloading %s has taken more than %.0f s: a top-level statement of %s may be blocking; the "
+            "program keeps running, further saves wait for it", module.__name__, SLOW_RELOAD_WARNING_S, path))
+        slow.daemon = True
+        slow.start()
+        try:
+            # It logs successes; a failure is logged once, by `_record`, with its file and line.
+            return _reload_mod._reload_and_report(module, self.mode, content, log_failure=False)
+        except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
+            return ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
+        except KeyboardInterrupt:
+            # Rolled back already. On the main thread (apply_pending) it is the program's; raised by the code
+            # on the reloader's own thread, it is that reload's failure, and watching goes on.
+            if threading.current_thread() is threading.main_thread():
+                raise
+            return ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
+        finally:
+            slow.cancel()
+
     def _record(self, report: ReloadReport, path: str, content: bytes) -> None:
-        if report.ok:
-            self._failed.pop(path, None)
-        else:
-            self._failed[path] = content
-            where, reason = _locate(report.error or "", path)
+        if not report.ok:
+            where = report.where()
             logger.warning(
-                "hotswap: %s: %s; %s keeps running its old code until the next good save",
+                "%s: %s; %s keeps running its old code until the next good save",
                 where,
-                reason,
+                report.reason(),
                 report.module,
             )
         with self._lock:
@@ -417,7 +478,7 @@ class AutoReloader:
             try:
                 self._callback(report)
             except Exception:
-                logger.exception("hotswap: on_reload callback %r failed", self._callback)
+                logger.exception("on_reload callback %r failed", self._callback)
 
 
     # -- fork -------------------------------------------------------------------------------------------------------
@@ -445,19 +506,21 @@ class AutoReloader:
         """Checks every watched module's file once: a save made while the process forked (before this process's
         watcher existed), or a reload the fork interrupted, is applied now."""
         self._modules.refresh()
-        paths = list(self._modules.paths())
-        if paths:
+        saved = [checked for checked in map(self._watcher.read, self._modules.paths()) if checked is not None]
+        if saved:
             try:
-                self._handle(paths)
+                self._handle(saved)
             except Exception:  # pragma: no cover - a bug here must not end watching
                 logger.exception("checking the watched files after a fork failed")
 
 
 class _ModuleMap:
-    """Maps real file paths under the roots to the loaded modules that came from them, from ``sys.modules``."""
+    """Maps real file paths under the roots (directories, or files watched on their own) to the loaded modules
+    that came from them, from ``sys.modules``."""
 
     def __init__(self, roots: Sequence[str]) -> None:
-        self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
+        self._files = frozenset(r for r in roots if os.path.isfile(r))
+        self._prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots if r not in self._files)
         self._by_path: Dict[str, List[ModuleType]] = {}
         self._realpaths: Dict[str, Optional[str]] = {}
         self._ignored: Dict[str, bool] = {}
@@ -479,7 +542,8 @@ class _ModuleMap:
             real = self._realpaths.get(file, "")
             if real == "":
                 real = os.path.realpath(file)
-                real = real if real.startswith(self._prefixes) and not self._in_ignored_dir(real) else None
+                inside = real in self._files or (real.startswith(self._prefixes) and not self._in_ignored_dir(real))
+                real = real if inside else None
                 self._realpaths[file] = real
             if real is None:
                 continue
@@ -488,7 +552,7 @@ class _ModuleMap:
                 try:
                     track(module)
                 except Exception:
-                    logger.debug("hotswap: cannot record the baseline of %s", module.__name__, exc_info=True)
+                    logger.debug("cannot record the baseline of %s", module.__name__, exc_info=True)
         self._by_path = by_path
         self._seen = len(sys.modules)
 
@@ -516,6 +580,10 @@ class _ModuleMap:
     def paths(self) -> List[str]:
         """The real paths of every module file known under the roots."""
         return list(self._by_path)
+
+    def known(self, path: str) -> List[ModuleType]:
+        """Modules known to come from ``path``, without refreshing."""
+        return [m for m in self._by_path.get(path, ()) if sys.modules.get(m.__name__) is m]
 
     def lookup(self, path: str) -> List[ModuleType]:
         """Modules loaded from ``path``, refreshing the map once when the path is unknown."""
@@ -593,10 +661,7 @@ def dependency_order(changes: List[Tuple[ModuleType, str, bytes]]) -> List[Tuple
     index = {name: i for i, name in enumerate(names)}
     deps: List[set] = []
     for module, _, content in changes:
-        package = getattr(module, "__package__", None)
-        if package is None and hasattr(module, "__path__"):
-            package = module.__name__
-        imported = imported_names(module.__name__, package, content)
+        imported = imported_names(module.__name__, _package(module), content)
         deps.append({index[n] for n in imported if n in index and index[n] != index[module.__name__]})
     done: List[int] = []
     placed: set = set()
@@ -610,6 +675,13 @@ def dependency_order(changes: List[Tuple[ModuleType, str, bytes]]) -> List[Tuple
     return [changes[i] for i in done]
 
 
+def _package(module: ModuleType) -> Optional[str]:
+    package = getattr(module, "__package__", None)
+    if package is None and hasattr(module, "__path__"):
+        package = module.__name__
+    return package
+
+
 def _running_source(module: ModuleType) -> Optional[bytes]:
     try:
         return _reload_mod.running_source(module)
@@ -618,6 +690,7 @@ def _running_source(module: ModuleType) -> Optional[bytes]:
 
 
 def _read(path: str) -> Optional[bytes]:
+    """A file's bytes, or None if it cannot be read (used by the IPython extension after ``%%writefile``)."""
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -625,23 +698,35 @@ def _read(path: str) -> Optional[bytes]:
         return None
 
 
+def _engine_lock() -> ContextManager[object]:
+    """The engine's one-reload-at-a-time lock (re-entrant), held across a check and the reload it decides."""
+    return _reload_mod._reload_lock
+
+
+def _as_paths(path: object) -> List[str]:
+    """``path`` as a list of str paths; TypeError for anything that is not a str, a PathLike or a list of them."""
+    items = [path] if isinstance(path, (str, os.PathLike)) else path
+    if isinstance(items, (bytes, bytearray)) or not isinstance(items, Iterable):
+        raise TypeError(f"AutoReloader path must be a str or os.PathLike, or a list of them, not {type(path).__name__}")
+    paths = []
+    for item in items:
+        fspath = os.fspath(item) if isinstance(item, (str, os.PathLike)) else None
+        if not isinstance(fspath, str):
+            raise TypeError(
+                f"AutoReloader path must be a str or os.PathLike, or a list of them; got {type(item).__name__} "
+                f"{item!r}")
+        paths.append(fspath)
+    if not paths:
+        raise ValueError("AutoReloader needs at least one path to watch")
+    return paths
+
+
 def _as_bytes(source: Union[bytes, str]) -> bytes:
     return source.encode("utf-8") if isinstance(source, str) else source
 
 
-_FILE_LINE_RE = re.compile(r'File "([^"]+)", line (\d+)')
-
-
-def _locate(error: str, path: str) -> Tuple[str, str]:
-    """``("file:line", reason)`` from a formatted traceback, preferring the innermost frame in ``path``."""
-    lines = error.strip().splitlines()
-    reason = lines[-1].strip() if lines else "reload failed"
-    matches = _FILE_LINE_RE.findall(error)
-    real = os.path.realpath(path)
-    ours = [m for m in matches if os.path.realpath(m[0]) == real]
-    file, line = (ours or matches or [(path, "?")])[-1]
-    return f"{file}:{line}", reason
-
+#: Saves that failed to apply, by real path: the content is not tried again (by any reloader) until it changes.
+_failed_saves: Dict[str, bytes] = {}
 
 _live: weakref.WeakSet[AutoReloader] = weakref.WeakSet()
 
