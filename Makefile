@@ -52,12 +52,13 @@ soak: ## 10,000 reloads and 1,000 template execs: memory and file descriptors mu
 	$(VENV)/bin/python tests/soak.py
 
 .PHONY: lint
-lint: ## rustfmt, clippy and ruff
+lint: ## rustfmt, clippy, ruff and mypy (the package ships py.typed)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	@scripts/venv.sh $(VENV) $(PYTHON) release
-	$(VENV)/bin/python -m pip install -q ruff
+	$(VENV)/bin/python -m pip install -q ruff mypy
 	$(VENV)/bin/ruff check python tests benches examples pytest_plugin
+	$(VENV)/bin/python -m mypy
 
 .PHONY: clean
 clean: ## remove build outputs and virtual environments

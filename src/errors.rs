@@ -19,8 +19,8 @@ create_exception!(
 /// What native code can fail with, before it becomes a Python exception.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoreError {
-    /// A buffer that scales with the input could not be reserved: `what` it was for, and how many items.
-    OutOfMemory { what: &'static str, items: usize },
+    /// Memory that scales with the input could not be reserved: `what` it was for, and how many bytes.
+    OutOfMemory { what: &'static str, bytes: usize },
     /// An argument of the wrong type crossed into native code (`TypeError`).
     WrongType(String),
     /// An argument of the right type with a value native code refuses (`ValueError`).
@@ -37,7 +37,7 @@ pub enum CoreError {
 impl fmt::Display for CoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CoreError::OutOfMemory { what, items } => write!(f, "out of memory reserving {items} items for {what}"),
+            CoreError::OutOfMemory { what, bytes } => write!(f, "cannot allocate {bytes} bytes for {what}"),
             CoreError::WrongType(message) | CoreError::BadValue(message) => f.write_str(message),
             CoreError::Syntax {
                 message, path, lineno, ..
@@ -77,8 +77,18 @@ pub fn reserve<T>(vec: &mut Vec<T>, additional: usize, what: &'static str) -> Re
     vec.try_reserve(additional)
         .map_err(|_: TryReserveError| CoreError::OutOfMemory {
             what,
-            items: additional,
+            bytes: additional.saturating_mul(std::mem::size_of::<T>()),
         })
+}
+
+/// Checks that `bytes` could be allocated now, by reserving and releasing them, before work whose allocations
+/// happen inside a library that aborts on failure (the parser). Not a guarantee (the memory is not kept), but what
+/// turns "the process is out of address space" into MemoryError instead of an abort halfway through a reload.
+pub fn headroom(bytes: usize, what: &'static str) -> Result<(), CoreError> {
+    let mut probe: Vec<u8> = Vec::new();
+    probe
+        .try_reserve_exact(bytes)
+        .map_err(|_| CoreError::OutOfMemory { what, bytes })
 }
 
 #[cfg(test)]
@@ -87,14 +97,16 @@ mod tests {
 
     #[test]
     fn impossible_reservation_is_an_error_not_an_abort() {
-        let err = try_vec::<u64>(usize::MAX / 4, "a test").unwrap_err();
+        let err = try_vec::<u64>(usize::MAX / 16, "a test").unwrap_err();
         assert_eq!(
             err,
             CoreError::OutOfMemory {
                 what: "a test",
-                items: usize::MAX / 4
+                bytes: usize::MAX / 16 * 8
             }
         );
+        assert!(headroom(usize::MAX / 2, "a test").is_err());
+        assert!(headroom(1 << 20, "a test").is_ok());
         assert!(try_vec::<u64>(16, "a test").unwrap().capacity() >= 16);
     }
 }

@@ -13,12 +13,12 @@ pub mod template;
 pub mod watch;
 
 /// Splits module source into top-level statements (see `stmts::Stmt`). Raises SyntaxError where the parser
-/// rejects the source, with the line it stopped at; the caller then falls back to CPython's parser.
+/// rejects the source, with the line it stopped at (the caller then falls back to CPython's parser), and
+/// MemoryError when there is not enough memory to parse it.
 #[pyfunction]
 #[pyo3(signature = (source, path = "<unknown>"))]
 fn split_statements(py: Python<'_>, source: &str, path: &str) -> PyResult<Vec<stmts::Stmt>> {
-    py.detach(|| stmts::split(source, path))
-        .map_err(|err| syntax_error(py, err, path))
+    Ok(py.detach(|| stmts::split(source, path))?)
 }
 
 /// Splits `new` reusing what `old` (split into `old_stmts`) shares with it; see `stmts::split_incremental`.
@@ -31,14 +31,13 @@ fn split_statements_incremental(
     new: &str,
     path: &str,
 ) -> PyResult<Vec<stmts::Stmt>> {
-    let old_stmts: Vec<stmts::Stmt> = old_stmts.iter().map(|s| (**s).clone()).collect();
-    py.detach(|| stmts::split_incremental(old, &old_stmts, new, path))
-        .map_err(|err| syntax_error(py, err, path))
+    let mut owned: Vec<stmts::Stmt> = errors::try_vec(old_stmts.len(), "the module's statements")?;
+    owned.extend(old_stmts.iter().map(|s| (**s).clone()));
+    Ok(py.detach(|| stmts::split_incremental(old, &owned, new, path))?)
 }
 
-fn syntax_error(py: Python<'_>, err: stmts::ParseFailure, path: &str) -> PyErr {
-    pyo3::exceptions::PySyntaxError::new_err((err.message, (path.to_string(), err.lineno, err.col, py.None())))
-}
+/// Bytes the planner may need per statement at its peak (keys, indexes, the steps); probed like parsing's.
+const PLAN_BYTES_PER_STMT: usize = 512;
 
 /// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`. `rebound`:
 /// names another module's reload rebound here (see `diff::plan_rebinding`).
@@ -49,10 +48,14 @@ fn plan(
     new: Vec<PyRef<'_, stmts::Stmt>>,
     whole_module: bool,
     rebound: Vec<String>,
-) -> diff::Plan {
+) -> PyResult<diff::Plan> {
+    errors::headroom(
+        (old.len() + new.len()).saturating_mul(PLAN_BYTES_PER_STMT),
+        "planning the reload",
+    )?;
     let old: Vec<&stmts::Stmt> = old.iter().map(|s| &**s).collect();
     let new: Vec<&stmts::Stmt> = new.iter().map(|s| &**s).collect();
-    diff::plan_rebinding(&old, &new, whole_module, &rebound)
+    Ok(diff::plan_rebinding(&old, &new, whole_module, &rebound))
 }
 
 #[pymodule]

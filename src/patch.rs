@@ -433,8 +433,21 @@ fn type_setattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: Optio
     }
 }
 
+/// Whether a class's metatype has a `__setattr__` of its own written in C (ctypes' `PyCStructType`, which keeps
+/// `_fields_` and the type's storage info in step): such a setter must be used, `type.__setattr__` refuses it
+/// ("can't apply this __setattr__ to _ctypes.PyCStructType object"). A metatype's `__setattr__` written in Python
+/// (Enum's member guard) is skipped.
+fn has_native_meta_setattr(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    let own = obj.get_type().getattr(intern!(py, "__setattr__"))?;
+    if own.is(&py.get_type::<PyType>().getattr(intern!(py, "__setattr__"))?) {
+        return Ok(false);
+    }
+    Ok(own.get_type().name()?.to_cow()? == "wrapper_descriptor")
+}
+
 fn set_attr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    if obj.is_instance_of::<PyType>() {
+    if obj.is_instance_of::<PyType>() && !has_native_meta_setattr(obj)? {
         return type_setattr(obj, name, value);
     }
     match value {
@@ -596,9 +609,10 @@ fn undo_op<'py>(py: Python<'py>, undo: &Undo<'py>) -> PyResult<Bound<'py, PyAny>
 ///
 /// Returns the number of ops applied. With `undo` (a list), also appends to it, before returning, the list of ops
 /// that put everything back (in the order to apply them): a caller that applies a reload in several batches and
-/// may need to roll back finds every applied batch recorded, with no Python bytecode between the writes and the
-/// record where a signal or another thread could step in. Objects replaced by the batch are released only when
-/// this returns. An allocation that fails raises MemoryError with nothing applied.
+/// may need to roll back can hold that list in its undo log *before* the call, so that no Python bytecode, where a
+/// signal, an asynchronous exception or a fork could step in, falls between the writes and their record. Objects
+/// replaced by the batch are released only when this returns. An allocation that fails raises MemoryError with
+/// nothing applied.
 #[pyfunction]
 #[pyo3(signature = (ops, *, undo = None))]
 pub fn apply<'py>(py: Python<'py>, ops: &Bound<'py, PyAny>, undo: Option<&Bound<'py, PyList>>) -> PyResult<usize> {
@@ -626,13 +640,12 @@ pub fn apply<'py>(py: Python<'py>, ops: &Bound<'py, PyAny>, undo: Option<&Bound<
     }
     let count = done.len();
     if let Some(record) = undo {
-        let built = (|| -> PyResult<Bound<'py, PyList>> {
+        let built = (|| -> PyResult<()> {
             for u in done.iter().rev() {
                 inverse.push(undo_op(py, u)?);
             }
-            let list = PyList::new(py, &inverse)?;
-            record.append(&list)?;
-            Ok(list)
+            record.append(PyList::new(py, &inverse)?)?;
+            Ok(())
         })();
         if let Err(err) = built {
             // The record could not be made (out of memory): a batch that cannot be undone is not applied.

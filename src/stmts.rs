@@ -8,6 +8,8 @@ use rustpython_ast::Visitor;
 use rustpython_parser::ast::{self, Ranged};
 use rustpython_parser::Parse;
 
+use crate::errors::{headroom, try_vec, CoreError};
+
 /// One statement of a module body (or of a class body, in `members`).
 #[pyclass(frozen, get_all, from_py_object, name = "Stmt", module = "hotswap._native")]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,8 +37,6 @@ pub struct Stmt {
     pub calls_reloading: bool,
     /// For "def": (parameter name, default expression text, names that expression reads), for each default.
     pub defaults: Vec<(String, String, Vec<String>)>,
-    /// The statement creates function objects other than itself (nested defs, lambdas, classes).
-    pub nested_scopes: bool,
     /// For "class": the statements of the class body.
     pub members: Vec<Stmt>,
 }
@@ -46,7 +46,7 @@ impl Stmt {
     /// Built from Python by the fallback splitter (CPython's `ast`) for source rustpython-parser rejects.
     #[new]
     #[pyo3(signature = (*, kind, name, text, lineno, end_lineno, def_lineno, def_text, decorators, binds, reads,
-                        calls_reloading, defaults, nested_scopes, members))]
+                        calls_reloading, defaults, members))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         kind: &str,
@@ -61,7 +61,6 @@ impl Stmt {
         reads: Vec<String>,
         calls_reloading: bool,
         defaults: Vec<(String, String, Vec<String>)>,
-        nested_scopes: bool,
         members: Vec<Stmt>,
     ) -> PyResult<Self> {
         let kind = match kind {
@@ -87,7 +86,6 @@ impl Stmt {
             reads,
             calls_reloading,
             defaults,
-            nested_scopes,
             members,
         })
     }
@@ -100,13 +98,10 @@ impl Stmt {
     }
 }
 
-/// A parse failure, with the 1-based line and column where the parser stopped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseFailure {
-    pub message: String,
-    pub lineno: usize,
-    pub col: usize,
-}
+/// Bytes of memory parsing and describing one byte of source may take at its peak (rustpython-parser's tree, the
+/// statements' texts and names): measured at about 40 on a 3.7 MB module of small functions. Reserved (and released)
+/// before each parse, so a parse that cannot get it raises MemoryError instead of aborting the process halfway.
+pub const PARSE_BYTES_PER_SOURCE_BYTE: usize = 48;
 
 /// Byte offsets of line starts, for offset -> line conversion.
 struct Lines {
@@ -134,19 +129,26 @@ impl Lines {
 }
 
 /// Parses `source` and splits it into top-level statements.
-pub fn split(source: &str, path: &str) -> Result<Vec<Stmt>, ParseFailure> {
+pub fn split(source: &str, path: &str) -> Result<Vec<Stmt>, CoreError> {
+    headroom(
+        source.len().saturating_mul(PARSE_BYTES_PER_SOURCE_BYTE),
+        "parsing the module's source",
+    )?;
     let suite = ast::Suite::parse(source, path).map_err(|err| {
         let lines = Lines::new(source);
         let offset = usize::from(err.offset).min(source.len());
         let lineno = lines.line_of(offset).max(1);
-        ParseFailure {
+        CoreError::Syntax {
             message: err.error.to_string(),
+            path: path.to_string(),
             lineno,
             col: offset - lines.start_of(lineno) + 1,
         }
     })?;
     let lines = Lines::new(source);
-    Ok(suite.into_iter().map(|stmt| describe(stmt, source, &lines)).collect())
+    let mut out = try_vec(suite.len(), "the module's statements")?;
+    out.extend(suite.into_iter().map(|stmt| describe(stmt, source, &lines)));
+    Ok(out)
 }
 
 impl Stmt {
@@ -168,7 +170,7 @@ impl Stmt {
 /// parsed. That region is parsed on its own, so it must hold whole statements; where it does not (an edit
 /// opened a string that closes further down, say) the whole of `new` is parsed, so the result is always what
 /// `split(new)` returns.
-pub fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str, path: &str) -> Result<Vec<Stmt>, ParseFailure> {
+pub fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str, path: &str) -> Result<Vec<Stmt>, CoreError> {
     let (ob, nb) = (old.as_bytes(), new.as_bytes());
     let prefix = ob.iter().zip(nb).take_while(|(a, b)| a == b).count();
     let max_suffix = ob.len().min(nb.len()) - prefix;
@@ -211,9 +213,13 @@ pub fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str, path: &str) -
     let padded = format!("{}{}", "\n".repeat(region_first - 1), &new[region_start..region_end]);
     let middle = match split(&padded, path) {
         Ok(middle) => middle,
-        Err(_) => return split(new, path),
+        Err(CoreError::Syntax { .. }) => return split(new, path),
+        Err(err) => return Err(err),
     };
-    let mut out = Vec::with_capacity(head + middle.len() + old_stmts.len() - tail_start);
+    let mut out = try_vec(
+        head + middle.len() + old_stmts.len() - tail_start,
+        "the module's statements",
+    )?;
     out.extend(old_stmts[..head].iter().cloned());
     out.extend(middle);
     out.extend(
@@ -275,7 +281,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
         reads: Vec::new(),
         calls_reloading: false,
         defaults: Vec::new(),
-        nested_scopes: false,
         members: Vec::new(),
     };
     let mut scan = Scan::default();
@@ -285,7 +290,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
             decorator_list,
             args,
             returns,
-            body,
             ..
         })
         | ast::Stmt::AsyncFunctionDef(ast::StmtAsyncFunctionDef {
@@ -293,7 +297,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
             decorator_list,
             args,
             returns,
-            body,
             ..
         }) => {
             let start = decorated_start(source, stmt_start, &decorator_list);
@@ -306,7 +309,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
                 decorator_list,
                 *args,
                 returns,
-                body,
             );
             start
         }
@@ -336,7 +338,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
                 scan.reads.extend(member.reads.iter().cloned());
                 scan.calls_reloading |= member.calls_reloading;
             }
-            scan.nested_scopes = true;
             start
         }
         other => {
@@ -354,7 +355,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
     out.binds = scan.binds.into_iter().collect();
     out.reads = scan.reads.into_iter().collect();
     out.calls_reloading = scan.calls_reloading;
-    out.nested_scopes |= scan.nested_scopes;
     out
 }
 
@@ -368,7 +368,6 @@ fn describe_def(
     decorators: Vec<ast::Expr>,
     args: ast::Arguments,
     returns: Option<Box<ast::Expr>>,
-    body: Vec<ast::Stmt>,
 ) {
     out.kind = "def";
     out.def_lineno = keyword_line(source, lines, &decorators, 0);
@@ -391,11 +390,6 @@ fn describe_def(
         scan.visit_expr(expr);
     }
     scan.visit_signature(args, returns);
-    let mut nested = NestedScopes(false);
-    for stmt in body {
-        nested.visit_stmt(stmt);
-    }
-    out.nested_scopes = nested.0;
     scan.binds.insert(name.clone());
     out.name = Some(name);
 }
@@ -407,7 +401,6 @@ struct Scan {
     binds: BTreeSet<String>,
     reads: BTreeSet<String>,
     calls_reloading: bool,
-    nested_scopes: bool,
 }
 
 impl Scan {
@@ -471,7 +464,6 @@ impl Visitor for Scan {
     }
 
     fn visit_expr_lambda(&mut self, node: ast::ExprLambda) {
-        self.nested_scopes = true;
         self.visit_signature(*node.args, None);
     }
 
@@ -540,7 +532,6 @@ impl Visitor for Scan {
     }
 
     fn visit_stmt_function_def(&mut self, node: ast::StmtFunctionDef) {
-        self.nested_scopes = true;
         self.binds.insert(node.name.to_string());
         for expr in node.decorator_list {
             self.visit_expr(expr);
@@ -549,7 +540,6 @@ impl Visitor for Scan {
     }
 
     fn visit_stmt_async_function_def(&mut self, node: ast::StmtAsyncFunctionDef) {
-        self.nested_scopes = true;
         self.binds.insert(node.name.to_string());
         for expr in node.decorator_list {
             self.visit_expr(expr);
@@ -558,7 +548,6 @@ impl Visitor for Scan {
     }
 
     fn visit_stmt_class_def(&mut self, node: ast::StmtClassDef) {
-        self.nested_scopes = true;
         self.binds.insert(node.name.to_string());
         for expr in node.decorator_list.into_iter().chain(node.bases) {
             self.visit_expr(expr);
@@ -573,27 +562,6 @@ impl Visitor for Scan {
         }
         self.reads.extend(body.reads);
         self.calls_reloading |= body.calls_reloading;
-    }
-}
-
-/// Whether a function body creates function objects of its own (closures, lambdas, nested classes).
-struct NestedScopes(bool);
-
-impl Visitor for NestedScopes {
-    fn visit_stmt_function_def(&mut self, _node: ast::StmtFunctionDef) {
-        self.0 = true;
-    }
-    fn visit_stmt_async_function_def(&mut self, _node: ast::StmtAsyncFunctionDef) {
-        self.0 = true;
-    }
-    fn visit_stmt_class_def(&mut self, _node: ast::StmtClassDef) {
-        self.0 = true;
-    }
-    fn visit_expr_lambda(&mut self, _node: ast::ExprLambda) {
-        self.0 = true;
-    }
-    fn visit_expr_generator_exp(&mut self, _node: ast::ExprGeneratorExp) {
-        self.0 = true;
     }
 }
 
@@ -680,10 +648,8 @@ mod tests {
         assert_eq!(s.binds, vec!["Y"]);
         let s = one("def f():\n    return HIDDEN\n");
         assert!(s.reads.is_empty());
-        assert!(!s.nested_scopes);
         let s = one("handler = lambda event: HIDDEN(event)\n");
         assert!(s.reads.is_empty());
-        assert!(s.nested_scopes);
     }
 
     #[test]
@@ -691,11 +657,6 @@ mod tests {
         assert!(one("if currently_reloading():\n    n += 1\n").calls_reloading);
         assert!(one("x = hotswap.currently_reloading()\n").calls_reloading);
         assert!(!one("def f():\n    return currently_reloading()\n").calls_reloading);
-    }
-
-    #[test]
-    fn factory_bodies_are_marked_as_creating_functions() {
-        assert!(one("def make(n):\n    def add(x):\n        return x + n\n    return add\n").nested_scopes);
     }
 
     fn check_incremental(old: &str, new: &str) {
@@ -736,6 +697,6 @@ mod tests {
     #[test]
     fn parse_failure_reports_line() {
         let err = split("x = 1\ndef f(:\n    pass\n", "<test>").unwrap_err();
-        assert_eq!(err.lineno, 2, "{err:?}");
+        assert!(matches!(err, CoreError::Syntax { lineno: 2, .. }), "{err:?}");
     }
 }

@@ -16,7 +16,6 @@ def _make(src: str, name: str):
 def test_apply_is_all_or_nothing():
     f = _make("def f():\n    return 1\n", "f")
     donor = _make("def f():\n    return 2\n", "f")
-    closure_donor = _make("def outer():\n    n = 5\n    def f():\n        return n\n    return f\n", "outer")()
 
     class C:
         x = 1

@@ -68,6 +68,28 @@ WORK = """\
     def close_every_pipe():
         os.closerange(0, 1024)
         time.sleep(30)
+
+    def leave_behind(detach, then_sleep=0):
+        # Starts a process that would run for ten minutes (detached with a double fork and setsid, or a plain
+        # child) and returns its pid; then sleeps, if asked.
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            if detach:
+                os.setsid()
+                if os.fork() != 0:
+                    os._exit(0)
+            os.write(w, str(os.getpid()).encode())
+            time.sleep(600)
+            os._exit(0)
+        os.close(w)
+        left = int(os.read(r, 32))
+        if detach:
+            os.waitpid(pid, 0)
+        emit = __import__("hotswap.template", fromlist=["emit_event"]).emit_event
+        emit({"left": left})
+        time.sleep(then_sleep)
+        return left
 """
 
 
@@ -332,3 +354,64 @@ def test_a_thousand_execs_in_a_row_leak_no_descriptor_or_process(project):
         assert open_fds() == fds
         template = env.template_pid
         wait_until(lambda: len(children_of(template)) <= 1, timeout=10, what="children to be reaped")
+
+
+@pytest.mark.parametrize("detach", [False, True], ids=["child", "detached"])
+@pytest.mark.parametrize("fork", [True, False], ids=["template", "spawn"])
+def test_processes_a_call_starts_end_with_it(project, detach, fork):
+    """Returned, stopped, or still running when the environment closes: whatever the call started ends too."""
+    pkg, work = project
+    with isolate_imports(str(pkg), fork=fork, grace_s=0.5) as env:
+        left = env.communicate_isolated(env.exec(work.leave_behind, detach), timeout=60)
+        wait_until(lambda: gone(left), timeout=10, what="the process a returned call left to end")
+
+        proc = env.exec(work.leave_behind, detach, 600)
+        left = wait_until(lambda: [e["left"] for e in env.poll_events(proc, 0.1)], what="the call's event")[0]
+        assert not gone(left)
+        env.stop_isolated(proc)
+        wait_until(lambda: gone(left), timeout=10, what="the process a stopped call left to end")
+
+        proc = env.exec(work.leave_behind, detach, 600)
+        left = wait_until(lambda: [e["left"] for e in env.poll_events(proc, 0.1)], what="the call's event")[0]
+    wait_until(lambda: gone(left), timeout=10, what="the process of a call running at close to end")
+
+
+def test_a_call_killed_by_a_signal_takes_what_it_started_down(project):
+    pkg, work = project
+    with isolate_imports(str(pkg)) as env:
+        proc = env.exec(work.leave_behind, True, 600)
+        left = wait_until(lambda: [e["left"] for e in env.poll_events(proc, 0.1)], what="the call's event")[0]
+        os.kill(proc.pid, signal.SIGKILL)
+        wait_until(lambda: gone(left), timeout=10, what="the process a killed call left to end")
+        assert env.communicate_isolated(env.exec(work.identity, 5), timeout=60) == 5  # the template goes on
+
+
+HOST_LEAVING = """\
+    import sys, time
+    sys.path[:0] = {paths!r}
+    from hotswap import isolate_imports
+    from {name}.work import leave_behind
+    with isolate_imports({pkg!r}) as env:
+        proc = env.exec(leave_behind, True, 600)
+        while not proc.events:
+            env.poll_events(proc, 0.1)
+        print(proc.events[0]["left"], flush=True)
+        time.sleep(600)
+"""
+
+
+def test_sigkill_of_the_host_takes_down_what_calls_started(project, tmp_path):
+    pkg, _ = project
+    host = write(tmp_path / "host.py", HOST_LEAVING.format(
+        paths=[str(tmp_path / "proj"), str(tmp_path / "site")], name=pkg.name, pkg=str(pkg)))
+    popen = subprocess.Popen([sys.executable, str(host)], stdout=subprocess.PIPE, text=True)
+    try:
+        left = int(popen.stdout.readline())
+        assert not gone(left)
+        popen.kill()
+        popen.wait(10)
+        wait_until(lambda: gone(left), timeout=10, what="a detached process of a call to end with the host")
+    finally:
+        popen.kill()
+        popen.wait()
+        popen.stdout.close()

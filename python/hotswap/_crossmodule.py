@@ -21,7 +21,7 @@ import importlib.util
 import os
 import sys
 import types
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Set, Tuple
 
 from . import _source
 
@@ -128,7 +128,7 @@ def _is_program_module(module: types.ModuleType) -> bool:
     return not known
 
 
-def _from_imports(module: types.ModuleType) -> Dict[str, Iterable[Tuple[str, str]]]:
+def _from_imports(module: types.ModuleType) -> Dict[str, Set[Tuple[str, str]]]:
     """For each name the module's top-level statements bind with ``from a import b [as name]``: the (a, b) pairs
     (absolute module names), from the source the module runs; ``from a import *`` gives ``"*": {(a, "*")}``.
     Empty when that source is unknown."""
@@ -139,8 +139,9 @@ def _from_imports(module: types.ModuleType) -> Dict[str, Iterable[Tuple[str, str
     running = _source.baseline(module, path)
     if running is None:
         return {}
-    package = module.__spec__.parent if getattr(module, "__spec__", None) is not None else module.__package__
-    out: Dict[str, set] = {}
+    spec = getattr(module, "__spec__", None)
+    package = spec.parent if spec is not None else module.__package__
+    out: Dict[str, Set[Tuple[str, str]]] = {}
     for stmt in running.stmts:
         if stmt.kind != "other" or "import" not in stmt.text:
             continue

@@ -47,13 +47,20 @@ def is_deriving(decorator: Any) -> bool:
     return (module, name.split(".", 1)[0]) in _DERIVING_DECORATORS
 
 
+def _setter(cls: type, name: str) -> Any:
+    # As the native apply step: through `type.__setattr__` (skipping a metaclass guard written in Python, such as
+    # Enum's), unless the metatype's own setter is written in C (ctypes), which type's refuses to stand in for.
+    own = getattr(type(cls), name)
+    return own if type(own) is type(type.__setattr__) and own is not getattr(type, name) else getattr(type, name)
+
+
 def set_attr(cls: type, name: str, value: Any) -> None:
-    type.__setattr__(cls, name, value)
+    _setter(cls, "__setattr__")(cls, name, value)
 
 
 def del_attr(cls: type, name: str) -> None:
     if name in cls.__dict__:
-        type.__delattr__(cls, name)
+        _setter(cls, "__delattr__")(cls, name)
 
 
 # --- dataclasses and total_ordering ---------------------------------------------------------------------------
@@ -162,7 +169,7 @@ def _update_one(cls: type) -> None:
         for name in getattr(base, "__abstractmethods__", ()):
             if getattr(getattr(cls, name, None), "__isabstractmethod__", False):
                 abstracts.add(name)
-    cls.__abstractmethods__ = frozenset(abstracts)
+    cls.__abstractmethods__ = frozenset(abstracts)  # type: ignore[attr-defined]
 
 
 # --- NamedTuple ------------------------------------------------------------------------------------------------
@@ -180,7 +187,7 @@ def redo_namedtuple(cls: type, body: Mapping[str, Any]) -> None:
     same name supplies the generated members; it is a helper, never the user's class)."""
     fields = namedtuple_fields(body)
     defaults = [body[name] for name in fields if name in body]
-    helper = collections.namedtuple(cls.__name__, fields, defaults=defaults, module=cls.__module__)
+    helper = collections.namedtuple(cls.__name__, fields, defaults=defaults, module=cls.__module__)  # type: ignore[misc]
     old_fields = cls.__dict__.get("_fields", ())
     for name in old_fields:
         if name not in fields:
@@ -206,7 +213,7 @@ def enum_member_names(body: Any) -> List[str]:
     return list(names) if names is not None else []
 
 
-def redo_enum(cls: type, body: Mapping[str, Any], names: List[str]) -> bool:
+def redo_enum(cls: Any, body: Mapping[str, Any], names: List[str]) -> bool:
     """Makes the members of ``cls`` those of the new body. A member whose name and value are unchanged keeps
     its identity; so do composite Flag members made at run time (``Perm(6)``) while the value still means
     something. Returns whether the members changed."""
@@ -241,7 +248,7 @@ def redo_enum(cls: type, body: Mapping[str, Any], names: List[str]) -> bool:
     return changed
 
 
-def _reset_tables(cls: type) -> None:
+def _reset_tables(cls: Any) -> None:
     set_attr(cls, "_member_names_", [])
     set_attr(cls, "_member_map_", {})
     set_attr(cls, "_value2member_map_", {})
@@ -255,7 +262,7 @@ def _reset_tables(cls: type) -> None:
         set_attr(cls, "_inverted_", None)
 
 
-def _members_311(cls: type, values: Mapping[str, Any]) -> None:
+def _members_311(cls: Any, values: Mapping[str, Any]) -> None:
     # 3.11+: EnumType.__new__ leaves each member as an `enum._proto_member` in the class, whose `__set_name__`
     # (called by type.__new__) makes the member and files it in every table and mask; the same call is made
     # here on the live class, with the tables emptied first.
@@ -269,9 +276,9 @@ def _members_311(cls: type, values: Mapping[str, Any]) -> None:
         holder.__set_name__(cls, name)
 
 
-def _members_39(cls: type, body: Any, values: Mapping[str, Any]) -> None:
+def _members_39(cls: Any, body: Any, values: Mapping[str, Any]) -> None:
     # 3.9 and 3.10 make members inline in EnumMeta.__new__; this follows that code (same helpers).
-    meta = type(cls)
+    meta: Any = type(cls)  # EnumMeta's private helpers are not in typeshed
     member_type, first_enum = meta._get_mixins_(cls.__name__, cls.__bases__)
     new, _save_new, use_args = meta._find_new_(body, member_type, first_enum)
     _reset_tables(cls)
@@ -307,7 +314,7 @@ def _members_39(cls: type, body: Any, values: Mapping[str, Any]) -> None:
             pass
 
 
-def _swap_members(cls: type, swap: Mapping[int, Any]) -> None:
+def _swap_members(cls: Any, swap: Mapping[int, Any]) -> None:
     """Puts the old member objects back in place of the freshly made equal ones, everywhere they are filed."""
     def pick(member):
         return swap.get(id(member), member)

@@ -1,8 +1,8 @@
 """Type stubs and documentation for hotswap's native core (Rust, PyO3)."""
 
 import os
-from types import CodeType, FunctionType
-from typing import ClassVar, Iterable, List, Optional, Sequence, Tuple
+from types import CellType, CodeType, FunctionType
+from typing import ClassVar, Iterable, List, Optional, Sequence, Tuple, Union
 
 __version__: str
 LOG_ENV: str
@@ -34,18 +34,18 @@ class Stmt:
     calls_reloading: bool
     defaults: list[Tuple[str, str, list[str]]]
     """For a def: (parameter, default expression text, names that expression reads)."""
-    nested_scopes: bool
-    """Whether the statement creates function objects of its own when it, or the function it defines, runs."""
     members: list["Stmt"]
     def __init__(
         self, *, kind: str, name: Optional[str], text: str, lineno: int, end_lineno: int, def_lineno: int,
         def_text: str, decorators: Sequence[str], binds: Sequence[str], reads: Sequence[str],
-        calls_reloading: bool, defaults: Sequence[Tuple[str, str, Sequence[str]]], nested_scopes: bool,
+        calls_reloading: bool, defaults: Sequence[Tuple[str, str, Sequence[str]]],
         members: Sequence["Stmt"],
     ) -> None: ...
 
 def split_statements(source: str, path: str = "<unknown>") -> list[Stmt]:
-    """Splits module source into top-level statements; SyntaxError where rustpython-parser rejects it."""
+    """Splits module source into top-level statements; SyntaxError where rustpython-parser rejects it, MemoryError
+    when the memory a parse of that size needs (``stmts::PARSE_BYTES_PER_SOURCE_BYTE`` times the source) cannot be
+    reserved, instead of an abort inside the parser."""
 
 def split_statements_incremental(old: str, old_stmts: Sequence[Stmt], new: str, path: str = "<unknown>") -> list[Stmt]:
     """Like ``split_statements(new)``, reusing the statements of ``old`` that lie in text both share."""
@@ -72,14 +72,76 @@ def plan(old: Sequence[Stmt], new: Sequence[Stmt], *, whole_module: bool = False
     what ``from m import X`` gave): the statements reading them run, or are rebuilt, too.
     """
 
-def apply(ops: Iterable[tuple], *, undo: bool = False) -> "int | list[tuple]":
-    """Applies a batch of writes holding the GIL, all or none; returns how many were applied, or with
-    ``undo=True`` the ops that put everything back (in the order to apply them).
+class PatchFunction:
+    """Op: gives ``func`` a new code object, closure, defaults, keyword defaults, annotations, doc and (3.12+,
+    unless None) type parameters, through ``PyFunction_SetClosure`` and the ``__code__`` setter.
 
-    Ops: ``("func", function, code, closure, defaults, kwdefaults, annotations, doc, type_params | None)``,
-    ``("setattr", obj, name, value)``, ``("delattr", obj, name)`` (classes through ``type.__setattr__``),
-    ``("setitem", dict, key, value)``, ``("delitem", dict, key)``, ``("cell", cell, value)``, ``("cell", cell)``
-    (empties the cell).
+    The constructor checks what could crash the interpreter later: ``func`` must be a Python function, ``code``
+    a code object, ``closure`` None or a tuple of cells (cells only) as long as ``code.co_freevars``; defaults
+    None or a tuple, kwdefaults and annotations None or a dict (TypeError / ValueError otherwise).
+    """
+
+    func: FunctionType
+    code: CodeType
+    closure: Optional[Tuple[CellType, ...]]
+    defaults: Optional[tuple]
+    kwdefaults: Optional[dict]
+    annotations: Optional[dict]
+    doc: object
+    type_params: Optional[tuple]
+    def __init__(self, func: FunctionType, code: CodeType, closure: Optional[Tuple[CellType, ...]],
+                 defaults: Optional[tuple], kwdefaults: Optional[dict], annotations: Optional[dict], doc: object,
+                 type_params: Optional[tuple] = None) -> None: ...
+
+class SetAttr:
+    """Op: ``obj.name = value``; on a class through ``type.__setattr__`` (skipping a metaclass ``__setattr__``)."""
+
+    obj: object
+    name: str
+    value: object
+    def __init__(self, obj: object, name: str, value: object) -> None: ...
+
+class DelAttr:
+    """Op: ``del obj.name`` (classes through ``type.__delattr__``)."""
+
+    obj: object
+    name: str
+    def __init__(self, obj: object, name: str) -> None: ...
+
+class SetItem:
+    """Op: ``mapping[key] = value`` on a dict (a module's namespace)."""
+
+    mapping: dict
+    key: object
+    value: object
+    def __init__(self, mapping: dict, key: object, value: object) -> None: ...
+
+class DelItem:
+    """Op: ``del mapping[key]`` if present."""
+
+    mapping: dict
+    key: object
+    def __init__(self, mapping: dict, key: object) -> None: ...
+
+class SetCell:
+    """Op: sets a cell's contents; ``SetCell(cell)`` empties it. ``cell`` must be a cell (TypeError otherwise)."""
+
+    cell: CellType
+    value: Optional[object]
+    def __init__(self, cell: CellType, *value: object) -> None: ...
+
+Op = Union[PatchFunction, SetAttr, DelAttr, SetItem, DelItem, SetCell]
+"""What ``apply`` takes."""
+
+def apply(ops: Iterable[Op], *, undo: Optional[List[List[Op]]] = None) -> int:
+    """Applies a batch of ops holding the GIL, all or none (a failure undoes the applied ones and raises);
+    returns how many were applied.
+
+    With ``undo``, appends to that list, before returning, the list of ops that put everything back (in the order
+    to apply them): hold the list in your undo log before the call, and no signal or other thread can fall between
+    the writes and their record. Replaced objects are released only when it returns. Raises TypeError for
+    anything but the op classes above, MemoryError when the batch's bookkeeping cannot be allocated (nothing is
+    applied then).
     """
 
 # --- finding functions by code (src/funcindex.rs) -----------------------------------------------------------
@@ -209,7 +271,8 @@ class Watcher:
     def stop(self) -> None:
         """Stops watching and joins the batcher thread; the backend's file descriptors are closed on return.
 
-        Idempotent; a blocked ``wait`` returns None.
+        Idempotent; a blocked ``wait`` returns None. In a forked child (whose process never had the watcher's
+        threads) it only forgets them; ``wait`` there returns None at once and ``running`` is False.
         """
 
 # --- import scanning (src/imports.rs) ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import types
-from typing import Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
 from . import _crossmodule, _engine, _native, _source
 from . import _hooks as _engine_hooks
@@ -51,6 +51,15 @@ class ReloadReport:
             with ``from <module> import ...``, and now hold the new one (also modules importing from those).
         dependents: the reloads of those modules' statements that read a re-bound name (one report each, in
             the order they ran); a failed one left its module as it was.
+        error_type: for ``ok=False``, the exception's class name (``"SyntaxError"``, ``"app.errors.BadConfig"``),
+            or None when hotswap itself refused the edit (``error_message`` says why).
+        error_message: for ``ok=False``, the exception's whole message (without the traceback).
+        error_file: for ``ok=False``, the file where it happened: the innermost frame of the reloaded file, else
+            the innermost frame.
+        error_line: the line in ``error_file``, when known.
+        notes: what the reload did that a reader of the source would not expect, in words: an unchanged
+            statement that ran again because it acts on a changed definition, a class decorator applied
+            again to the live class, references taken before an edit that keep the old version.
     """
 
     module: str
@@ -65,6 +74,21 @@ class ReloadReport:
     duration_ms: float = 0.0
     rebound: Tuple[str, ...] = ()
     dependents: Tuple["ReloadReport", ...] = ()
+    error_type: Optional[str] = None
+    error_message: Optional[str] = None
+    error_file: Optional[str] = None
+    error_line: Optional[int] = None
+
+    def where(self) -> str:
+        """For ``ok=False``: ``"file:line"`` where it failed (``error_file`` and ``error_line``), or the file."""
+        where = self.error_file or self.path
+        return f"{where}:{self.error_line}" if self.error_line else where
+
+    def reason(self) -> str:
+        """For ``ok=False``: the exception's type and whole message on one line (``"ValueError: a / b"``)."""
+        message = " / ".join((self.error_message or self.error or "").strip().splitlines())
+        return f"{self.error_type}: {message}" if self.error_type else message
+    notes: Tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -75,10 +99,7 @@ class ReloadReport:
     def summary(self) -> str:
         """One line for logs, e.g. ``app.models: patched 2, added 1 (0.41 ms)``."""
         if not self.ok:
-            # The exception's type and whole message: the lines after the traceback's (indented) entries.
-            lines = (self.error or "").strip().splitlines()
-            start = max((i + 1 for i, line in enumerate(lines) if line[:1].isspace()), default=0)
-            return f"{self.module}: reload failed, old code kept: {' / '.join(lines[start:] or lines[-1:])}"
+            return f"{self.module}: reload failed, old code kept: {self.reason()}"
         parts = [f"{label} {len(names)}" for label, names in
                  (("patched", self.patched), ("added", self.added), ("removed", self.removed)) if names]
         if self.executed:
@@ -179,6 +200,13 @@ def reload(
         >>> hotswap.reload("json.tool").ok
         True
     """
+    return _reload_and_report(module, mode, source, log_failure=True)
+
+
+def _reload_and_report(
+    module: Union[types.ModuleType, str], mode: str, source: Union[bytes, str, None], *, log_failure: bool
+) -> ReloadReport:
+    """``reload``; ``log_failure=False`` for a caller that reports failures itself (the watcher warns once)."""
     if mode not in ("changed", "module"):
         raise ValueError(f"mode must be 'changed' or 'module', not {mode!r}")
     if isinstance(module, str):
@@ -202,7 +230,8 @@ def reload(
             _active = outer
     # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
     for done in (*report.dependents, report):
-        logger.info("%s", done.summary())
+        if done.ok or log_failure or done is not report:
+            logger.info("%s", done.summary())
         if done.ok:
             _engine_hooks.run_module(sys.modules.get(done.module, module), done)
         _run_hooks(done)
@@ -303,26 +332,29 @@ def _reload(
 ) -> ReloadReport:
     name = module.__name__
 
-    def failed(error: str) -> ReloadReport:
-        return ReloadReport(name, path, False, error=error, duration_ms=(time.perf_counter() - start) * 1000)
+    def failed(error: str, exc: Optional[BaseException] = None) -> ReloadReport:
+        return ReloadReport(name, path, False, error=error, duration_ms=(time.perf_counter() - start) * 1000,
+                            **_error_fields(exc, path, error))
 
     try:
         if source is None:
             source = _source.read(path)
     except OSError as exc:
-        return failed(f"{path}: cannot read the source: {exc}")
+        return failed(f"{path}: cannot read the source: {exc}", exc)
     try:
         text = source if isinstance(source, str) else _source.decode(source)
     except (UnicodeDecodeError, SyntaxError) as exc:  # SyntaxError: a bad coding cookie
-        return failed(f"{path}: cannot decode the source: {exc}")
-    old = _source.baseline(module, path)
+        return failed(f"{path}: cannot decode the source: {exc}", exc)
     try:
+        old = _source.baseline(module, path)
         new_stmts = _source.split(text, path, old)
+        whole = mode == "module" or old is None
+        old_stmts = old.stmts if old is not None else new_stmts
+        plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=rebound)
     except SyntaxError as exc:
-        return failed(_engine._format_user_error(exc, path))
-    whole = mode == "module" or old is None
-    old_stmts = old.stmts if old is not None else new_stmts
-    plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=rebound)
+        return failed(_engine._format_user_error(exc, path), exc)
+    except MemoryError as exc:  # nothing was changed yet
+        return failed(f"{path}: not enough memory to reload it, nothing was changed: MemoryError: {exc}", exc)
     tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound))
     global _active
     _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
@@ -345,7 +377,7 @@ def _reload(
         if interrupts.interrupted:  # a real Ctrl-C while a statement ran: it is the program's
             cause = exc.__context__
             raise cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt() from None
-        return failed(str(exc))
+        return failed(str(exc), exc)
     except BaseException:
         tx.rollback()
         raise
@@ -355,7 +387,7 @@ def _reload(
         tx.commit(record=lambda: _source.set_baseline(module, text, new_stmts))
     except _engine.ReloadFailed as exc:  # the native step undid its own writes; put the namespace back too
         tx.rollback()
-        return failed(str(exc))
+        return failed(str(exc), exc)
     except BaseException:  # Ctrl-C as the last batch returned: every batch was recorded, so all of it is undone
         tx.rollback()
         _source.restore_baseline(module, old)
@@ -371,7 +403,42 @@ def _reload(
         executed=tx.executed,
         needs_restart="; ".join(tx.needs_restart) or None,
         duration_ms=(time.perf_counter() - start) * 1000,
+        notes=tuple(tx.notes),
     )
+
+
+def _error_fields(exc: Optional[BaseException], path: str, text: str) -> Dict[str, Any]:
+    """The structured fields of a failed report, from the exception itself (never from the formatted text)."""
+    if isinstance(exc, _engine.ReloadFailed):
+        if exc.__context__ is None:  # hotswap refused the edit; its message says why
+            return {"error_message": str(exc), "error_file": path}
+        exc = exc.__context__
+    if exc is None:
+        return {"error_message": text, "error_file": path}
+    cls = type(exc)
+    fields: Dict[str, Any] = {
+        "error_type": cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}",
+        "error_message": str(exc),
+        "error_file": path,
+    }
+    if isinstance(exc, SyntaxError):
+        fields["error_message"] = exc.msg
+        fields["error_file"] = exc.filename or path
+        fields["error_line"] = exc.lineno
+        return fields
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+        tb = tb.tb_next
+    ours = [frame for frame in frames if frame[0] == path]
+    user = [frame for frame in frames if not frame[0].startswith(_PACKAGE_DIR)]  # hotswap's own frames never
+    if ours or user:
+        fields["error_file"], fields["error_line"] = (ours or user)[-1]
+    return fields
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 # -- fork ---------------------------------------------------------------------------------------------------------

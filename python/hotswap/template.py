@@ -62,7 +62,7 @@ import time
 import traceback
 import types
 from collections.abc import Iterator, Sequence
-from typing import Any, Callable
+from typing import Any, Callable, Container
 
 from ._native import ChildExitedError, IsolatedCallError, TemplateError
 from .imports import ImportScan, scan_imports
@@ -159,8 +159,8 @@ def _extra_threads() -> str:
 _libc: ctypes.CDLL | None = None
 
 
-def _set_parent_death_signal(sig: int) -> bool:
-    """Asks Linux to send ``sig`` to this process when its parent (thread) dies. False where unsupported."""
+def _prctl(option: int, value: int) -> bool:
+    """``prctl(option, value)`` on Linux; False where unsupported or refused."""
     global _libc
     if not sys.platform.startswith("linux"):
         return False
@@ -168,9 +168,68 @@ def _set_parent_death_signal(sig: int) -> bool:
         if _libc is None:
             # The process's own symbols include libc's; ctypes.util.find_library would run ldconfig each time.
             _libc = ctypes.CDLL(None, use_errno=True)
-        return _libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0
+        return _libc.prctl(option, value, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """Asks Linux to send ``sig`` to this process when its parent (thread) dies. False where unsupported."""
+    return _prctl(_PR_SET_PDEATHSIG, sig)
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def _set_child_subreaper() -> bool:
+    """Makes orphaned descendants of this process its children instead of init's (Linux). False where unsupported.
+
+    A call's process is one: whatever it starts, however deep and whether or not it detaches (``setsid``, a double
+    fork), stays in its process tree, so it can all be ended with it. The template is one too, so what a call
+    leaves behind when it ends by a signal comes back to the template, which ends it.
+    """
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _parents() -> dict[int, int]:
+    """Every live (not zombie) process's parent, from /proc; empty where there is no /proc."""
+    out: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return out
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in (b"Z", b"X"):
+            out[int(entry)] = int(fields[1])
+    return out
+
+
+def _kill_descendants(pid: int, *, keep: Container[int] = (), rounds: int = 50) -> None:
+    """SIGKILLs every live descendant of ``pid`` (not ``pid`` itself, nor its children in ``keep``), again until
+    none is left: a process that forked while the first ones were killed is found in the next round."""
+    for _ in range(rounds):
+        parents = _parents()
+        children: dict[int, list[int]] = {}
+        for child, parent in parents.items():
+            children.setdefault(parent, []).append(child)
+        found = [c for c in children.get(pid, []) if c not in keep]
+        victims = []
+        while found:
+            victim = found.pop()
+            victims.append(victim)
+            found.extend(children.get(victim, []))
+        if not victims:
+            return
+        for victim in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(victim, signal.SIGKILL)
 
 
 def _exit_status(wait_status: int) -> int:
@@ -219,7 +278,7 @@ def _outcome_to_result(body: bytes, name: str) -> Any:
     if not isinstance(exc, BaseException):
         exc = IsolatedCallError(f"{name} raised {type_name}: {message}")
     with contextlib.suppress(AttributeError, TypeError):
-        exc.child_traceback = tb_text  # type: ignore[union-attr]
+        exc.child_traceback = tb_text  # type: ignore[attr-defined]
     raise exc from _RemoteTraceback(tb_text)
 
 
@@ -300,6 +359,8 @@ def _child_exit(code: int) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    # Processes the call started end with it (it is their subreaper, so they are all still below it).
+    _kill_descendants(os.getpid())
     os._exit(code)
 
 
@@ -377,13 +438,13 @@ class _Template:
         while True:
             deadlines = [d for _, d in self.children.values() if d is not None]
             timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-            readable, _, _ = select.select([self.ctl, wake_r], [], [], timeout)
+            readable, _, _ = select.select([self.ctl.fileno(), wake_r], [], [], timeout)
             if wake_r in readable:
                 with contextlib.suppress(BlockingIOError):
                     os.read(wake_r, 4096)
             self.reap()
             self.kill_overdue()
-            if self.ctl in readable and not self.handle_message():
+            if self.ctl.fileno() in readable and not self.handle_message():
                 self.shutdown()
                 return
             if self.spare is None and not select.select([self.ctl], [], [], 0)[0]:
@@ -488,6 +549,7 @@ class _Template:
             # A spare ignores Ctrl-C (as the template does) until it has a call: a Ctrl-C meant for the program
             # must not print a traceback from a process that has nothing to do with it.
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            _set_child_subreaper()
             chan_fd, std = fds[0], fds[1:4]
             for target, fd in enumerate(std):
                 os.dup2(fd, target)
@@ -499,13 +561,15 @@ class _Template:
         _child_main(chan)
 
     def reap(self) -> None:
-        while self.children:
+        ended = False
+        while True:
             try:
                 pid, wait_status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
+            ended = True
             call_id, _ = self.children.pop(pid, (None, None))
             if call_id == _SPARE and self.spare is not None and self.spare[0] == pid:
                 self.spare[1].close()
@@ -515,6 +579,13 @@ class _Template:
             self.by_id.pop(call_id, None)
             with contextlib.suppress(OSError):
                 self.send({"op": "exited", "id": call_id, "pid": pid, "status": _exit_status(wait_status)})
+        if ended:
+            self.end_orphans()
+
+    def end_orphans(self) -> None:
+        """Ends what a call that died by a signal left behind: its processes were re-parented to the template (a
+        child subreaper), and anything here that is not a call or the spare is such a leftover."""
+        _kill_descendants(self.pid, keep=self.children)
 
     def kill_overdue(self) -> None:
         now = time.monotonic()
@@ -544,29 +615,46 @@ class _Template:
                 self.children.pop(pid, None)
                 continue
             break
+        _kill_descendants(self.pid)  # whatever the calls left behind came back here
+
+
+class _Terminate(BaseException):
+    """SIGTERM in the template (its parent-death signal): stop the children and what they started, then exit."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminate
 
 
 def _template_main(config: dict[str, Any]) -> None:
     """Entry point of the template process (see ``_BOOT``)."""
-    if not _set_parent_death_signal(signal.SIGKILL) and sys.platform.startswith("linux"):
+    # SIGTERM rather than SIGKILL when the host dies: the template then ends its calls' processes (and what they
+    # started) before it exits, instead of leaving them to init.
+    signal.signal(signal.SIGTERM, _terminate)
+    if not _set_parent_death_signal(signal.SIGTERM) and sys.platform.startswith("linux"):
         print("hotswap template: PR_SET_PDEATHSIG unavailable", file=sys.stderr)
     if os.getppid() != config["host_pid"]:
         os._exit(1)  # the host died before prctl took effect
+    _set_child_subreaper()
     # Ctrl-C reaches the whole foreground process group; the host decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in _THREAD_ENV if config["limit_native_threads"] else ():
         os.environ.setdefault(name, "1")
     template = _Template(config)
-    started = time.perf_counter()
-    loaded, failed = template.preload()
-    gc.collect()
-    if hasattr(gc, "freeze"):
-        # Moves everything to the permanent generation: children's collections skip it, so they neither pay
-        # for scanning the template's objects nor dirty their copy-on-write pages by touching GC headers.
-        gc.freeze()
-    template.send({"op": "ready", "pid": os.getpid(), "loaded": loaded, "failed": failed,
-                   "elapsed_ms": (time.perf_counter() - started) * 1000})
-    template.serve()
+    try:
+        started = time.perf_counter()
+        loaded, failed = template.preload()
+        gc.collect()
+        if hasattr(gc, "freeze"):
+            # Moves everything to the permanent generation: children's collections skip it, so they neither pay
+            # for scanning the template's objects nor dirty their copy-on-write pages by touching GC headers.
+            gc.freeze()
+        template.send({"op": "ready", "pid": os.getpid(), "loaded": loaded, "failed": failed,
+                       "elapsed_ms": (time.perf_counter() - started) * 1000})
+        template.serve()
+    except _Terminate:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        template.shutdown()
     os._exit(0)
 
 
@@ -664,14 +752,14 @@ class _TemplateHandle:
                 break
             # A module started threads at import: it cannot be in a template that forks. Start again without it.
             self.excluded[message["module"]] = message["reason"]
-            logger.warning("hotswap: not preloading %s: %s", message["module"], message["reason"])
+            logger.warning("not preloading %s: %s", message["module"], message["reason"])
             self._close_process()
         self.pid = self.popen.pid
         self.loaded = message["loaded"]
         self.failed = message["failed"]
         self.elapsed_ms = message["elapsed_ms"]
         for name, reason in self.failed.items():
-            logger.warning("hotswap: not preloading %s: import failed: %s", name, reason)
+            logger.warning("not preloading %s: import failed: %s", name, reason)
 
     def _spawn(self, start_timeout_s: float) -> None:
         host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -792,7 +880,7 @@ class ImportEnvironment:
     def _scan(self) -> ImportScan:
         scan = scan_imports(self.package)
         for file, reason in scan.skipped:
-            logger.warning("hotswap: skipped %s while scanning imports: %s", file, reason)
+            logger.warning("skipped %s while scanning imports: %s", file, reason)
         return scan
 
     def _preload_set(self, scan: ImportScan) -> tuple[str, ...]:
@@ -864,7 +952,7 @@ class ImportEnvironment:
                     template.dead_status = template.popen.poll()
                 reason = f"died with {_describe_status(template.dead_status)}"
                 template.close()
-            message = f"hotswap: the template {reason}; starting a new one"
+            message = f"the template {reason}; starting a new one"
             logger.warning(message)
             self.restarts.append(message)
             self._template = self._new_template()
@@ -894,7 +982,7 @@ class ImportEnvironment:
         pickled. Returns at once with a handle; ``communicate_isolated`` waits for the result.
         """
         call_id = next(self._ids)
-        name = name or getattr(func, "__qualname__", repr(func))
+        name = name or str(getattr(func, "__qualname__", repr(func)))
         body, uses_main = _pickle_call(func, args, kwargs)
         meta = _call_meta()
         if not uses_main:
@@ -1163,6 +1251,7 @@ class ImportEnvironment:
     def _spawn_stop(self, proc: IsolatedProcess) -> int | None:
         popen = proc._popen
         if popen is not None and popen.poll() is None:
+            _kill_descendants(popen.pid)
             popen.terminate()
             try:
                 popen.wait(self.grace_s)
@@ -1187,6 +1276,7 @@ class ImportEnvironment:
 def _spawned_main(request: str, result: str) -> None:
     """Entry point of a spawned (no-fork) call: the forked child's steps, with files as the channel."""
     global _child_events_path
+    _set_child_subreaper()  # what the call starts stays below it, and ends with it (`_child_exit`, `_spawn_stop`)
     with open(request, "rb") as f:
         meta, body = f.read().split(b"\n", 1)
     _child_events_path = os.path.join(os.path.dirname(result), "events")

@@ -34,7 +34,7 @@ import traceback
 import weakref
 from collections import deque
 from types import ModuleType
-from typing import Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _native
 from .reload import ReloadReport
@@ -159,7 +159,7 @@ class AutoReloader:
         self._modules = _ModuleMap(self.roots)
         # Baselines first: a save that happens from now on must compare against what the module runs now.
         self._modules.refresh()
-        self._watch_args = dict(
+        self._watch_args: Dict[str, Any] = dict(
             include=list(include),
             exclude=list(exclude),
             debounce_ms=max(0, round(debounce_ms)),
@@ -167,17 +167,17 @@ class AutoReloader:
         )
         self._watcher = _native.Watcher(list(self.roots), **self._watch_args)
         for warning in self._watcher.warnings:
-            logger.warning("hotswap: %s", warning)
+            logger.warning("%s", warning)
         if self._watcher.fallback_reason and not force_polling:
             logger.warning(
-                "hotswap: polling %s every %d ms: %s",
+                "polling %s every %d ms: %s",
                 ", ".join(self.roots),
                 self._watcher.poll_interval_ms,
                 self._watcher.fallback_reason,
             )
         elif force_polling:
             logger.info(
-                "hotswap: polling %s every %d ms (force_polling=True)",
+                "polling %s every %d ms (force_polling=True)",
                 ", ".join(self.roots),
                 self._watcher.poll_interval_ms,
             )
@@ -258,13 +258,13 @@ class AutoReloader:
             checked = self._watcher.read(path)
             if checked is None:
                 logger.warning(
-                    "hotswap: %s is no longer a regular file under %s: not applied; %s keeps running its current code",
+                    "%s is no longer a regular file under %s: not applied; %s keeps running its current code",
                     path, ", ".join(self.roots), name)
                 continue
             _, content = checked
             if content != saved:
                 # Changed since that save completed: a newer save is being written or on its way; it replaces this.
-                logger.debug("hotswap: %s changed since its last complete save: kept pending", path)
+                logger.debug("%s changed since its last complete save: kept pending", path)
                 with self._lock:
                     self._pending.setdefault(name, (module, path, saved))
                 continue
@@ -310,7 +310,7 @@ class AutoReloader:
             try:
                 batch = self._watcher.wait(MODULES_CHECK_S)
             except Exception:  # pragma: no cover - the native wait raises only for signals (main thread only)
-                logger.exception("hotswap: file watching failed")
+                logger.exception("file watching failed")
                 return
             if self._stopping:
                 return
@@ -318,7 +318,7 @@ class AutoReloader:
             if batch is not None:
                 files, notes = batch
                 for note in notes:
-                    logger.warning("hotswap: %s", note)
+                    logger.warning("%s", note)
                 # A deleted file leaves its module as it is; a path deleted then recreated exists.
                 saved = [(path, content) for path, exists, content in files if exists and content is not None]
             elif not self._watcher.running:
@@ -331,13 +331,13 @@ class AutoReloader:
                 try:
                     self._handle(saved)
                 except Exception:  # pragma: no cover - a bug here must not end watching
-                    logger.exception("hotswap: handling saved files failed: %s", [path for path, _ in saved])
+                    logger.exception("handling saved files failed: %s", [path for path, _ in saved])
 
     def _other_file(self, path: str) -> None:
         try:
             self._other_file_callback(path)  # type: ignore[misc]
         except Exception:
-            logger.exception("hotswap: on_other_file callback failed for %s", path)
+            logger.exception("on_other_file callback failed for %s", path)
 
     def _handle(self, saved: List[Tuple[str, bytes]]) -> None:
         """Maps complete saves (path, the bytes the watcher read and confirmed) to modules; applies or queues them."""
@@ -348,7 +348,7 @@ class AutoReloader:
                 if self._other_file_callback is not None and not path.endswith(".py"):
                     self._other_file(path)
                 else:
-                    logger.debug("hotswap: %s: no loaded module came from it", path)
+                    logger.debug("saved %s: skipped, no loaded module came from it", path)
                 continue
             for module in modules:
                 baseline = _running_source(module)
@@ -358,23 +358,26 @@ class AutoReloader:
                     if not self._empty.get(path):
                         self._empty[path] = True
                         logger.warning(
-                            "hotswap: %s is empty: not applied; %s keeps running its current code until the file "
+                            "%s is empty: not applied; %s keeps running its current code until the file "
                             "has content again", path, module.__name__)
                     continue
                 self._empty.pop(path, None)
                 if self._wants(module, path, content, baseline):
-                    logger.debug("hotswap: %s saved: reloading %s", path, module.__name__)
+                    logger.debug("saved %s: reloading %s", path, module.__name__)
                     changes.append((module, path, content))
-                elif self.apply == "manual":
-                    with self._lock:  # saved back to what runs: nothing left to apply
-                        self._pending.pop(module.__name__, None)
+                else:
+                    logger.debug("saved %s: skipped %s, %s", path, module.__name__, "a broken save already reported"
+                                 if _failed_saves.get(path) == content else "it is what the module already runs")
+                    if self.apply == "manual":
+                        with self._lock:  # saved back to what runs: nothing left to apply
+                            self._pending.pop(module.__name__, None)
         if not changes:
             return
         if self.apply == "manual":
             with self._lock:
                 for module, path, content in changes:
                     self._pending[module.__name__] = (module, path, content)
-            logger.debug("hotswap: %d module(s) pending until apply_pending()", len(changes))
+            logger.debug("%d module(s) pending until apply_pending()", len(changes))
             return
         self._apply(changes)
 
@@ -406,7 +409,7 @@ class AutoReloader:
                 # paths) may have applied this very save, or found it broken, a moment ago; one report per change.
                 with _engine_lock():
                     if not self._wants(module, path, content):
-                        logger.debug("hotswap: %s: already applied (or reported broken) by another reloader", path)
+                        logger.debug("%s: already applied (or reported broken) by another reloader", path)
                         continue
                     report = self._reload(module, path, content)
                     if report.ok:
@@ -440,12 +443,13 @@ class AutoReloader:
         # A top-level statement that blocks (a network call, an endless loop) keeps this thread, never the
         # program; say so while it lasts rather than stay silent.
         slow = threading.Timer(SLOW_RELOAD_WARNING_S, logger.warning, args=(
-            "hotswap: reloading %s has taken more than %.0f s: a top-level statement of %s may be blocking; the "
+            "reloading %s has taken more than %.0f s: a top-level statement of %s may be blocking; the "
             "program keeps running, further saves wait for it", module.__name__, SLOW_RELOAD_WARNING_S, path))
         slow.daemon = True
         slow.start()
         try:
-            return _reload_mod.reload(module, mode=self.mode, source=content)
+            # It logs successes; a failure is logged once, by `_record`, with its file and line.
+            return _reload_mod._reload_and_report(module, self.mode, content, log_failure=False)
         except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
             return ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
         except KeyboardInterrupt:
@@ -459,11 +463,11 @@ class AutoReloader:
 
     def _record(self, report: ReloadReport, path: str, content: bytes) -> None:
         if not report.ok:
-            where, reason = _locate(report.error or "", path)
+            where = report.where()
             logger.warning(
-                "hotswap: %s: %s; %s keeps running its old code until the next good save",
+                "%s: %s; %s keeps running its old code until the next good save",
                 where,
-                reason,
+                report.reason(),
                 report.module,
             )
         with self._lock:
@@ -474,7 +478,7 @@ class AutoReloader:
             try:
                 self._callback(report)
             except Exception:
-                logger.exception("hotswap: on_reload callback %r failed", self._callback)
+                logger.exception("on_reload callback %r failed", self._callback)
 
 
     # -- fork -------------------------------------------------------------------------------------------------------
@@ -548,7 +552,7 @@ class _ModuleMap:
                 try:
                     track(module)
                 except Exception:
-                    logger.debug("hotswap: cannot record the baseline of %s", module.__name__, exc_info=True)
+                    logger.debug("cannot record the baseline of %s", module.__name__, exc_info=True)
         self._by_path = by_path
         self._seen = len(sys.modules)
 
@@ -685,6 +689,15 @@ def _running_source(module: ModuleType) -> Optional[bytes]:
         return None
 
 
+def _read(path: str) -> Optional[bytes]:
+    """A file's bytes, or None if it cannot be read (used by the IPython extension after ``%%writefile``)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def _engine_lock() -> ContextManager[object]:
     """The engine's one-reload-at-a-time lock (re-entrant), held across a check and the reload it decides."""
     return _reload_mod._reload_lock
@@ -710,20 +723,6 @@ def _as_paths(path: object) -> List[str]:
 
 def _as_bytes(source: Union[bytes, str]) -> bytes:
     return source.encode("utf-8") if isinstance(source, str) else source
-
-
-_FILE_LINE_RE = re.compile(r'File "([^"]+)", line (\d+)')
-
-
-def _locate(error: str, path: str) -> Tuple[str, str]:
-    """``("file:line", reason)`` from a formatted traceback, preferring the innermost frame in ``path``."""
-    lines = error.strip().splitlines()
-    reason = lines[-1].strip() if lines else "reload failed"
-    matches = _FILE_LINE_RE.findall(error)
-    real = os.path.realpath(path)
-    ours = [m for m in matches if os.path.realpath(m[0]) == real]
-    file, line = (ours or matches or [(path, "?")])[-1]
-    return f"{file}:{line}", reason
 
 
 #: Saves that failed to apply, by real path: the content is not tried again (by any reloader) until it changes.
