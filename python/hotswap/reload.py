@@ -327,7 +327,8 @@ def _reload(
     whole = mode == "module" or old is None
     old_stmts = old.stmts if old is not None else new_stmts
     plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=rebound)
-    tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound))
+    tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound),
+                             {step.index: step.members for step in plan.steps if step.members is not None})
     global _active
     _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
     _state.depth = getattr(_state, "depth", 0) + 1
