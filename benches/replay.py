@@ -41,8 +41,8 @@ CACHE = HERE / ".cache"
 
 # (distribution, import packages, consecutive releases). Pure-Python, no runtime dependencies.
 PACKAGES: List[Tuple[str, Tuple[str, ...], Tuple[str, ...]]] = [
-    ("attrs", ("attr", "attrs"), ("23.1.0", "23.2.0", "24.1.0", "24.2.0", "24.3.0", "25.1.0", "25.3.0")),
-    ("click", ("click",), ("8.1.3", "8.1.4", "8.1.5", "8.1.6", "8.1.7", "8.1.8")),
+    ("attrs", ("attr", "attrs"), ("22.2.0", "23.1.0", "23.2.0", "24.1.0", "24.2.0", "24.3.0", "25.1.0", "25.3.0")),
+    ("click", ("click",), ("8.1.0", "8.1.1", "8.1.2", "8.1.3", "8.1.4", "8.1.5", "8.1.6", "8.1.7", "8.1.8")),
     ("more-itertools", ("more_itertools",), ("9.1.0", "10.0.0", "10.1.0", "10.2.0", "10.3.0", "10.4.0", "10.5.0")),
     ("boltons", ("boltons",), ("23.0.0", "23.1.0", "23.1.1", "24.0.0", "24.1.0", "25.0.0")),
     ("packaging", ("packaging",), ("23.0", "23.1", "23.2", "24.0", "24.1", "24.2")),
@@ -222,13 +222,16 @@ def fresh_worker(tree: str) -> Dict[str, Any]:
 
 
 def make_tool(name: str):
+    """Only the tool replayed (importing the others would slow every worker down)."""
     sys.path.insert(0, str(HERE))
-    from _tools import available  # noqa: PLC0415
+    import _tools  # noqa: PLC0415
 
-    tool = available().get(name)
-    if tool is None:
-        raise SystemExit(f"{name} is not installed (benches/requirements.txt)")
-    return tool
+    factory = {"hotswap": _tools._hotswap, "jurigged": _tools._jurigged,
+               "IPython deduperreload": _tools._deduperreload}[name]
+    try:
+        return factory()
+    except ImportError as exc:
+        raise SystemExit(f"{name} is not installed (benches/requirements.txt): {exc}") from None
 
 
 def replay_worker(tool_name: str, old_tree: str, new_tree: str, scratch: str) -> Dict[str, Any]:
@@ -279,6 +282,10 @@ def replay_worker(tool_name: str, old_tree: str, new_tree: str, scratch: str) ->
                 outcome[name] = ["ok", ""]
         except BaseException as exc:  # noqa: BLE001 - a tool crashing is a result
             outcome[name] = ["raised", f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:] or ''}"]
+    # Modules new in this release are imported now, as the program would on its next use of them (a package
+    # gets them as attributes, as in the fresh import).
+    sys.dont_write_bytecode = True
+    import_all(Path(scratch))
     after = {name: module_digest(modules[name]) for name in changed}
     ref_digests = {key: reference_digest(obj) for key, obj in refs.items() if key.split(":")[0] in changed}
     return {"changed": changed, "before": before, "after": after, "outcome": outcome, "refs": ref_digests}

@@ -53,6 +53,8 @@ __version__ = "0.1.0"
 #: Default for ``--reload-timeout``, in seconds.
 DEFAULT_TIMEOUT_S = 600.0
 
+_PYTEST_MAJOR = int(pytest.__version__.split(".")[0])
+
 #: pytest's own failure for an ``async def`` test no plugin ran (pytest 8+; pytest 7 skips such tests).
 _ASYNC_UNSUPPORTED = "async def functions are not natively supported"
 
@@ -404,9 +406,9 @@ class _Rerun:
         # id(FixtureDef) -> its @pytest.fixture(...) arguments in the source when first seen (None: not found).
         self._markers: dict[int, Any] = {}
         self._said: set[str] = set()
-        request = getattr(item, "_request", None)
-        # The pytest internals this needs (pytest 8.0 and later have them); without them fixtures are reused.
-        self._can_rebuild = hasattr(request, "_fixture_defs") and hasattr(item.session, "_setupstate")
+        # The pytest internals this uses are those of pytest 8 and 9 (pytest 7 resolves fixtures differently and
+        # reports a recursive dependency): with an older pytest, every fixture value is reused.
+        self._can_rebuild = _PYTEST_MAJOR >= 8 and hasattr(getattr(item, "_request", None), "_fixture_defs")
 
     # -- the test item ----------------------------------------------------------------------------------------
 
@@ -472,6 +474,9 @@ class _Rerun:
     def set_up(self) -> None:
         """Sets the next attempt up: changed fixtures (and their dependents) anew, the new item if there is one."""
         if not self._can_rebuild:
+            changed = ", ".join(repr(d.argname) for d in _fixture_defs(self.item) if self._changed(d))
+            if changed:
+                self._cannot(f"fixtures {changed} changed, but this pytest cannot set them up again (pytest 8 can)")
             return
         self._report_stale_definitions()
         self._tear_down_changed()

@@ -40,8 +40,11 @@ pub struct Step {
     /// "run", "patch" or "move".
     pub action: &'static str,
     /// Why: "new" (also a plain statement whose text changed), "changed", "decorators", "reads", "reloading",
-    /// "module", "moved".
+    /// "module", "moved", "future" (a `from __future__` import changed), "rebinds" (binds a name again after a
+    /// statement that runs), "acts_on" (post-processes a changed definition, see `acts_on`).
     pub reason: &'static str,
+    /// For a class that is patched: how its body changed (see `MemberPlan`).
+    pub members: Option<MemberPlan>,
 }
 
 #[pymethods]
@@ -54,13 +57,80 @@ impl Step {
     }
 }
 
+/// How a class body changed between two versions: class bodies are keyed and diffed like module bodies
+/// (definitions by name, other statements by text, in order), so the engine knows which members the reload
+/// sets and which hold class-level state it keeps.
+#[pyclass(frozen, get_all, name = "MemberPlan", module = "hotswap._native")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberPlan {
+    /// Names bound only by unchanged statements of the body (reading nothing rebound): their values survive.
+    pub unchanged: Vec<String>,
+    /// Names bound by new or changed statements of the body.
+    pub changed: Vec<String>,
+    /// Names the old body's statements bound (a name bound before and not now is removed from the class).
+    pub old_bound: Vec<String>,
+    /// For each name a statement of the new body binds: (name, index of that statement in the new body, index of
+    /// the old statement it matches, if any). The last statement binding a name wins.
+    pub statements: Vec<(String, usize, Option<usize>)>,
+    /// The plans of nested classes that both bodies define, by name.
+    pub nested: Vec<(String, MemberPlan)>,
+}
+
+/// Plans how a class body changed (see `MemberPlan`); `rebound` are the names this reload rebinds.
+pub fn plan_members(old: &[Stmt], new: &[Stmt], rebound: &BTreeSet<String>) -> MemberPlan {
+    let old_refs: Vec<&Stmt> = old.iter().collect();
+    let new_refs: Vec<&Stmt> = new.iter().collect();
+    let none = BTreeSet::new();
+    let old_index: HashMap<_, usize> = keys(&old_refs, &none)
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| (key, i))
+        .collect();
+    let mut unchanged: BTreeSet<String> = BTreeSet::new();
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    let mut statements: Vec<(String, usize, Option<usize>)> = Vec::new();
+    let mut nested: Vec<(String, MemberPlan)> = Vec::new();
+    for (i, (stmt, key)) in new.iter().zip(keys(&new_refs, &none)).enumerate() {
+        let matched = old_index.get(&key).copied();
+        let same =
+            matched.is_some_and(|j| old[j].text == stmt.text) && !stmt.reads.iter().any(|name| rebound.contains(name));
+        for name in &stmt.binds {
+            if same {
+                unchanged.insert(name.clone());
+            } else {
+                changed.insert(name.clone());
+            }
+            statements.retain(|(bound, _, _)| bound != name);
+            statements.push((name.clone(), i, matched));
+        }
+        if let (Some(j), "class", Some(name)) = (matched, stmt.kind, &stmt.name) {
+            nested.push((name.clone(), plan_members(&old[j].members, &stmt.members, rebound)));
+        }
+    }
+    let old_bound: BTreeSet<String> = old.iter().flat_map(|s| s.binds.iter().cloned()).collect();
+    MemberPlan {
+        unchanged: unchanged.difference(&changed).cloned().collect(),
+        changed: changed.into_iter().collect(),
+        old_bound: old_bound.into_iter().collect(),
+        statements,
+        nested,
+    }
+}
+
+#[pymethods]
+impl MemberPlan {
+    fn __repr__(&self) -> String {
+        format!("MemberPlan(changed={:?}, unchanged={:?})", self.changed, self.unchanged)
+    }
+}
+
 /// A reload plan (see `plan`).
 #[pyclass(frozen, get_all, name = "Plan", module = "hotswap._native")]
 #[derive(Clone, Debug, Default)]
 pub struct Plan {
     /// Statements to act on, in source order; unchanged statements that stay put are not listed.
     pub steps: Vec<Step>,
-    /// Names of definitions (def/class) that the old source bound and the new one binds nowhere.
+    /// Names that the old source bound (definitions, imports, assignments) and the new one binds nowhere.
     pub removed: Vec<String>,
     /// Names this reload binds to new objects: what a default or class attribute reading them must re-evaluate.
     pub rebound: Vec<String>,
@@ -68,20 +138,86 @@ pub struct Plan {
 
 /// Identity of a statement across two versions of a module: definitions by kind and name, other statements by
 /// their text; the occurrence number tells repeated ones apart (several `def _` registered with singledispatch).
-fn keys(stmts: &[&Stmt]) -> Vec<(&'static str, String, usize)> {
+/// For a name with `@overload` stubs (in either version) the last `def`, the implementation the name is bound
+/// to, is matched with the last one (occurrence 0), so stubs added above it never take its place.
+fn keys(stmts: &[&Stmt], overloaded: &BTreeSet<String>) -> Vec<(&'static str, String, usize)> {
     let mut seen: HashMap<(&'static str, String), usize> = HashMap::new();
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for (i, stmt) in stmts.iter().enumerate() {
+        if let ("def", Some(name)) = (stmt.kind, &stmt.name) {
+            last.insert(name.clone(), i);
+        }
+    }
     stmts
         .iter()
-        .map(|stmt| {
+        .enumerate()
+        .map(|(i, stmt)| {
             let ident = match (stmt.kind, &stmt.name) {
                 ("def" | "class", Some(name)) => name.clone(),
                 _ => stmt.text.clone(),
             };
+            if stmt.kind == "def" && overloaded.contains(&ident) && last.get(&ident) == Some(&i) {
+                return (stmt.kind, ident, 0);
+            }
             let count = seen.entry((stmt.kind, ident.clone())).or_insert(0);
             *count += 1;
             (stmt.kind, ident, *count)
         })
         .collect()
+}
+
+/// Names defined with an `@overload` (or `@typing.overload`) stub.
+fn overloaded_names<'a>(stmts: impl Iterator<Item = &'a &'a Stmt>) -> BTreeSet<String> {
+    stmts
+        .filter(|s| s.kind == "def" && s.decorators.iter().any(|d| d == "overload" || d.ends_with(".overload")))
+        .filter_map(|s| s.name.clone())
+        .collect()
+}
+
+/// The `from __future__ import ...` statements of a module: they set the compiler flags of every function.
+fn future_imports<'a>(stmts: &[&'a Stmt]) -> BTreeSet<&'a str> {
+    stmts
+        .iter()
+        .filter(|s| s.kind == "other" && s.text.starts_with("from __future__"))
+        .map(|s| s.text.as_str())
+        .collect()
+}
+
+/// Whether `text` (an unchanged statement) writes to the object bound to `name`: assigns one of its attributes,
+/// calls `setattr`/`delattr` on it, or walks its members (`vars(name)`, `name.__dict__`). Such a statement post-
+/// processes a definition, and runs again after the definition is patched, as a fresh import would run it.
+pub fn acts_on(text: &str, name: &str) -> bool {
+    for call in ["setattr(", "delattr(", "vars("] {
+        if text.match_indices(call).any(|(i, _)| {
+            let rest = text[i + call.len()..].trim_start();
+            rest.starts_with(name) && !rest[name.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        }) {
+            return true;
+        }
+    }
+    text.match_indices(name).any(|(i, _)| {
+        let before_ok = !text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '.');
+        let rest = &text[i + name.len()..];
+        let Some(attr) = rest.strip_prefix('.') else {
+            return false;
+        };
+        let ident_len = attr
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(attr.len());
+        if ident_len == 0 {
+            return false;
+        }
+        if &attr[..ident_len] == "__dict__" {
+            return before_ok;
+        }
+        let after = attr[ident_len..].trim_start();
+        // `name.attr = ...` or `name.attr += ...`, not `name.attr == ...`
+        let assigns = (after.starts_with('=') && !after.starts_with("=="))
+            || after
+                .find('=')
+                .is_some_and(|eq| eq > 0 && eq <= 3 && after[..eq].chars().all(|c| "+-*/%&|^<>@".contains(c)));
+        before_ok && assigns
+    })
 }
 
 /// Plans a reload from the statements the module runs (`old`) to the new ones.
@@ -94,10 +230,17 @@ pub fn plan(old: &[&Stmt], new: &[&Stmt], whole_module: bool) -> Plan {
 /// `plan`, where the names in `outside` were also rebound before the reload (names imported with
 /// `from m import X` whose object the reload of `m` replaced): the statements reading them act too.
 pub fn plan_rebinding(old: &[&Stmt], new: &[&Stmt], whole_module: bool, outside: &[String]) -> Plan {
-    let old_index: HashMap<_, usize> = keys(old).into_iter().enumerate().map(|(i, key)| (key, i)).collect();
+    let overloaded = overloaded_names(old.iter().chain(new.iter()));
+    let old_index: HashMap<_, usize> = keys(old, &overloaded)
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| (key, i))
+        .collect();
+    // Adding or removing a `from __future__` import recompiles every definition under the new flags.
+    let flags_changed = future_imports(old) != future_imports(new);
     let mut actions: Vec<Option<(Action, &'static str)>> = Vec::with_capacity(new.len());
     let mut matches: Vec<Option<usize>> = Vec::with_capacity(new.len());
-    for (stmt, key) in new.iter().zip(keys(new)) {
+    for (stmt, key) in new.iter().zip(keys(new, &overloaded)) {
         let matched = old_index.get(&key).copied();
         matches.push(matched);
         let is_def = stmt.kind != "other";
@@ -109,6 +252,7 @@ pub fn plan_rebinding(old: &[&Stmt], new: &[&Stmt], whole_module: bool, outside:
             Some(prev) if prev.text != stmt.text => Some((if is_def { Action::Patch } else { Action::Run }, "changed")),
             Some(_) if whole_module => Some((if is_def { Action::Patch } else { Action::Run }, "module")),
             Some(_) if stmt.calls_reloading => Some((if is_def { Action::Patch } else { Action::Run }, "reloading")),
+            Some(_) if flags_changed && is_def => Some((Action::Patch, "future")),
             Some(prev) if prev.lineno != stmt.lineno => Some((Action::Move, "moved")),
             Some(_) => None,
         };
@@ -148,11 +292,42 @@ pub fn plan_rebinding(old: &[&Stmt], new: &[&Stmt], whole_module: bool, outside:
         }
     }
 
+    // A name's final binding follows source order: an unchanged later statement binding a name that a statement
+    // run (or a definition patched) by this reload binds runs again after it. And an unchanged statement that
+    // post-processes a changed definition (`acts_on`) runs again after it is patched.
+    for i in 0..new.len() {
+        let Some((action, reason)) = actions[i] else { continue };
+        if action == Action::Move {
+            continue;
+        }
+        // A patched definition keeps its object and does not rebind its name (`f = wrap(f)` after it must not
+        // wrap twice); a statement that runs does rebind.
+        let runs = action == Action::Run;
+        let changed_def = action == Action::Patch && new[i].kind != "other" && reason != "reads";
+        for j in i + 1..new.len() {
+            if !matches!(actions[j], None | Some((Action::Move, _))) {
+                continue;
+            }
+            let later = new[j];
+            let rebinds = runs && new[i].binds.iter().any(|name| later.binds.contains(name));
+            let post = changed_def
+                && later.kind == "other"
+                && new[i].name.as_deref().is_some_and(|name| acts_on(&later.text, name));
+            if rebinds || post {
+                actions[j] = Some(if later.kind == "other" {
+                    (Action::Run, if rebinds { "rebinds" } else { "acts_on" })
+                } else {
+                    (Action::Patch, "rebinds")
+                });
+            }
+        }
+    }
+
+    // Names bound by the old source (by any statement) and by no statement of the new one are removed.
     let new_binds: BTreeSet<&str> = new.iter().flat_map(|s| s.binds.iter().map(String::as_str)).collect();
     let mut removed: Vec<String> = old
         .iter()
-        .filter(|s| s.kind != "other")
-        .filter_map(|s| s.name.clone())
+        .flat_map(|s| s.binds.iter().cloned())
         .filter(|name| !new_binds.contains(name.as_str()))
         .collect();
     removed.sort();
@@ -167,6 +342,12 @@ pub fn plan_rebinding(old: &[&Stmt], new: &[&Stmt], whole_module: bool, outside:
                 old_index: matches[index],
                 action: action.as_str(),
                 reason,
+                members: match (action, matches[index]) {
+                    (Action::Patch, Some(j)) if new[index].kind == "class" => {
+                        Some(plan_members(&old[j].members, &new[index].members, &rebound))
+                    }
+                    _ => None,
+                },
             })
         })
         .collect();
@@ -308,6 +489,82 @@ mod tests {
         let before = "@f.register\ndef _(x: int):\n    return 1\n@f.register\ndef _(x: str):\n    return 2\n";
         let after = before.replace("return 2", "return 3");
         assert_eq!(actions(&run(before, &after)), vec![(1, "patch", "changed")]);
+    }
+
+    #[test]
+    fn overload_stubs_added_above_a_def_leave_it_the_implementation() {
+        let before = "def f(x):\n    return x\n";
+        let after =
+            "@overload\ndef f(x: int) -> int: ...\n@overload\ndef f(x: str) -> str: ...\ndef f(x):\n    return x\n";
+        let plan = run(before, after);
+        // The stubs bind `f` as they run; the implementation binds it again, keeping its function object.
+        assert_eq!(
+            actions(&plan),
+            vec![(0, "run", "new"), (1, "run", "new"), (2, "patch", "rebinds")]
+        );
+    }
+
+    #[test]
+    fn a_later_statement_binding_the_same_name_runs_again() {
+        let before = "X = 1\ntry:\n    from m import X\nexcept ImportError:\n    pass\n";
+        let after = before.replacen("X = 1", "X = 2", 1);
+        assert_eq!(
+            actions(&run(before, &after)),
+            vec![(0, "run", "new"), (1, "run", "rebinds")]
+        );
+        // A patched definition does not rebind its name: `f = wrap(f)` must not wrap twice.
+        let before = "def f():\n    return 1\nf = wrap(f)\n";
+        let after = before.replace("return 1", "return 2");
+        assert_eq!(actions(&run(before, &after)), vec![(0, "patch", "changed")]);
+    }
+
+    #[test]
+    fn statements_acting_on_a_changed_definition_run_again() {
+        let before = "class S:\n    x = 1\nfor k in list(vars(S)):\n    pass\nS.y = 2\nprint(S.x)\nT = S.x == 1\n";
+        let after = before.replace("x = 1", "x = 3");
+        assert_eq!(
+            actions(&run(before, &after)),
+            vec![(0, "patch", "changed"), (1, "run", "acts_on"), (2, "run", "acts_on")]
+        );
+        assert!(acts_on("setattr(S, 'a', 1)", "S") && acts_on("S.__dict__", "S") && acts_on("S.n += 1", "S"));
+        assert!(!acts_on("S.n == 1", "S") && !acts_on("XS.n = 1", "S") && !acts_on("f(S)", "S"));
+    }
+
+    #[test]
+    fn names_bound_only_by_removed_statements_are_removed() {
+        let plan = run("import os\nstr = bytes\nX = 1\n", "X = 1\n");
+        assert_eq!(plan.removed, vec!["os".to_string(), "str".to_string()]);
+    }
+
+    #[test]
+    fn a_changed_future_import_patches_every_definition() {
+        let before = "def f():\n    pass\nclass C:\n    pass\n";
+        let after = format!("from __future__ import annotations\n{before}");
+        assert_eq!(
+            actions(&run(before, &after)),
+            vec![(0, "run", "new"), (1, "patch", "future"), (2, "patch", "future")]
+        );
+    }
+
+    #[test]
+    fn class_bodies_are_keyed_and_diffed_beside_module_statements() {
+        let before = "LIMIT = 1\nclass C:\n    x = LIMIT\n    cache = {}\n    def m(self):\n        return 1\n    class Inner:\n        y = 1\n    old = 1\n";
+        let after = before
+            .replace("LIMIT = 1", "LIMIT = 2")
+            .replace("return 1", "return 2")
+            .replace("y = 1", "y = 2")
+            .replace("    old = 1\n", "");
+        let plan = run(before, &after);
+        let members = plan.steps[1]
+            .members
+            .clone()
+            .expect("a patched class has a member plan");
+        assert_eq!(members.changed, vec!["Inner", "m", "x"]);
+        assert_eq!(members.unchanged, vec!["cache"]);
+        assert!(members.old_bound.contains(&"old".to_string()));
+        assert_eq!(members.statements[1], ("cache".to_string(), 1, Some(1)));
+        assert_eq!(members.nested[0].0, "Inner");
+        assert_eq!(members.nested[0].1.changed, vec!["y"]);
     }
 
     #[test]

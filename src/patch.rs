@@ -433,8 +433,21 @@ fn type_setattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: Optio
     }
 }
 
+/// Whether a class's metatype has a `__setattr__` of its own written in C (ctypes' `PyCStructType`, which keeps
+/// `_fields_` and the type's storage info in step): such a setter must be used, `type.__setattr__` refuses it
+/// ("can't apply this __setattr__ to _ctypes.PyCStructType object"). A metatype's `__setattr__` written in Python
+/// (Enum's member guard) is skipped.
+fn has_native_meta_setattr(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    let own = obj.get_type().getattr(intern!(py, "__setattr__"))?;
+    if own.is(&py.get_type::<PyType>().getattr(intern!(py, "__setattr__"))?) {
+        return Ok(false);
+    }
+    Ok(own.get_type().name()?.to_cow()? == "wrapper_descriptor")
+}
+
 fn set_attr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-    if obj.is_instance_of::<PyType>() {
+    if obj.is_instance_of::<PyType>() && !has_native_meta_setattr(obj)? {
         return type_setattr(obj, name, value);
     }
     match value {

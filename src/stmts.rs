@@ -37,8 +37,6 @@ pub struct Stmt {
     pub calls_reloading: bool,
     /// For "def": (parameter name, default expression text, names that expression reads), for each default.
     pub defaults: Vec<(String, String, Vec<String>)>,
-    /// The statement creates function objects other than itself (nested defs, lambdas, classes).
-    pub nested_scopes: bool,
     /// For "class": the statements of the class body.
     pub members: Vec<Stmt>,
 }
@@ -48,7 +46,7 @@ impl Stmt {
     /// Built from Python by the fallback splitter (CPython's `ast`) for source rustpython-parser rejects.
     #[new]
     #[pyo3(signature = (*, kind, name, text, lineno, end_lineno, def_lineno, def_text, decorators, binds, reads,
-                        calls_reloading, defaults, nested_scopes, members))]
+                        calls_reloading, defaults, members))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         kind: &str,
@@ -63,7 +61,6 @@ impl Stmt {
         reads: Vec<String>,
         calls_reloading: bool,
         defaults: Vec<(String, String, Vec<String>)>,
-        nested_scopes: bool,
         members: Vec<Stmt>,
     ) -> PyResult<Self> {
         let kind = match kind {
@@ -89,7 +86,6 @@ impl Stmt {
             reads,
             calls_reloading,
             defaults,
-            nested_scopes,
             members,
         })
     }
@@ -285,7 +281,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
         reads: Vec::new(),
         calls_reloading: false,
         defaults: Vec::new(),
-        nested_scopes: false,
         members: Vec::new(),
     };
     let mut scan = Scan::default();
@@ -295,7 +290,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
             decorator_list,
             args,
             returns,
-            body,
             ..
         })
         | ast::Stmt::AsyncFunctionDef(ast::StmtAsyncFunctionDef {
@@ -303,7 +297,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
             decorator_list,
             args,
             returns,
-            body,
             ..
         }) => {
             let start = decorated_start(source, stmt_start, &decorator_list);
@@ -316,7 +309,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
                 decorator_list,
                 *args,
                 returns,
-                body,
             );
             start
         }
@@ -346,7 +338,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
                 scan.reads.extend(member.reads.iter().cloned());
                 scan.calls_reloading |= member.calls_reloading;
             }
-            scan.nested_scopes = true;
             start
         }
         other => {
@@ -364,7 +355,6 @@ fn describe(stmt: ast::Stmt, source: &str, lines: &Lines) -> Stmt {
     out.binds = scan.binds.into_iter().collect();
     out.reads = scan.reads.into_iter().collect();
     out.calls_reloading = scan.calls_reloading;
-    out.nested_scopes |= scan.nested_scopes;
     out
 }
 
@@ -378,7 +368,6 @@ fn describe_def(
     decorators: Vec<ast::Expr>,
     args: ast::Arguments,
     returns: Option<Box<ast::Expr>>,
-    body: Vec<ast::Stmt>,
 ) {
     out.kind = "def";
     out.def_lineno = keyword_line(source, lines, &decorators, 0);
@@ -401,11 +390,6 @@ fn describe_def(
         scan.visit_expr(expr);
     }
     scan.visit_signature(args, returns);
-    let mut nested = NestedScopes(false);
-    for stmt in body {
-        nested.visit_stmt(stmt);
-    }
-    out.nested_scopes = nested.0;
     scan.binds.insert(name.clone());
     out.name = Some(name);
 }
@@ -417,7 +401,6 @@ struct Scan {
     binds: BTreeSet<String>,
     reads: BTreeSet<String>,
     calls_reloading: bool,
-    nested_scopes: bool,
 }
 
 impl Scan {
@@ -481,7 +464,6 @@ impl Visitor for Scan {
     }
 
     fn visit_expr_lambda(&mut self, node: ast::ExprLambda) {
-        self.nested_scopes = true;
         self.visit_signature(*node.args, None);
     }
 
@@ -550,7 +532,6 @@ impl Visitor for Scan {
     }
 
     fn visit_stmt_function_def(&mut self, node: ast::StmtFunctionDef) {
-        self.nested_scopes = true;
         self.binds.insert(node.name.to_string());
         for expr in node.decorator_list {
             self.visit_expr(expr);
@@ -559,7 +540,6 @@ impl Visitor for Scan {
     }
 
     fn visit_stmt_async_function_def(&mut self, node: ast::StmtAsyncFunctionDef) {
-        self.nested_scopes = true;
         self.binds.insert(node.name.to_string());
         for expr in node.decorator_list {
             self.visit_expr(expr);
@@ -568,7 +548,6 @@ impl Visitor for Scan {
     }
 
     fn visit_stmt_class_def(&mut self, node: ast::StmtClassDef) {
-        self.nested_scopes = true;
         self.binds.insert(node.name.to_string());
         for expr in node.decorator_list.into_iter().chain(node.bases) {
             self.visit_expr(expr);
@@ -583,27 +562,6 @@ impl Visitor for Scan {
         }
         self.reads.extend(body.reads);
         self.calls_reloading |= body.calls_reloading;
-    }
-}
-
-/// Whether a function body creates function objects of its own (closures, lambdas, nested classes).
-struct NestedScopes(bool);
-
-impl Visitor for NestedScopes {
-    fn visit_stmt_function_def(&mut self, _node: ast::StmtFunctionDef) {
-        self.0 = true;
-    }
-    fn visit_stmt_async_function_def(&mut self, _node: ast::StmtAsyncFunctionDef) {
-        self.0 = true;
-    }
-    fn visit_stmt_class_def(&mut self, _node: ast::StmtClassDef) {
-        self.0 = true;
-    }
-    fn visit_expr_lambda(&mut self, _node: ast::ExprLambda) {
-        self.0 = true;
-    }
-    fn visit_expr_generator_exp(&mut self, _node: ast::ExprGeneratorExp) {
-        self.0 = true;
     }
 }
 
@@ -690,10 +648,8 @@ mod tests {
         assert_eq!(s.binds, vec!["Y"]);
         let s = one("def f():\n    return HIDDEN\n");
         assert!(s.reads.is_empty());
-        assert!(!s.nested_scopes);
         let s = one("handler = lambda event: HIDDEN(event)\n");
         assert!(s.reads.is_empty());
-        assert!(s.nested_scopes);
     }
 
     #[test]
@@ -701,11 +657,6 @@ mod tests {
         assert!(one("if currently_reloading():\n    n += 1\n").calls_reloading);
         assert!(one("x = hotswap.currently_reloading()\n").calls_reloading);
         assert!(!one("def f():\n    return currently_reloading()\n").calls_reloading);
-    }
-
-    #[test]
-    fn factory_bodies_are_marked_as_creating_functions() {
-        assert!(one("def make(n):\n    def add(x):\n        return x + n\n    return add\n").nested_scopes);
     }
 
     fn check_incremental(old: &str, new: &str) {

@@ -6,6 +6,7 @@ import importlib
 import sys
 import textwrap
 import time
+import types
 import uuid
 from pathlib import Path
 from typing import Callable
@@ -13,6 +14,7 @@ from typing import Callable
 import pytest
 
 import hotswap
+from hotswap import _source
 
 
 class ModuleFactory:
@@ -39,6 +41,18 @@ class ModuleFactory:
         module = importlib.import_module(name)
         self.names.append(name)
         return module
+
+    def run_as_main(self, name: str, source: str, monkeypatch: pytest.MonkeyPatch):
+        """Runs ``source`` as the program's ``__main__`` (as ``python name.py`` would); returns (module, path)."""
+        path = self.write(name, source)
+        main = types.ModuleType("__main__")
+        main.__file__ = str(path)
+        exec(compile(path.read_text(), str(path), "exec"), main.__dict__)
+        monkeypatch.setitem(sys.modules, "__main__", main)
+        # Baselines are recorded by module name: this test's __main__ is not the one another test recorded.
+        monkeypatch.delitem(_source._baselines, "__main__", raising=False)
+        hotswap.track(main)
+        return main, path
 
     def edit(self, module, source: str, **kwargs) -> hotswap.ReloadReport:
         """Saves new source for ``module`` and reloads it; returns the report."""

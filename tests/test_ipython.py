@@ -21,10 +21,12 @@ from hotswap.ipython import project_dirs, reloader_of
 
 @pytest.fixture(scope="module")
 def shell(tmp_path_factory: pytest.TempPathFactory):
-    os.environ.setdefault("IPYTHONDIR", str(tmp_path_factory.mktemp("ipython")))
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
-    return InteractiveShell.instance(config=config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IPYTHONDIR", str(tmp_path_factory.mktemp("ipython")))
+        yield InteractiveShell.instance(config=config)
+    InteractiveShell.clear_instance()
 
 
 @pytest.fixture
@@ -175,7 +177,11 @@ def test_outside_the_project_is_watched_only_when_asked(ip, tmp_path: Path, caps
     reloader = reloader_of(ip)
     assert str(outside.resolve()) not in reloader.roots
     ip.run_line_magic("hotswap", f"watch {name}")
-    assert capsys.readouterr().out.strip() == f"hotswap: watching {outside.resolve()}"
+    # A plain module is watched on its own, not its whole directory.
+    module_file = (outside / f"{name}.py").resolve()
+    assert capsys.readouterr().out.strip() == f"hotswap: watching {module_file}"
+    ip.run_line_magic("hotswap", "")
+    assert f"  {module_file}: {name}\n" in capsys.readouterr().out
     write(outside / f"{name}.py", "def f():\n    return 'b'\n")
     wait_pending(ip, name)
     cell(ip, "result = mod.f()")
@@ -263,3 +269,22 @@ def test_terminal_ipython_with_the_extension_in_its_profile(tmp_path: Path):
         child.expect(pexpect.EOF)
     finally:
         child.close(force=True)
+
+
+def test_a_cell_that_imports_nothing_looks_at_no_module(ip, monkeypatch: pytest.MonkeyPatch):
+    # What keeps a cell's cost flat in the number of imported modules: sys.modules is walked only after a cell
+    # that changed it, and saves come from the watcher.
+    import hotswap.ipython as extension
+
+    scans = []
+    real = extension.project_dirs
+    monkeypatch.setattr(extension, "project_dirs", lambda *a, **k: scans.append(1) or real(*a, **k))
+    cell(ip, "x = 1")  # the shell's first cells may import a module of its own
+    scans.clear()
+    for _ in range(20):
+        cell(ip, "x = 1")
+    assert scans == []
+    name = fresh_name()
+    write(Path(f"{name}.py"), "def f():\n    return 1\n")
+    cell(ip, f"import {name}")
+    assert len(scans) == 1 and name in " ".join(reloader_of(ip).status().split())

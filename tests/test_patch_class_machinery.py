@@ -5,6 +5,7 @@ match a fresh import of the new source."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import textwrap
 
 import pytest
@@ -394,3 +395,56 @@ def test_dataclass_with_default_factory_keeps_its_fields(modules):
     report = modules.edit(m, src.replace('name: str = "bag"', 'name: str = "sack"'))
     assert report.ok, report.error
     assert Bag() == Bag([], "sack") and dataclasses.fields(Bag)[0].name == "items"
+
+
+CTYPES = """
+    import ctypes
+
+    class S(ctypes.Structure):
+        _fields_ = [("a", ctypes.c_int)]
+
+        def f(self):
+            return 1
+
+    class U(ctypes.Union):
+        _fields_ = [("i", ctypes.c_int), ("c", ctypes.c_char)]
+
+        def g(self):
+            return 1
+"""
+
+
+def test_ctypes_structures_and_unions_are_patched_through_their_metatype(modules):
+    m = modules.load(CTYPES)
+    S, U = m.S, m.U
+    s, u = S(3), U(7)
+    f = s.f
+    new = CTYPES.replace("return 1", "return 2").replace(
+        "            return 2\n\n    class U", "            return 2\n\n        def h(self):\n"
+        "            return self.a\n\n    class U")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.S is S and m.U is U
+    assert (f(), s.f(), s.h(), u.g(), u.i) == (2, 2, 3, 2, 7)
+
+
+def test_ctypes_fields_changed_needs_a_restart(modules):
+    m = modules.load(CTYPES)
+    S = m.S
+    s = S(3)
+    report = modules.edit(m, CTYPES.replace('[("a", ctypes.c_int)]', '[("a", ctypes.c_int), ("b", ctypes.c_int)]'))
+    assert report.ok, report.error
+    assert report.needs_restart and "_fields_" in report.needs_restart
+    assert m.S is not S and m.S(1, 2).b == 2 and s.a == 3 and s.f() == 1
+
+
+def test_a_generic_class_of_3_12_syntax_is_patched_in_place(modules):
+    if sys.version_info < (3, 12):
+        pytest.skip("PEP 695 type parameters are 3.12+ syntax")
+    src = "class Box[T]:\n    def get(self, item: T) -> T:\n        return item\n"
+    m = modules.load(src)
+    Box = m.Box
+    box = Box()
+    report = modules.edit(m, src.replace("return item", "return [item]"))
+    assert report.ok, report.error
+    assert m.Box is Box and box.get(1) == [1] and [p.__name__ for p in Box.__type_params__] == ["T"]

@@ -142,12 +142,7 @@ def test_hooks_see_every_report_and_a_failing_hook_is_contained(modules):
 
 def test_main_module_only_patches_definitions(modules, monkeypatch):
     src = "counter = []\ncounter.append(1)\ndef f():\n    return 1\n"
-    path = modules.write("fake_main", src)
-    main = types.ModuleType("__main__")
-    main.__file__ = str(path)
-    exec(compile(src, str(path), "exec"), main.__dict__)
-    monkeypatch.setitem(sys.modules, "__main__", main)
-    hotswap.track(main)
+    main, path = modules.run_as_main("fake_main", src, monkeypatch)
     f = main.f
     path.write_text(src.replace("return 1", "return 2").replace("append(1)", "append(2)"))
     report = hotswap.reload(main)

@@ -133,6 +133,10 @@ def test_closure_needing_an_uncaptured_variable_is_left_unpatched(modules, caplo
     assert add2(1) == 3  # old behaviour kept, never mis-bound
     assert m.make(2)(1) == 103
     assert any("never captured" in r.getMessage() for r in caplog.records)
+    # A later edit that fits the closure patches it after all.
+    report = modules.edit(m, src.replace("return x + n", "return x + n * 10"))
+    assert report.ok, report.error
+    assert add2(1) == 21 and m.make(2)(1) == 21
 
 
 def test_decorated_functions_keep_their_wrappers(modules):

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import types
 import uuid
 from pathlib import Path
 
@@ -205,6 +204,22 @@ def test_autoreloader_batches_follow_imports(modules):
     assert double() == fresh(modules.root, user.__name__, "double()") == 60
 
 
+def test_autoreloader_batch_saving_both_modules_applies_both(modules):
+    lib_src = "LIMIT = 10\n"
+    user_src = "from LIB import LIMIT\nDOUBLE = LIMIT * 2\ndef double():\n    return DOUBLE\n"
+    lib, user = two_modules(modules, lib_src, user_src)
+    double = user.double
+    new_user = user_src.replace("LIB", lib.__name__) + "def triple():\n    return LIMIT * 3\n"
+    with AutoReloader(str(modules.root), debounce_ms=200) as reloader:
+        modules.write(lib.__name__, "LIMIT = 30\n")
+        modules.write(user.__name__, new_user)
+        reports = [reloader.wait_for_reload(timeout=5) for _ in range(2)]
+    assert [r.module for r in reports if r] == [lib.__name__, user.__name__] and all(r.ok for r in reports)
+    expr = "[double(), triple(), LIMIT]"
+    assert eval(expr, vars(user)) == fresh(modules.root, user.__name__, expr) == [60, 90, 30]
+    assert user.double is double
+
+
 def test_main_reports_a_changed_top_level_statement_as_needing_a_restart(modules, monkeypatch):
     src = textwrap.dedent("""\
         def step():
@@ -213,12 +228,7 @@ def test_main_reports_a_changed_top_level_statement_as_needing_a_restart(modules
         while len(ticks) < 3:
             ticks.append(step())
         """)
-    path = modules.write("fake_main_loop", src)
-    main = types.ModuleType("__main__")
-    main.__file__ = str(path)
-    exec(compile(src, str(path), "exec"), main.__dict__)
-    monkeypatch.setitem(sys.modules, "__main__", main)
-    hotswap.track(main)
+    main, path = modules.run_as_main("fake_main_loop", src, monkeypatch)
     step = main.step
     path.write_text(src.replace("return 1", "return 2").replace("< 3", "< 5"))
     report = hotswap.reload(main)
@@ -231,3 +241,14 @@ def test_main_reports_a_changed_top_level_statement_as_needing_a_restart(modules
     path.write_text(src.replace("return 1", "return 3").replace("< 3", "< 5"))
     report = hotswap.reload(main)
     assert report.ok and report.needs_restart is None and step() == 3
+
+
+def test_future_imports_that_are_always_on_leave_code_flags_as_an_import_does(modules):
+    src = "from __future__ import print_function, division, annotations\ndef f(x: int):\n    return x / 2\n"
+    m = modules.load(src)
+    f = m.f
+    report = modules.edit(m, src.replace("x / 2", "x / 4"))
+    assert report.ok, report.error
+    expr = "[f.__code__.co_flags, f.__annotations__, f(8)]"
+    assert eval(expr, vars(m)) == fresh(modules.root, m.__name__, expr)
+    assert f(8) == 2.0

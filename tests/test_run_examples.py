@@ -53,6 +53,13 @@ def post(port: int, path: str, payload: dict) -> tuple:
 
 def test_fastapi_example(example):
     root, run, port = example("fastapi_app", "-m", "uvicorn", "app:app", "--port", "PORT")
+    try:
+        _fastapi_steps(root, run, port)
+    except (AssertionError, OSError) as err:
+        raise AssertionError(f"{err}\nstderr: " + "\n".join(run.err)) from err
+
+
+def _fastapi_steps(root: Path, run: Run, port: int) -> None:
     serves(port, "/hello", '{"message":"hello","visits":1}')
     assert post(port, "/todos", {"title": "write docs"}) == (200, {"id": 1, "title": "write docs"}), run.err
     app = root / "app.py"

@@ -106,7 +106,10 @@ def run_editing(pytester: pytest.Pytester, edits: list[Edit], *args: str) -> pyt
     out: list[str] = []
     try:
         while True:
-            line = lines.get(timeout=max(0.0, start + RUN_TIMEOUT_S - time.monotonic()))
+            try:
+                line = lines.get(timeout=max(0.0, start + RUN_TIMEOUT_S - time.monotonic()))
+            except queue.Empty:
+                pytest.fail(f"pytest still running after {RUN_TIMEOUT_S} s; its output:\n" + "\n".join(out))
             if line is None:
                 break
             out.append(line)
@@ -978,7 +981,24 @@ def test_unittest_failure_is_reported_when_the_loop_gives_up(project: pytest.Pyt
     assert result.ret == 1
 
 
-def interact(pytester: pytest.Pytester, steps: list[tuple[str, Edit | str]], *args: str) -> tuple[str, int]:
+#: One step of ``interact``: ("expect", text), ("save", edit) or ("send", line).
+Step = tuple[str, "Edit | str"]
+
+
+def edit_and_continue(test: str, edit: Edit) -> list[Step]:
+    """The steps of one round at pdb's prompt: attempt 1 of ``test`` failed, ``edit`` is saved and patched in, and
+    ``c`` is typed."""
+    module = edit[0].removesuffix(".py")
+    return [
+        ("expect", f"{test}: attempt 1 failed"),
+        ("expect", "(Pdb) "),
+        ("save", edit),
+        ("expect", f"hotswap: {module}: patched"),
+        ("send", "c"),
+    ]
+
+
+def interact(pytester: pytest.Pytester, steps: list[Step], *args: str) -> tuple[str, int]:
     """Runs ``pytest --reload-loop`` in a pseudo-terminal: ``("expect", text)`` waits for text on the screen,
     ``("save", edit)`` saves an edit, ``("send", line)`` types a line. Returns the rest of the output and the
     exit status."""
@@ -1004,11 +1024,7 @@ def test_interactive_edited_fixture_is_set_up_again(fixtures_project: pytest.Pyt
     rest, status = interact(
         fixtures_project,
         [
-            ("expect", "test_fix.py::test_fixture: attempt 1 failed"),
-            ("expect", "(Pdb) "),
-            ("save", ("conftest.py", "value = 2", "value = 3")),
-            ("expect", "hotswap: conftest: patched 1"),
-            ("send", "c"),
+            *edit_and_continue("test_fix.py::test_fixture", ("conftest.py", "value = 2", "value = 3")),
             ("expect", "hotswap: fixtures set up again: number (function), doubled (function, uses a changed one)"),
             ("expect", "PASSED test_fix.py::test_fixture after 2 attempts"),
         ],
@@ -1022,11 +1038,9 @@ def test_interactive_edited_parametrize_values_rerun_under_the_same_id(pytester:
     rest, status = interact(
         pytester,
         [
-            ("expect", "test_param.py::test_double[2-expected0]: attempt 1 failed"),
-            ("expect", "(Pdb) "),
-            ("save", ("test_param.py", '"double": 5', '"double": 4')),
-            ("expect", "hotswap: test_param: patched 1"),
-            ("send", "c"),
+            *edit_and_continue(
+                "test_param.py::test_double[2-expected0]", ("test_param.py", '"double": 5', '"double": 4')
+            ),
             ("expect", "PASSED test_param.py::test_double[2-expected0] after 2 attempts"),
         ],
     )
@@ -1047,11 +1061,9 @@ def test_interactive_a_gone_id_offers_the_new_ones(pytester: pytest.Pytester) ->
     rest, status = interact(
         pytester,
         [
-            ("expect", "test_ids.py::test_n[one]: attempt 1 failed"),
-            ("expect", "(Pdb) "),
-            ("save", ("test_ids.py", '[1], ids=["one"]', '[2, 3], ids=["two", "three"]')),
-            ("expect", "hotswap: test_ids: patched 1"),
-            ("send", "c"),
+            *edit_and_continue(
+                "test_ids.py::test_n[one]", ("test_ids.py", '[1], ids=["one"]', '[2, 3], ids=["two", "three"]')
+            ),
             (
                 "expect",
                 "hotswap: test_ids.py::test_n[one] is no longer collected after the edit; now: "
@@ -1094,11 +1106,7 @@ def test_interactive_what_cannot_take_effect_is_said(pytester: pytest.Pytester) 
     rest, status = interact(
         pytester,
         [
-            ("expect", "test_limits.py::test_number: attempt 1 failed"),
-            ("expect", "(Pdb) "),
-            ("save", edit),
-            ("expect", "hotswap: test_limits: patched 1"),
-            ("send", "c"),
+            *edit_and_continue("test_limits.py::test_number", edit),
             (
                 "expect",
                 "hotswap: cannot take effect: fixture 'number': autouse changed; pytest keeps what it collected",

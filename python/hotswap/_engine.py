@@ -26,7 +26,6 @@ import contextlib
 import functools
 import linecache
 import logging
-import re
 import sys
 import threading
 import types
@@ -56,15 +55,14 @@ _FAMILIES: "weakref.WeakKeyDictionary[types.FunctionType, weakref.WeakSet]" = we
 # superseded theirs: a later edit that pairs that code with a newer one tries them again.
 _LEFT_BEHIND: "weakref.WeakKeyDictionary[types.CodeType, weakref.WeakSet]" = weakref.WeakKeyDictionary()
 
-_LAMBDA_ASSIGNMENT = re.compile(r"\s*([A-Za-z_]\w*)\s*(?::[^=]+)?=\s*lambda\b")
-
 
 class ReloadFailed(Exception):
     """The user's code raised while the reload ran it; carries the formatted reason."""
 
 
 class Transaction:
-    def __init__(self, module: types.ModuleType, path: str, text: str, old_stmts, new_stmts, rebound: Set[str]):
+    def __init__(self, module: types.ModuleType, path: str, text: str, old_stmts, new_stmts, rebound: Set[str],
+                 member_plans: Optional[Dict[int, Any]] = None):
         self.module = module
         self.namespace: Dict[str, Any] = module.__dict__
         self.path = path
@@ -73,6 +71,9 @@ class Transaction:
         self.new_stmts = new_stmts
         self.rebound = rebound
         self.is_main = module.__name__ == "__main__"
+        self.index = {id(stmt): i for i, stmt in enumerate(new_stmts)}
+        self.member_plans = member_plans or {}  # the planner's MemberPlan of each patched class, by statement index
+        self.notes: List[str] = []
         self.flags = _future_flags(new_stmts)
         self.ops: List[_native.Op] = []
         self.after: List[Callable[[], object]] = []
@@ -81,7 +82,6 @@ class Transaction:
         self.removed: List[str] = []
         self.needs_restart: List[str] = []
         self.executed = 0
-        self.reapplied: List[str] = []
         self.snapshot: Optional[Dict[str, Any]] = None
         self._nested: List[Tuple[types.CodeType, types.CodeType]] = []
         self._targets: Set[int] = set()
@@ -114,8 +114,13 @@ class Transaction:
             self.snapshot = dict(self.namespace)
         code = self._compile(stmt.text, stmt.lineno)
         before = set(self.namespace)
+        doc = self.namespace.get("__doc__", _MISSING)
         self._exec(code, self.namespace)
         self.executed += 1
+        if "__doc__" not in stmt.binds and self.index.get(id(stmt)) != 0 and \
+                self.namespace.get("__doc__", _MISSING) is not doc:
+            # A bare string run on its own compiles as a module docstring; only the first statement is one.
+            self.namespace["__doc__"] = doc
         for name in stmt.binds:
             if name not in before and name in self.namespace:
                 self.added.append(name)
@@ -148,38 +153,48 @@ class Transaction:
                     "place, a restart is needed")
             return
         old_obj = self.live(stmt.name) if stmt.name else _MISSING
-        lambda_name = _lambda_target(stmt)
-        old_lambda = self.live(lambda_name) if lambda_name else _MISSING
+        # Plain functions a statement binds (`name = lambda ...`, a `def` inside an `if` or `try` block) are
+        # definitions too: the live function keeps its identity and gets the new code.
+        old_functions = {name: self.live(name) for name in stmt.binds} if stmt.kind == "other" else {}
         self.run(stmt)
+        if reason == "acts_on":
+            self.notes.append(f"line {stmt.lineno} ran again: it acts on a definition this reload changed")
         if reason == "decorators" and old_obj is not _MISSING:
-            # The decorators are applied anew (the name now holds their result); references to the old
-            # function still get the new code, and keep following the definition (one family).
+            # The decorators are applied anew (the name now holds their result).
             target = find_function(old_obj, stmt.name, self.path, old_stmt)
             donor = find_function(self.namespace.get(stmt.name), stmt.name, self.path, stmt)
             if target is not None and donor is not None and target is not donor:
-                self.patch_function(target, donor, old_stmt, stmt)
-                self.after.append(functools.partial(_join_family, target, donor))
+                if target is old_obj and not (old_stmt.decorators if old_stmt is not None else ()):
+                    # A decorator added to a plain function: its new code may only work under the decorator
+                    # (a generator under @contextmanager), so references taken before keep the old version.
+                    self.notes.append(
+                        f"{stmt.name}: decorators added; references taken before the edit keep running the old "
+                        f"version, {stmt.name} (and new references) run the new one")
+                else:
+                    # References to the old function get the new code, and keep following the definition.
+                    self.patch_function(target, donor, old_stmt, stmt)
+                    self.after.append(functools.partial(_join_family, target, donor))
             self.patched.append(stmt.name)
-        elif lambda_name and _is_lambda(old_lambda, self.path):
-            # `name = lambda ...` is a definition too: the live lambda keeps its identity and gets the new code.
-            new_lambda = self.namespace.get(lambda_name)
-            if isinstance(new_lambda, types.FunctionType) and _is_lambda(new_lambda, self.path) \
-                    and new_lambda is not old_lambda:
-                self.patch_function(old_lambda, new_lambda, None, None)
-                self.ops.append(_native.SetItem(self.namespace, lambda_name, old_lambda))
-                self.patched.append(lambda_name)
+        for name, old in old_functions.items():
+            new = self.namespace.get(name, _MISSING)
+            if _same_definition(old, new, self.path):
+                self.patch_function(old, new, None, None)
+                self.ops.append(_native.SetItem(self.namespace, name, old))
+                self.patched.append(name)
 
     def step_patch(self, stmt, reason: str, old_stmt) -> None:
         live = self.live(stmt.name)
         if stmt.kind == "def":
             target = find_function(live, stmt.name, self.path, old_stmt)
             if target is None:
-                self.step_run(stmt, "new", None)
+                if not self.bound_later(stmt):  # else an unchanged later statement's binding stands
+                    self.step_run(stmt, "new", None)
                 return
             donor = self.build(stmt.def_text, stmt.def_lineno, stmt.name)
             if not isinstance(donor, types.FunctionType):
                 raise ReloadFailed(f"{self.path}:{stmt.lineno}: {stmt.name} is no longer a function")
             self.patch_function(target, donor, old_stmt, stmt)
+            self.rebind(stmt.name, live)
             if target is not live:
                 self.after.extend(_cache_clears(live))
                 self.follow_wrappers(live, target, donor)
@@ -188,6 +203,8 @@ class Transaction:
             return
         # A class.
         if not (isinstance(live, type) and live.__module__ == self.module.__name__ and live.__qualname__ == stmt.name):
+            if self.bound_later(stmt):
+                return  # an unchanged later statement binds the name (`try: from collections import OrderedDict`)
             self.step_run(stmt, "new", None)
             return
         body = self.evaluate_class(stmt, live)
@@ -200,10 +217,22 @@ class Transaction:
             self.run(stmt)
             self.patched.append(stmt.name)
             return
-        changed = self.patch_class(live, body, old_stmt, stmt, stmt.name)
+        plan = self.member_plans.get(self.index.get(id(stmt), -1))
+        changed = self.patch_class(live, body, old_stmt, stmt, stmt.name, plan)
         self.finish_classes()
+        self.rebind(stmt.name, live)
         if changed or reason in ("changed", "reads"):
             self.patched.append(stmt.name)
+
+    def rebind(self, name: str, live: Any) -> None:
+        """A definition binds its name last in source order: if a statement this reload ran bound the name to
+        something else (an `@overload` stub above it), the name gets the live object back."""
+        if live is not _MISSING and self.namespace.get(name, _MISSING) is not live:
+            self.ops.append(_native.SetItem(self.namespace, name, live))
+
+    def bound_later(self, stmt) -> bool:
+        index = self.index.get(id(stmt), -1)
+        return any(stmt.name in later.binds for later in self.new_stmts[index + 1:]) if index >= 0 else False
 
     def step_move(self, stmt, old_stmt) -> None:
         delta = stmt.lineno - old_stmt.lineno
@@ -215,6 +244,11 @@ class Transaction:
             functions = list(_class_functions(live, self.path))
             if hasattr(live, "__firstlineno__"):
                 self.ops.append(_native.SetAttr(live, "__firstlineno__", live.__firstlineno__ + delta))
+        elif stmt.kind == "other":
+            # Functions defined inside an unchanged block (`if`, `try`) that moved.
+            functions = [item for name in stmt.binds for item in _unwrap_candidates(self.live(name))
+                         if isinstance(item, types.FunctionType) and item.__code__.co_filename == self.path
+                         and old_stmt.lineno <= item.__code__.co_firstlineno <= old_stmt.end_lineno]
         else:
             functions = []
         for func in functions:
@@ -227,10 +261,13 @@ class Transaction:
             self._nested.extend(_nested_code_pairs(func.__code__, shifted))
 
     def remove(self, names: Iterable[str]) -> None:
+        annotations = self.namespace.get("__annotations__")
         for name in names:
             if name in self.namespace:
                 self.ops.append(_native.DelItem(self.namespace, name))
                 self.removed.append(name)
+            if isinstance(annotations, dict) and name in annotations:
+                self.ops.append(_native.DelItem(annotations, name))
 
     # --- functions --------------------------------------------------------------------------------------------
 
@@ -240,9 +277,11 @@ class Transaction:
             return
         self._targets.add(id(target))
         defaults, kwdefaults = self._merge_defaults(target, donor, old_stmt, new_stmt)
+        # A docstring the definition did not change keeps what later statements set (`f.__doc__ = ...`).
+        doc = donor.__doc__ if donor.__doc__ != _source_doc(target.__code__) else target.__doc__
         self.ops.append(_func_op(
             target, code=donor.__code__, closure=donor.__closure__, defaults=defaults, kwdefaults=kwdefaults,
-            annotations=donor.__annotations__, doc=donor.__doc__,
+            annotations=donor.__annotations__, doc=doc,
             type_params=getattr(donor, "__type_params__", None) if _HAS_TYPE_PARAMS else None,
         ))
         self._nested.extend(_nested_code_pairs(target.__code__, donor.__code__))
@@ -323,10 +362,12 @@ class Transaction:
 
     # --- classes ----------------------------------------------------------------------------------------------
 
-    def patch_class(self, live: type, body: "ClassBody", old_stmt, new_stmt, qualname: str) -> bool:
-        """Queues the writes that make ``live``'s members those of its evaluated ``body``; returns whether any
-        member changed. The machinery derived from the members is redone later (``finish_classes``)."""
+    def patch_class(self, live: type, body: "ClassBody", old_stmt, new_stmt, qualname: str, plan: Any) -> bool:
+        """Queues the writes that make ``live``'s members those of its evaluated ``body``, as the planner's
+        ``MemberPlan`` for the class body says; returns whether any member changed. The machinery derived from
+        the members is redone later (``finish_classes``)."""
         changed = False
+        mark = self._mark()
         ns = dict(body.ns)
         cell = ns.pop("__classcell__", None)
         if cell is not None:
@@ -337,9 +378,14 @@ class Transaction:
             self.ops.append(_native.SetCell(dict_cell, body.ns))
         old_members = list(old_stmt.members) if old_stmt is not None else []
         new_members = list(new_stmt.members) if new_stmt is not None else []
-        unchanged, changed_names, member_stmts, old_member_stmts = _member_changes(
-            old_members, new_members, self.rebound)
-        old_bound = {name for member in old_members for name in member.binds}
+        if old_stmt is None:  # no baseline: every member counts as new
+            plan = _MemberPlanNew(new_members)
+        elif plan is None:
+            plan = _NO_MEMBER_PLAN
+        unchanged, changed_names, old_bound = set(plan.unchanged), set(plan.changed), set(plan.old_bound)
+        member_stmts = {name: new_members[i] for name, i, _ in plan.statements}
+        old_member_stmts = {name: old_members[j] for name, _, j in plan.statements if j is not None}
+        nested_plans = dict(plan.nested)
         is_enum = _machinery.is_enum(live)
         machinery_owned: Set[str] = set()
         if is_enum:
@@ -367,7 +413,8 @@ class Transaction:
             nested = self._bodies.get(id(old)) if new is old and isinstance(old, type) else None
             if nested is not None:
                 # A nested class: its body was evaluated against the live nested class, patched the same way.
-                if self.patch_class(old, nested, old_member_stmts.get(key), member_stmts.get(key), name) or \
+                if self.patch_class(old, nested, old_member_stmts.get(key), member_stmts.get(key), name,
+                                    nested_plans.get(key)) or \
                         key in changed_names:
                     self.patched.append(name)
                     changed = True
@@ -405,12 +452,31 @@ class Transaction:
             change = _hooks.ClassChange(self.module.__name__, live, old_values, new_values)
             try:
                 _hooks.run_before(change)
+            except _hooks.NeedsRestart as exc:
+                # Nothing of this class is applied: it keeps its old members, and the report asks for a restart.
+                self._rewind(mark)
+                self.needs_restart.append(f"cannot patch {self.module.__name__}.{qualname}: {exc}; a restart is needed")
+                return False
             except Exception as exc:
                 raise ReloadFailed(f"{self.path}:{new_stmt.lineno if new_stmt else 0}: the change of {qualname} "
                                    f"was refused by a hook: {type(exc).__name__}: {exc}") from None
             self._changes.append(change)
         self._finish.append((live, body, old_stmt, new_stmt, set_names, qualname))
         return changed
+
+    def _mark(self) -> tuple:
+        """Where the queued work stands, for ``_rewind`` (a class a hook refuses to have patched)."""
+        lists = (self.ops, self.after, self.patched, self.added, self.removed, self._nested, self._finish,
+                 self._changes)
+        return tuple(len(x) for x in lists), set(self._targets)
+
+    def _rewind(self, mark: tuple) -> None:
+        lengths, targets = mark
+        lists = (self.ops, self.after, self.patched, self.added, self.removed, self._nested, self._finish,
+                 self._changes)
+        for queued, length in zip(lists, lengths):
+            del queued[length:]
+        self._targets = targets
 
     def evaluate_class(self, stmt, live: type) -> "ClassBody":
         """Runs the class statement (without its decorators) so that its body fills a prepared namespace
@@ -502,13 +568,15 @@ class Transaction:
                 _machinery.strip_deriving(decorator, live, self.path, ns)
             elif top and text not in old_decorators:
                 decorator = self._eval(text, new_stmt.lineno)
-                self.reapplied.append(f"{live.__qualname__}: @{text}")
+                self.notes.append(f"{live.__qualname__}: class decorator @{text} applied again to the live class")
             else:
                 continue  # an unchanged decorator is not called again (a nested class's ran with its body)
             result = decorator(result)
         if top and result is not live:
-            # As a fresh import would, the name holds what the decorators returned.
+            # As a fresh import would, the name holds what the decorators returned (a new class).
             self.ops.append(_native.SetItem(self.namespace, new_stmt.name, result))
+            self.needs_restart.append(f"cannot patch {self.module.__name__}.{new_stmt.name} in place: its class "
+                                      "decorators returned another class; a restart is needed")
 
     def _deriving_decorator(self, text: str) -> Any:
         head = text.split("(", 1)[0].strip()
@@ -583,8 +651,6 @@ class Transaction:
                 logger.exception("%s: post-reload step %r failed", self.module.__name__, callback)
         for change in self._changes:
             _hooks.run_after(change)
-        for line in self.reapplied:
-            logger.info("%s: class decorator applied again to the live class: %s", self.module.__name__, line)
         lines = self.text.splitlines(keepends=True)
         linecache.cache[self.path] = (len(self.text), None, lines, self.path)
         linecache.checkcache(self.path)  # drops the pinned entry if disk differs; keeps it when it matches
@@ -657,17 +723,18 @@ def _forget_left_behind(func: types.FunctionType) -> None:
         group.discard(func)
 
 
-def _lambda_target(stmt) -> Optional[str]:
-    """The name a `name = lambda ...` statement binds, else None."""
-    if stmt.kind != "other" or len(stmt.binds) != 1:
-        return None
-    match = _LAMBDA_ASSIGNMENT.match(stmt.text)
-    return match.group(1) if match and match.group(1) == stmt.binds[0] else None
+def _same_definition(old: Any, new: Any, path: str) -> bool:
+    """Two plain functions of this file with the same name (or both lambdas): a new version of one definition."""
+    return (isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType) and old is not new
+            and old.__code__.co_filename == path == new.__code__.co_filename
+            and old.__code__.co_name == new.__code__.co_name
+            and len(old.__closure__ or ()) == len(new.__closure__ or ()) == 0)
 
 
-def _is_lambda(obj: Any, path: str) -> bool:
-    return isinstance(obj, types.FunctionType) and obj.__code__.co_name == "<lambda>" and \
-        obj.__code__.co_filename == path
+def _source_doc(code: types.CodeType) -> Optional[str]:
+    # Up to 3.13 a function's docstring is its first constant (None stands in when there is none).
+    first = code.co_consts[0] if code.co_consts else None
+    return first if isinstance(first, str) and code.co_name != "<lambda>" else None
 
 
 def _cache_clears(obj: Any) -> List[Callable[[], object]]:
@@ -690,10 +757,14 @@ def _future_flags(stmts) -> int:
         text = stmt.text
         if text.startswith("from __future__ import"):
             for name in text.split("import", 1)[1].replace("(", " ").replace(")", " ").replace(",", " ").split():
-                feature = getattr(__future__, name, None)
-                if feature is not None:
-                    flags |= feature.compiler_flag
+                if name in _FLAGGED_FEATURES:
+                    flags |= getattr(__future__, name).compiler_flag
     return flags
+
+
+# The only features CPython's compiler still turns into code flags (Python/future.c); the others are always on,
+# and passing their flags to compile() would stamp them into code objects, unlike an import.
+_FLAGGED_FEATURES = frozenset({"annotations", "barry_as_FLUFL"})
 
 
 def _format_user_error(exc: BaseException, path: str, lineno: Optional[int] = None) -> str:
@@ -843,31 +914,6 @@ def _same(old: Any, new: Any) -> bool:
         return False
 
 
-def _member_changes(old_members, new_members, rebound: Set[str]):
-    """Class body statements: names bound only by unchanged ones, names bound by changed or new ones, and for
-    each name the statement (new and old) that binds it."""
-    def key(stmt):
-        return (stmt.kind, stmt.name if stmt.kind != "other" else stmt.text)
-
-    old_by_key: Dict[Any, List[Any]] = {}
-    for stmt in old_members:
-        old_by_key.setdefault(key(stmt), []).append(stmt)
-    unchanged: Set[str] = set()
-    changed: Set[str] = set()
-    new_by_name: Dict[str, Any] = {}
-    old_by_name: Dict[str, Any] = {}
-    for stmt in new_members:
-        candidates = old_by_key.get(key(stmt))
-        old = candidates.pop(0) if candidates else None
-        same = old is not None and old.text == stmt.text and not rebound.intersection(stmt.reads)
-        for name in stmt.binds:
-            (unchanged if same else changed).add(name)
-            new_by_name[name] = stmt
-            if old is not None:
-                old_by_name[name] = old
-    return unchanged - changed, changed, new_by_name, old_by_name
-
-
 def _nested_code_pairs(old: types.CodeType, new: types.CodeType) -> List[Tuple[types.CodeType, types.CodeType]]:
     """Nested code objects of ``old`` and ``new`` matched by name path and order (lambdas by order)."""
     def children(code):
@@ -893,8 +939,35 @@ def _nested_code_pairs(old: types.CodeType, new: types.CodeType) -> List[Tuple[t
 
 
 def _shift_lines(code: types.CodeType, delta: int) -> types.CodeType:
-    consts = tuple(_shift_lines(c, delta) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    # A 3.13 class body stores its first line as a constant for `__firstlineno__`: it moves with the code.
+    first = code.co_firstlineno if "__firstlineno__" in code.co_names else None
+    consts = tuple(
+        _shift_lines(c, delta) if isinstance(c, types.CodeType)
+        else c + delta if type(c) is int and c == first else c
+        for c in code.co_consts)
     return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+
+
+class _NoMemberPlan:
+    """Stands in for the planner's ``MemberPlan`` where it has none (a nested class the old body defined inside a
+    block): no member counts as unchanged, so every value is compared."""
+
+    unchanged: Tuple[str, ...] = ()
+    changed: Tuple[str, ...] = ()
+    old_bound: Tuple[str, ...] = ()
+    statements: Tuple[Tuple[str, int, Optional[int]], ...] = ()
+    nested: Tuple[Tuple[str, Any], ...] = ()
+
+
+_NO_MEMBER_PLAN = _NoMemberPlan()
+
+
+class _MemberPlanNew(_NoMemberPlan):
+    """The member plan of a class body with nothing to compare it with: every statement is new."""
+
+    def __init__(self, members: Sequence[Any]) -> None:
+        self.statements = tuple((name, i, None) for i, stmt in enumerate(members) for name in stmt.binds)
+        self.changed = tuple(name for name, _, _ in self.statements)
 
 
 class ClassBody:

@@ -6,7 +6,9 @@ engine calls, in this order, for one reload:
 
 1. ``before_class_change`` callbacks, for each class whose members are about to change, before any write of
    the reload is applied. A callback may raise to refuse the reload: the reload then fails (``ok=False``, the
-   message names the callback's exception) and the module is left as it was.
+   message names the callback's exception) and the module is left as it was. Raising ``NeedsRestart`` instead
+   refuses only that class: it keeps all its old members, the rest of the reload is applied, and the report's
+   ``needs_restart`` carries the message.
 2. ``after_class_change`` callbacks, for each such class, once every write of the reload is applied.
 3. ``after_module_reload`` callbacks, with the module and its report, after every successful reload.
 
@@ -29,8 +31,13 @@ from typing import Any, Callable, List, Mapping
 logger = logging.getLogger("hotswap")
 
 __all__ = [
-    "ClassChange", "after_class_change", "after_module_reload", "before_class_change", "remove_hook",
+    "ClassChange", "NeedsRestart", "after_class_change", "after_module_reload", "before_class_change", "remove_hook",
 ]
+
+
+class NeedsRestart(Exception):
+    """Raised by a ``before_class_change`` callback for a change that cannot be applied in place (a changed
+    table column): the class keeps all its old members and the report's ``needs_restart`` gives the message."""
 
 
 @dataclasses.dataclass(frozen=True)

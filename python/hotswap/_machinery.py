@@ -47,13 +47,20 @@ def is_deriving(decorator: Any) -> bool:
     return (module, name.split(".", 1)[0]) in _DERIVING_DECORATORS
 
 
+def _setter(cls: type, name: str) -> Any:
+    # As the native apply step: through `type.__setattr__` (skipping a metaclass guard written in Python, such as
+    # Enum's), unless the metatype's own setter is written in C (ctypes), which type's refuses to stand in for.
+    own = getattr(type(cls), name)
+    return own if type(own) is type(type.__setattr__) and own is not getattr(type, name) else getattr(type, name)
+
+
 def set_attr(cls: type, name: str, value: Any) -> None:
-    type.__setattr__(cls, name, value)
+    _setter(cls, "__setattr__")(cls, name, value)
 
 
 def del_attr(cls: type, name: str) -> None:
     if name in cls.__dict__:
-        type.__delattr__(cls, name)
+        _setter(cls, "__delattr__")(cls, name)
 
 
 # --- dataclasses and total_ordering ---------------------------------------------------------------------------

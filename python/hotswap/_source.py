@@ -254,7 +254,6 @@ class _Scan(ast.NodeVisitor):
         self.binds: set = set()
         self.reads: set = set()
         self.calls_reloading = False
-        self.nested = False
 
     def visit_Name(self, node: ast.Name) -> None:
         (self.reads if isinstance(node.ctx, ast.Load) else self.binds).add(node.id)
@@ -283,7 +282,6 @@ class _Scan(ast.NodeVisitor):
             self.visit(returns)
 
     def visit_Lambda(self, node: ast.Lambda) -> None:
-        self.nested = True
         self.signature(node.args, None)
 
     def _comprehension(self, node) -> None:
@@ -306,7 +304,6 @@ class _Scan(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _def(self, node) -> None:
-        self.nested = True
         self.binds.add(node.name)
         for deco in node.decorator_list:
             self.visit(deco)
@@ -315,7 +312,6 @@ class _Scan(ast.NodeVisitor):
     visit_FunctionDef = visit_AsyncFunctionDef = _def
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        self.nested = True
         self.binds.add(node.name)
         for expr in node.decorator_list + node.bases + [k.value for k in node.keywords]:
             self.visit(expr)
@@ -335,11 +331,6 @@ class _Scan(ast.NodeVisitor):
         super().generic_visit(node)
 
 
-def _has_nested(body: List[ast.stmt]) -> bool:
-    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.GeneratorExp))
-               for stmt in body for n in ast.walk(stmt))
-
-
 def _describe(node: ast.stmt, text: str, lines: Optional[List[str]] = None) -> _native.Stmt:
     lines = lines if lines is not None else text.splitlines(keepends=True)
     decorators = list(getattr(node, "decorator_list", ()))
@@ -347,34 +338,37 @@ def _describe(node: ast.stmt, text: str, lines: Optional[List[str]] = None) -> _
     start_col = lines[start_line - 1].index("@") if decorators else node.col_offset
     full = _segment(text, lines, node, start_line, start_col)
     scan = _Scan()
-    kind, name, members, defaults, nested = "other", None, [], [], False
+    kind, name, members, defaults = "other", None, [], []
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         kind, name = "def", node.name
         scan._def(node)
         args = node.args
         positional = args.posonlyargs + args.args
         for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
-            defaults.append((arg.arg, ast.get_source_segment(text, default) or "", sorted(_reads(default))))
-        for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
-            if kw_default is not None:
-                defaults.append((arg.arg, ast.get_source_segment(text, kw_default) or "", sorted(_reads(kw_default))))
-        nested = _has_nested(node.body)
+            defaults.append((arg.arg, _expr_text(text, lines, default), sorted(_reads(default))))
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+            if default is not None:
+                defaults.append((arg.arg, _expr_text(text, lines, default), sorted(_reads(default))))
     elif isinstance(node, ast.ClassDef):
         kind, name = "class", node.name
         scan.visit_ClassDef(node)
         members = [_describe(member, text, lines) for member in node.body]
-        nested = True
     else:
         scan.visit(node)
-        nested = scan.nested
-    def_text = _segment(text, lines, node, node.lineno, 0)
+    # As the native splitter: from the keyword line's start when there are decorators, else from the statement.
+    def_text = _segment(text, lines, node, node.lineno, 0 if decorators else node.col_offset)
     return _native.Stmt(
         kind=kind, name=name, text=full, lineno=start_line, end_lineno=node.end_lineno or node.lineno,
         def_lineno=node.lineno, def_text=def_text,
-        decorators=[ast.get_source_segment(text, d) or "" for d in decorators],
+        decorators=[_expr_text(text, lines, d) for d in decorators],
         binds=sorted(scan.binds), reads=sorted(scan.reads), calls_reloading=scan.calls_reloading,
-        defaults=defaults, nested_scopes=nested, members=members,
+        defaults=defaults, members=members,
     )
+
+
+def _expr_text(text: str, lines: List[str], node: ast.AST) -> str:
+    # `ast.get_source_segment` splits the whole source on every call; the lines are split once per module.
+    return _segment(text, lines, node, node.lineno, node.col_offset)
 
 
 def _reads(node: ast.AST) -> set:

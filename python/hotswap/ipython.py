@@ -35,7 +35,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 
 from .reload import ReloadReport, running_source
 from .reload import reload as reload_module
-from .watcher import AutoReloader, _module_file, _read
+from .watcher import AutoReloader, _module_file
 
 __all__ = ["NotebookReloader", "load_ipython_extension", "project_dirs", "reloader_of", "unload_ipython_extension"]
 
@@ -49,7 +49,7 @@ _USAGE = """\
 %hotswap reload [MODULE ...]  reload the modules now (no name: apply the pending saves now)
 %hotswap mode changed|module  re-run only changed statements (default), or every statement of the module
 %hotswap apply cell|thread    apply before each cell (default), or as soon as saved, even during a cell
-%hotswap watch PATH|MODULE    also watch a directory, or an imported module's package (site-packages too)"""
+%hotswap watch PATH|MODULE    also watch a directory, or an imported module (site-packages too)"""
 
 
 def _library_dirs() -> Tuple[str, ...]:
@@ -229,7 +229,7 @@ class NotebookReloader:
         if apply not in ("cell", "thread"):
             raise ValueError(f"apply must be 'cell' or 'thread', not {apply!r}")
         self.apply = apply
-        if apply == "thread":
+        if apply == "thread" and self.enabled:
             self.apply_pending()
         for reloader in self._reloaders.values():
             reloader.apply = "thread" if apply == "thread" and self.enabled else "manual"
@@ -241,19 +241,23 @@ class NotebookReloader:
             reloader.apply = "thread" if enabled and self.apply == "thread" else "manual"
 
     def watch(self, target: str) -> str:
-        """Watches a directory, or the package directory of an imported module; returns the root."""
+        """Watches a directory, or an imported module (a package's directory, a plain module's file); returns the
+        root."""
         if target in sys.modules:
             file = _module_file(sys.modules[target])
             if file is None:
                 raise ValueError(f"{target} has no Python source file to watch")
-            module = sys.modules[target]
-            paths = getattr(module, "__path__", None)
-            root = os.path.realpath(list(paths)[0] if paths else os.path.dirname(file))
+            paths = getattr(sys.modules[target], "__path__", None)
+            root = os.path.realpath(list(paths)[0] if paths else file)
         else:
             root = os.path.realpath(os.path.expanduser(target))
             if not os.path.isdir(root):
                 raise ValueError(f"{target} is neither an imported module nor a directory")
         self._start(root)
+        for name, module in list(sys.modules.items()):
+            file = _module_file(module) if isinstance(module, ModuleType) else None
+            if file is not None and _within(os.path.realpath(file), root):
+                self._modules.setdefault(name, root)
         return root
 
     def scan(self) -> None:
@@ -377,9 +381,13 @@ class NotebookReloader:
             file = _module_file(module) if isinstance(module, ModuleType) else None
             if file is None or os.path.realpath(file) != real or name not in self._modules:
                 continue
-            content = _read(real)
+            try:
+                with open(real, "rb") as file:
+                    content = file.read()
+            except OSError:  # removed since: the watcher will say so
+                continue
             running = running_source(module)
-            if content is not None and running is not None and content != running:
+            if running is not None and content != running:
                 before = _snapshot([name])
                 report = reload_module(module, mode=self.mode, source=content)
                 self._show(report, logged=False)

@@ -57,6 +57,9 @@ class ReloadReport:
         error_file: for ``ok=False``, the file where it happened: the innermost frame of the reloaded file, else
             the innermost frame.
         error_line: the line in ``error_file``, when known.
+        notes: what the reload did that a reader of the source would not expect, in words: an unchanged
+            statement that ran again because it acts on a changed definition, a class decorator applied
+            again to the live class, references taken before an edit that keep the old version.
     """
 
     module: str
@@ -85,6 +88,7 @@ class ReloadReport:
         """For ``ok=False``: the exception's type and whole message on one line (``"ValueError: a / b"``)."""
         message = " / ".join((self.error_message or self.error or "").strip().splitlines())
         return f"{self.error_type}: {message}" if self.error_type else message
+    notes: Tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -351,7 +355,8 @@ def _reload(
         return failed(_engine._format_user_error(exc, path), exc)
     except MemoryError as exc:  # nothing was changed yet
         return failed(f"{path}: not enough memory to reload it, nothing was changed: MemoryError: {exc}", exc)
-    tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound))
+    tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound),
+                             {step.index: step.members for step in plan.steps if step.members is not None})
     global _active
     _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
     _state.depth = getattr(_state, "depth", 0) + 1
@@ -399,6 +404,7 @@ def _reload(
         executed=tx.executed,
         needs_restart="; ".join(tx.needs_restart) or None,
         duration_ms=(time.perf_counter() - start) * 1000,
+        notes=tuple(tx.notes),
     )
 
 

@@ -420,7 +420,10 @@ class Supervisor:
                             restart = f"{event.get('module')}: {event['needs_restart']}"
                         elif event.get("ok"):
                             scan_modules = self._third_party()
-                            if scan_modules != third_party:
+                            # Only a new third-party import needs a new template: one that went away leaves
+                            # the template holding a module nothing uses (and a scan racing a save can
+                            # read a file half-written, which only ever loses imports).
+                            if set(scan_modules) - set(third_party):
                                 restart = "third-party imports changed"
                     elif kind == "file":
                         restart = f"{os.path.relpath(str(event.get('path')))} changed"

@@ -17,6 +17,7 @@ An adapter module defines ``activate(framework_module)``; it is called once per 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -24,16 +25,19 @@ import logging
 import sys
 import threading
 import types
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 logger = logging.getLogger("hotswap")
 
-__all__ = ["ADAPTERS", "activated", "file_saved", "install", "on_file_saved", "when_imported"]
+__all__ = ["ADAPTERS", "activated", "file_saved", "install", "on_file_saved", "track_instances", "when_imported"]
 
 #: Framework module -> adapter module of this package, activated when the framework is imported.
 #: Order matters where adapters build on each other: Pydantic models are rebuilt before FastAPI's routes.
 ADAPTERS: Dict[str, str] = {
     "pydantic": ".pydantic",
+    "attr": ".attrs",
+    "sqlalchemy": ".sqlalchemy",
     "django": ".django",
     "click": ".click",
     "typer": ".typer",
@@ -180,6 +184,25 @@ def install() -> None:
         install.done = True  # type: ignore[attr-defined]
     for framework, adapter in ADAPTERS.items():
         when_imported(framework, lambda module, adapter=adapter: _activate(adapter, module))
+
+
+def track_instances(cls: type, registry: "weakref.WeakValueDictionary[int, Any]",
+                    on_new: Optional[Callable[[Any], object]] = None) -> None:
+    """Makes ``cls`` (and its subclasses) put each new instance into ``registry`` (by id, held weakly), and call
+    ``on_new(instance)`` if given: how an adapter finds the apps, routers or environments a program made."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        try:
+            registry[id(self)] = self
+        except TypeError:  # pragma: no cover - an instance without weak references
+            return
+        if on_new is not None:
+            on_new(self)
+
+    cls.__init__ = __init__  # type: ignore[misc]
 
 
 _file_handlers: List[Callable[[str], bool]] = []

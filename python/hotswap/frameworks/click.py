@@ -15,12 +15,13 @@ being invoked at that moment on another thread finishes with the options it pars
 
 from __future__ import annotations
 
-import functools
 import inspect
 import sys
 import types
 import weakref
 from typing import Any, Dict, List, Optional, Tuple
+
+from . import track_instances
 
 _commands: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 _born: Dict[int, int] = {}  # id(command) -> creation number, to tell older from newer
@@ -30,16 +31,11 @@ _counter = [0]
 def activate(click: types.ModuleType) -> None:
     from ..reload import on_reload
 
-    init = click.Command.__init__
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
+    def born(command: Any) -> None:
         _counter[0] += 1
-        _commands[id(self)] = self
-        _born[id(self)] = _counter[0]
+        _born[id(command)] = _counter[0]
 
-    click.Command.__init__ = __init__
+    track_instances(click.Command, _commands, born)
     on_reload(_on_reload)
 
 

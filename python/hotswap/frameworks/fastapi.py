@@ -7,7 +7,8 @@ keeps every ``APIRouter`` (an app's router too) in a weak set. After each succes
 reconciles every router, in place (``router.routes`` is the list the app reads on each request):
 
 - a route whose endpoint is a top-level function of that module that the module no longer binds (the
-  function was removed, or its decorator ran again and registered the new object) is removed;
+  function was removed, or its decorator ran again and registered the new object) is removed (a route
+  registered again by a re-run decorator replaces the old one at once, while the reload runs);
 - a route whose endpoint, dependencies or annotations come from that module is built again from its recorded
   arguments, so changed parameters, dependencies and response models take effect;
 - a router included in another (``include_router``) whose routes changed is included again at the same place
@@ -32,6 +33,8 @@ import types
 import weakref
 from typing import Any, List, Tuple
 
+from . import track_instances
+
 logger = logging.getLogger("hotswap")
 
 _routers: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
@@ -47,16 +50,20 @@ def activate(fastapi: types.ModuleType) -> None:
     from ..reload import currently_reloading, on_reload
 
     _record_init(routing.APIRoute)
-    _track(routing.APIRouter, _routers)
-    _track(FastAPI, _apps)
+    track_instances(routing.APIRouter, _routers)
+    track_instances(FastAPI, _apps)
     add_api_route = routing.APIRouter.add_api_route
 
     @functools.wraps(add_api_route)
     def add_api_route_undoable(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if currently_reloading() and getattr(_reloading, "routes", None) is None:
+        if not currently_reloading():
+            return add_api_route(self, *args, **kwargs)
+        if getattr(_reloading, "routes", None) is None:
             # The reload may still fail: what every router held before it is put back then.
             _reloading.routes = [(router, list(router.routes)) for router in list(_routers.values())]
-        return add_api_route(self, *args, **kwargs)
+        result = add_api_route(self, *args, **kwargs)
+        _drop_superseded(self, self.routes[-1] if self.routes else None)
+        return result
 
     routing.APIRouter.add_api_route = add_api_route_undoable
     include_router = routing.APIRouter.include_router
@@ -80,18 +87,7 @@ def _record_init(cls: type) -> None:
     @functools.wraps(original)
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        self.__dict__[_INIT_ARGS] = (type(self), args, kwargs)
-
-    cls.__init__ = __init__
-
-
-def _track(cls: type, into: "weakref.WeakValueDictionary[int, Any]") -> None:
-    original = cls.__init__
-
-    @functools.wraps(original)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        into[id(self)] = self
+        self.__dict__[_INIT_ARGS] = (type(self), args, kwargs, _signature(self))
 
     cls.__init__ = __init__
 
@@ -119,19 +115,26 @@ def _stale(route: Any, module: types.ModuleType) -> bool:
     return current is None or inspect.unwrap(current) is not inspect.unwrap(endpoint)
 
 
+def _drop_superseded(router: Any, added: Any) -> None:
+    """A decorator that ran again during a reload registered ``added``: the routes of the same definition made
+    before (another function object) leave at once, so the old path is never served beside the new one."""
+    where = _top_level(getattr(added, "endpoint", None))
+    if where is None:
+        return
+    new = inspect.unwrap(added.endpoint)
+    stale = [route for route in router.routes if route is not added and _top_level(getattr(route, "endpoint", None))
+             == where and inspect.unwrap(route.endpoint) is not new]
+    if stale:
+        ids = {id(route) for route in stale}
+        router.routes[:] = [route for route in router.routes if id(route) not in ids]
+        _routes_changed(router)
+
+
 def _modules_of(route: Any) -> set:
     """Modules whose code or types the route was built from: endpoint, dependencies, annotations."""
     found = set()
-    calls: List[Any] = [getattr(route, "endpoint", None)]
-    dependant = getattr(route, "dependant", None)
-    todo = [dependant] if dependant is not None else []
-    while todo:
-        dep = todo.pop()
-        calls.append(getattr(dep, "call", None))
-        todo.extend(getattr(dep, "dependencies", ()) or ())
+    calls = _calls(route)
     for call in calls:
-        if call is None:
-            continue
         found.add(getattr(call, "__module__", None))
         annotations = getattr(inspect.unwrap(call), "__annotations__", None) or {}
         for value in list(annotations.values()):
@@ -145,13 +148,51 @@ def _rebuild(route: Any) -> Any:
     recorded = route.__dict__.get(_INIT_ARGS)
     if recorded is None:
         return route
-    cls, args, kwargs = recorded
+    cls, args, kwargs, _ = recorded
     if type(route) is not cls:
         return route
     return cls(*args, **kwargs)
 
 
-def _reconcile(router: Any, module: types.ModuleType) -> bool:
+def _calls(route: Any) -> List[Any]:
+    calls: List[Any] = [getattr(route, "endpoint", None)]
+    dependant = getattr(route, "dependant", None)
+    todo = [dependant] if dependant is not None else []
+    while todo:
+        dep = todo.pop()
+        calls.append(getattr(dep, "call", None))
+        todo.extend(getattr(dep, "dependencies", ()) or ())
+    return [call for call in calls if call is not None]
+
+
+def _signature(route: Any) -> Tuple[str, ...]:
+    """The signatures the route was built from (endpoint and dependencies), to tell a body edit from one that
+    changes what FastAPI derived."""
+    out = []
+    for call in _calls(route):
+        try:
+            out.append(repr(inspect.signature(call)))
+        except (TypeError, ValueError):
+            out.append(repr(call))
+    return tuple(out)
+
+
+def _needs_rebuild(route: Any, module: types.ModuleType, patched: Tuple[str, ...]) -> bool:
+    """Whether what FastAPI derived from the route's functions and types may have changed with this reload."""
+    recorded = route.__dict__.get(_INIT_ARGS)
+    if recorded is None or module.__name__ not in _modules_of(route):
+        return False
+    if _signature(route) != recorded[3]:
+        return True
+    # A class of the module used in an annotation or as the response model changed (a Pydantic field).
+    names = [f"{module.__name__}.{name}" for name in patched]
+    text = repr(getattr(route, "response_model", None)) + "".join(
+        repr(value) for call in _calls(route) for value in (getattr(inspect.unwrap(call), "__annotations__", None)
+                                                            or {}).values())
+    return any(name in text for name in names)
+
+
+def _reconcile(router: Any, module: types.ModuleType, patched: Tuple[str, ...] = ()) -> bool:
     """Brings one router's own routes up to date with ``module``; True when its list of routes changed."""
     routes = router.routes
     changed = False
@@ -160,7 +201,7 @@ def _reconcile(router: Any, module: types.ModuleType) -> bool:
         if _stale(route, module):
             changed = True
             continue
-        if module.__name__ in _modules_of(route):
+        if _needs_rebuild(route, module, patched):
             try:
                 new = _rebuild(route)
             except Exception:  # noqa: BLE001 - a route that cannot be built again keeps serving as it was
@@ -228,7 +269,7 @@ def _on_reload(report: Any) -> None:
         return
     routers = list(_routers.values())
     for router in routers:
-        _reconcile(router, module)
+        _reconcile(router, module, tuple(report.patched))
     # Included routers after every router's own routes are settled (an include copies the sub-router's routes).
     changed = True
     rounds = 0

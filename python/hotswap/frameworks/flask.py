@@ -25,6 +25,8 @@ import types
 import weakref
 from typing import Any
 
+from . import track_instances
+
 _apps: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 _reloading = threading.local()  # .apps: {id(app): (app, url_map, view_functions)} before this reload changed them
 
@@ -58,16 +60,9 @@ def activate(flask: types.ModuleType) -> None:
                 drop_endpoints(self, {name})
         return add_url_rule(self, rule, endpoint, view_func, *args, **kwargs)
 
-    init = app_class.__init__
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        _apps[id(self)] = self
-
     app_class._check_setup_finished = _check_setup_finished
     app_class.add_url_rule = add_url_rule_reloadable
-    app_class.__init__ = __init__
+    track_instances(app_class, _apps)
     on_reload(_on_reload)
 
 

@@ -10,27 +10,18 @@ recompiling one is a fraction of a millisecond), rather than working out which c
 
 from __future__ import annotations
 
-import functools
 import os
 import types
 import weakref
 from typing import Any, Iterator
 
-from . import on_file_saved
+from . import on_file_saved, track_instances
 
 _environments: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 
 
 def activate(jinja2: types.ModuleType) -> None:
-    cls = jinja2.Environment
-    init = cls.__init__
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        _environments[id(self)] = self
-
-    cls.__init__ = __init__
+    track_instances(jinja2.Environment, _environments)
     on_file_saved(template_saved)
 
 

@@ -1,13 +1,18 @@
 """Pydantic v2: a model whose fields changed validates and serialises as its new source says, and so do the
 models and ``TypeAdapter``\\ s that use it.
 
-Mechanism: Pydantic builds a model's core schema, validator and serializer when the class is created, and a
-model or ``TypeAdapter`` that uses another model embeds that model's schema at that moment. After each
-successful reload of a module, the adapter force-rebuilds (``model_rebuild(force=True)``) every model class of
-that module the reload patched, then every live model whose core schema refers to one of them (found by
-walking the schemas of ``BaseModel``'s subclasses; dependents rebuilt after what they depend on), then every
-``TypeAdapter`` whose schema refers to any of those (``TypeAdapter.rebuild(force=True)``, Pydantic 2.10+).
-FastAPI routes that use the models are rebuilt by the FastAPI adapter, which runs after this one.
+Mechanism: Pydantic collects a model's fields and validators and builds its core schema, validator and
+serializer when the class is created, and a model or ``TypeAdapter`` that uses another model embeds that
+model's schema at that moment. hotswap never creates a class twice: it sets the new body's members on the
+live class. So when a model class changes (the engine's ``after_class_change`` hook), the adapter collects
+its fields and decorators again from the live class, as Pydantic's metaclass does at creation
+(``set_model_fields``, ``DecoratorInfos.build``); after the reload, it force-rebuilds
+(``model_rebuild(force=True)``) each changed model, then every live model whose core schema refers to one of
+them (found by walking the schemas of ``BaseModel``'s subclasses; dependents rebuilt after what they depend
+on), then every ``TypeAdapter`` whose schema refers to any of those (``TypeAdapter.rebuild(force=True)``,
+Pydantic 2.10+). FastAPI routes that use the models are rebuilt by the FastAPI adapter, which runs after this
+one. Collecting fields uses Pydantic's internal functions; where they are missing or differ (another Pydantic
+release), the report's ``needs_restart`` says the model needs a restart instead.
 
 Trade-off: finding dependents walks the core schemas of all live models once per reload that changed a
 model (a few microseconds per model), rather than keeping a dependency index up to date at every class
@@ -16,34 +21,31 @@ creation.
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
+import threading
 import types
+import warnings
 import weakref
 from typing import Any, Dict, Iterable, List, Set
+
+from . import track_instances
 
 logger = logging.getLogger("hotswap")
 
 _adapters: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+_changed = threading.local()  # .models: the model classes the current reload changed
 
 
 def activate(pydantic: types.ModuleType) -> None:
+    from .. import _hooks
     from ..reload import on_reload
+
+    _hooks.after_class_change(_class_changed)
 
     adapter_class = getattr(pydantic, "TypeAdapter", None)
     if adapter_class is not None and hasattr(adapter_class, "rebuild"):
-        init = adapter_class.__init__
-
-        @functools.wraps(init)
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            init(self, *args, **kwargs)
-            try:
-                _adapters[id(self)] = self
-            except TypeError:  # pragma: no cover - a TypeAdapter without weak references
-                pass
-
-        adapter_class.__init__ = __init__
+        track_instances(adapter_class, _adapters)
     on_reload(_on_reload)
 
 
@@ -132,15 +134,33 @@ def _rebuild_order(changed: List[type], all_models: List[type]) -> List[type]:
     return order
 
 
+def _class_changed(change: Any) -> None:
+    """After the engine set a changed body's members on a live model class: its fields and decorators again."""
+    pydantic = sys.modules.get("pydantic")
+    cls = change.cls
+    if pydantic is None or not isinstance(cls, type) or not issubclass(cls, pydantic.BaseModel):
+        return
+    _changed.__dict__.setdefault("models", []).append(cls)
+    from pydantic._internal import _config, _decorators, _model_construction, _namespace_utils
+
+    config_wrapper = _config.ConfigWrapper(cls.model_config, check=False)
+    parent = _model_construction.unpack_lenient_weakvaluedict(cls.__pydantic_parent_namespace__) or {}
+    _model_construction.set_model_fields(cls, config_wrapper=config_wrapper,
+                                         ns_resolver=_namespace_utils.NsResolver(parent_namespace=parent))
+    cls.__pydantic_decorators__ = _decorators.DecoratorInfos.build(cls, replace_wrapped_methods=True)
+    cls.__pydantic_decorators__.update_from_config(config_wrapper)
+
+
 def _on_reload(report: Any) -> None:
-    if not report.ok or not report.patched:
+    models = _changed.__dict__.pop("models", [])
+    if not report.ok:
         return
     module = sys.modules.get(report.module)
     pydantic = sys.modules.get("pydantic")
     if module is None or pydantic is None:
         return
     base = pydantic.BaseModel
-    changed = _changed_models(module, report.patched, base)
+    changed = list({id(m): m for m in models + _changed_models(module, report.patched, base)}.values())
     if not changed:
         return
     rebuilt = _rebuild_order(changed, _subclasses(base))
@@ -153,6 +173,8 @@ def _on_reload(report: Any) -> None:
     for adapter in list(_adapters.values()):
         if _refers(_schema(adapter, "core_schema"), ids):
             try:
-                adapter.rebuild(force=True, _parent_namespace_depth=0)
+                with warnings.catch_warnings():  # shown when the adapter was made, if its maker let them through
+                    warnings.simplefilter("ignore")
+                    adapter.rebuild(force=True, _parent_namespace_depth=0)
             except Exception:  # noqa: BLE001
                 logger.exception("hotswap: cannot rebuild a TypeAdapter of %s", adapter)

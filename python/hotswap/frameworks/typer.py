@@ -12,13 +12,13 @@ before the adapter was activated is not reconciled.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import sys
 import types
 import weakref
 from typing import Any
 
+from . import track_instances
 from .click import callback_key
 
 _typers: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
@@ -27,14 +27,7 @@ _typers: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 def activate(typer: types.ModuleType) -> None:
     from ..reload import on_reload
 
-    init = typer.Typer.__init__
-
-    @functools.wraps(init)
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        _typers[id(self)] = self
-
-    typer.Typer.__init__ = __init__
+    track_instances(typer.Typer, _typers)
     on_reload(_on_typer_reload)
 
 

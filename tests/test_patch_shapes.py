@@ -1,0 +1,253 @@
+"""Edit shapes found in real projects' history: after each, the live module matches a fresh import of the new
+source, and references taken before the edit follow it."""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import textwrap
+import traceback
+
+from conftest import warm
+
+
+def test_a_later_statement_setting_a_docstring_keeps_its_effect(modules):
+    src = """
+        def document(fn):
+            fn.__doc__ = "set later"
+
+        def f():
+            return 1
+
+        document(f)
+    """
+    m = modules.load(src)
+    f = m.f
+    new = src.replace("return 1", "return 2")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert f() == 2 and f.__doc__ == "set later" == modules.load(new).f.__doc__
+    # A docstring the definition itself changes is the new one.
+    new = new.replace("        def f():\n", '        def f():\n            """own doc"""\n')
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert f.__doc__ == "own doc"
+
+
+def test_a_later_attribute_assignment_runs_again_after_its_definition_changes(modules):
+    src = """
+        def f():
+            return 1
+
+        f.__doc__ = "set later"
+        f.calls = 0
+    """
+    m = modules.load(src)
+    f = m.f
+    f.calls = 5
+    for new in (src.replace("return 1", "return 2"),
+                src.replace("        def f():\n", '        def f():\n            """own doc"""\n')):
+        report = modules.edit(m, new)
+        assert report.ok, report.error
+        fresh = modules.load(new).f
+        assert m.f is f and (f.__doc__, f.calls) == (fresh.__doc__, fresh.calls) == ("set later", 0)
+
+
+def test_a_statement_post_processing_a_changed_class_runs_again(modules):
+    src = """
+        class Stats:
+            def _calc_mean(self, xs):
+                return sum(xs) / len(xs)
+
+        for _name in [n for n in vars(Stats) if n.startswith("_calc_")]:
+            globals()[_name[len("_calc_"):]] = getattr(Stats, _name)
+            delattr(Stats, _name)
+    """
+    m = modules.load(src)
+    Stats = m.Stats
+    mean = m.mean
+    new = src.replace("        def _calc_mean", "        def _calc_total(self, xs):\n                return sum(xs)\n\n"
+                      "            def _calc_mean")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.total(None, [1, 2]) == 3 == fresh.total(None, [1, 2])
+    assert not hasattr(Stats, "_calc_total") and not hasattr(Stats, "_calc_mean")
+    assert mean(None, [2, 4]) == 3 and m.Stats is Stats
+    assert any("ran again" in note for note in report.notes)
+
+
+def test_final_binding_follows_source_order(modules):
+    src = """
+        class OrderedDict(dict):
+            pass
+
+        try:
+            from collections import OrderedDict
+        except ImportError:
+            pass
+    """
+    m = modules.load(src)
+    import collections
+
+    assert m.OrderedDict is collections.OrderedDict
+    report = modules.edit(m, src.replace("            pass\n\n        try", "            x = 1\n\n        try"))
+    assert report.ok, report.error
+    assert m.OrderedDict is collections.OrderedDict
+
+
+def test_names_bound_only_by_removed_statements_are_removed(modules):
+    src = """
+        import os
+        str = bytes
+        LIMIT: int = 5
+
+        def f():
+            return str("x", "ascii") if False else 1
+    """
+    m = modules.load(src)
+    assert m.str is bytes
+    new = src.replace("        import os\n        str = bytes\n        LIMIT: int = 5\n", "")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert not hasattr(m, "os") and "str" not in vars(m) and not hasattr(m, "LIMIT")
+    assert "LIMIT" not in m.__annotations__
+    assert eval("str", vars(m)) is builtins.str
+    assert set(report.removed) >= {"os", "str", "LIMIT"}
+
+
+def test_overload_stubs_added_above_a_def_leave_it_the_implementation(modules):
+    src = """
+        from typing import overload
+
+        def f(x):
+            return x * 2
+    """
+    m = modules.load(src)
+    f = m.f
+    warm(f, 2)
+    new = src.replace("        def f(x):", "        @overload\n        def f(x: int) -> int: ...\n"
+                      "        @overload\n        def f(x: str) -> str: ...\n        def f(x):")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.f is f and f(2) == 4 and warm(f, 3) == 6
+    new2 = new.replace("x * 2", "x * 3")
+    report = modules.edit(m, new2)
+    assert report.ok, report.error
+    assert m.f is f and f(2) == 6
+
+
+def test_a_changed_bare_string_never_becomes_the_module_docstring(modules):
+    src = '''
+        """Module doc."""
+
+        LIMIT = 5
+        """The limit."""
+    '''
+    m = modules.load(src)
+    report = modules.edit(m, src.replace("The limit.", "The new limit."))
+    assert report.ok, report.error
+    assert m.__doc__ == "Module doc."
+
+
+def test_adding_a_future_import_recompiles_every_function(modules):
+    src = """
+        def f(x: "int") -> "Undefined":
+            return x
+
+        class C:
+            def m(self) -> Missing:
+                return 1
+    """.replace("Missing", "'Missing'")
+    m = modules.load(src)
+    f, C = m.f, m.C
+    new = "from __future__ import annotations\n" + textwrap.dedent(src.replace("'Missing'", "Missing"))
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert f.__annotations__ == fresh.f.__annotations__ and C.m.__annotations__ == {"return": "Missing"}
+    assert f.__code__.co_flags == fresh.f.__code__.co_flags
+
+
+def test_a_def_inside_a_changed_block_is_patched_in_place(modules):
+    src = """
+        import sys
+
+        if sys.version_info >= (3,):
+            def f():
+                return 1
+        else:
+            def f():
+                return 0
+
+        try:
+            def g():
+                return 1
+        except Exception:
+            pass
+    """
+    m = modules.load(src)
+    f, g = m.f, m.g
+    warm(f)
+    report = modules.edit(m, src.replace("return 1", "return 2"))
+    assert report.ok, report.error
+    assert m.f is f and m.g is g and (f(), g()) == (2, 2) and warm(f) == 2
+
+
+def test_a_def_in_a_moved_block_gets_its_new_lines(modules):
+    src = """
+        try:
+            def f():
+                raise ValueError("here")
+        except Exception:
+            pass
+    """
+    m = modules.load(src)
+    f = m.f
+    new = "# one\n# two\n# three\n" + textwrap.dedent(src)
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    try:
+        f()
+    except ValueError as exc:
+        line = traceback.extract_tb(exc.__traceback__)[-1].lineno
+    assert line == modules.load(new).f.__code__.co_firstlineno + 1 == 7
+    assert inspect.getsourcelines(f)[1] == 6
+
+
+def test_a_decorator_added_to_a_plain_function_is_one_version_or_the_other(modules):
+    src = """
+        import contextlib
+
+        def opened(name):
+            return name
+    """
+    m = modules.load(src)
+    old = m.opened
+    new = src.replace("        def opened", "        @contextlib.contextmanager\n        def opened").replace(
+        "return name", "yield name.upper()")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert old("a") == "a"  # the old version, whole: never a generator
+    with m.opened("a") as value:
+        assert value == "A"
+    assert any("references taken before the edit keep running the old version" in n for n in report.notes)
+
+
+def test_a_class_made_by_a_moved_function_gets_its_new_lines(modules):
+    src = """
+        def make():
+            class K:
+                def m(self):
+                    raise ValueError("here")
+            return K
+    """
+    m = modules.load(src)
+    make = m.make
+    new = "# one\n# two\n" + textwrap.dedent(src)
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    K, fresh = make(), modules.load(new).make()
+    assert K.m.__code__.co_firstlineno == fresh.m.__code__.co_firstlineno == 6
+    if hasattr(fresh, "__firstlineno__"):  # 3.13+
+        assert K.__firstlineno__ == fresh.__firstlineno__ == 5
