@@ -75,7 +75,9 @@ for run in "${runs[@]}"; do
     continue
   fi
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
-  "$venv/bin/python" -m pytest -q "${suites[@]}" >"$logs/suite-$version-$prof" 2>&1 &
+  # A background job of a non-interactive shell starts with SIGINT ignored, and Python then leaves it ignored
+  # (the Ctrl-C tests would see nothing): restore the default before starting the suite.
+  (trap - INT; exec "$venv/bin/python" -m pytest -q "${suites[@]}") >"$logs/suite-$version-$prof" 2>&1 &
   suite_pid[$run]=$!
 done
 
