@@ -43,6 +43,8 @@ pub struct Step {
     /// "module", "moved", "future" (a `from __future__` import changed), "rebinds" (binds a name again after a
     /// statement that runs), "acts_on" (post-processes a changed definition, see `acts_on`).
     pub reason: &'static str,
+    /// For a class that is patched: how its body changed (see `MemberPlan`).
+    pub members: Option<MemberPlan>,
 }
 
 #[pymethods]
@@ -52,6 +54,73 @@ impl Step {
             "Step({} #{} from {:?}: {})",
             self.action, self.index, self.old_index, self.reason
         )
+    }
+}
+
+/// How a class body changed between two versions: class bodies are keyed and diffed like module bodies
+/// (definitions by name, other statements by text, in order), so the engine knows which members the reload
+/// sets and which hold class-level state it keeps.
+#[pyclass(frozen, get_all, name = "MemberPlan", module = "hotswap._native")]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberPlan {
+    /// Names bound only by unchanged statements of the body (reading nothing rebound): their values survive.
+    pub unchanged: Vec<String>,
+    /// Names bound by new or changed statements of the body.
+    pub changed: Vec<String>,
+    /// Names the old body's statements bound (a name bound before and not now is removed from the class).
+    pub old_bound: Vec<String>,
+    /// For each name a statement of the new body binds: (name, index of that statement in the new body, index of
+    /// the old statement it matches, if any). The last statement binding a name wins.
+    pub statements: Vec<(String, usize, Option<usize>)>,
+    /// The plans of nested classes that both bodies define, by name.
+    pub nested: Vec<(String, MemberPlan)>,
+}
+
+/// Plans how a class body changed (see `MemberPlan`); `rebound` are the names this reload rebinds.
+pub fn plan_members(old: &[Stmt], new: &[Stmt], rebound: &BTreeSet<String>) -> MemberPlan {
+    let old_refs: Vec<&Stmt> = old.iter().collect();
+    let new_refs: Vec<&Stmt> = new.iter().collect();
+    let none = BTreeSet::new();
+    let old_index: HashMap<_, usize> = keys(&old_refs, &none)
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| (key, i))
+        .collect();
+    let mut unchanged: BTreeSet<String> = BTreeSet::new();
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    let mut statements: Vec<(String, usize, Option<usize>)> = Vec::new();
+    let mut nested: Vec<(String, MemberPlan)> = Vec::new();
+    for (i, (stmt, key)) in new.iter().zip(keys(&new_refs, &none)).enumerate() {
+        let matched = old_index.get(&key).copied();
+        let same =
+            matched.is_some_and(|j| old[j].text == stmt.text) && !stmt.reads.iter().any(|name| rebound.contains(name));
+        for name in &stmt.binds {
+            if same {
+                unchanged.insert(name.clone());
+            } else {
+                changed.insert(name.clone());
+            }
+            statements.retain(|(bound, _, _)| bound != name);
+            statements.push((name.clone(), i, matched));
+        }
+        if let (Some(j), "class", Some(name)) = (matched, stmt.kind, &stmt.name) {
+            nested.push((name.clone(), plan_members(&old[j].members, &stmt.members, rebound)));
+        }
+    }
+    let old_bound: BTreeSet<String> = old.iter().flat_map(|s| s.binds.iter().cloned()).collect();
+    MemberPlan {
+        unchanged: unchanged.difference(&changed).cloned().collect(),
+        changed: changed.into_iter().collect(),
+        old_bound: old_bound.into_iter().collect(),
+        statements,
+        nested,
+    }
+}
+
+#[pymethods]
+impl MemberPlan {
+    fn __repr__(&self) -> String {
+        format!("MemberPlan(changed={:?}, unchanged={:?})", self.changed, self.unchanged)
     }
 }
 
@@ -273,6 +342,12 @@ pub fn plan_rebinding(old: &[&Stmt], new: &[&Stmt], whole_module: bool, outside:
                 old_index: matches[index],
                 action: action.as_str(),
                 reason,
+                members: match (action, matches[index]) {
+                    (Action::Patch, Some(j)) if new[index].kind == "class" => {
+                        Some(plan_members(&old[j].members, &new[index].members, &rebound))
+                    }
+                    _ => None,
+                },
             })
         })
         .collect();
@@ -469,6 +544,27 @@ mod tests {
             actions(&run(before, &after)),
             vec![(0, "run", "new"), (1, "patch", "future"), (2, "patch", "future")]
         );
+    }
+
+    #[test]
+    fn class_bodies_are_keyed_and_diffed_beside_module_statements() {
+        let before = "LIMIT = 1\nclass C:\n    x = LIMIT\n    cache = {}\n    def m(self):\n        return 1\n    class Inner:\n        y = 1\n    old = 1\n";
+        let after = before
+            .replace("LIMIT = 1", "LIMIT = 2")
+            .replace("return 1", "return 2")
+            .replace("y = 1", "y = 2")
+            .replace("    old = 1\n", "");
+        let plan = run(before, &after);
+        let members = plan.steps[1]
+            .members
+            .clone()
+            .expect("a patched class has a member plan");
+        assert_eq!(members.changed, vec!["Inner", "m", "x"]);
+        assert_eq!(members.unchanged, vec!["cache"]);
+        assert!(members.old_bound.contains(&"old".to_string()));
+        assert_eq!(members.statements[1], ("cache".to_string(), 1, Some(1)));
+        assert_eq!(members.nested[0].0, "Inner");
+        assert_eq!(members.nested[0].1.changed, vec!["y"]);
     }
 
     #[test]

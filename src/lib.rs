@@ -70,6 +70,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(split_statements_incremental, m)?)?;
     m.add_class::<diff::Plan>()?;
     m.add_class::<diff::Step>()?;
+    m.add_class::<diff::MemberPlan>()?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(patch::apply, m)?)?;
     m.add_class::<patch::PatchFunction>()?;

@@ -9,7 +9,7 @@ import signal
 import sys
 
 import pytest
-from proc_helpers import Run, edit, free_port, get, serves, write
+from proc_helpers import Run, edit, free_port, get, serves, wait_until, write
 
 
 @pytest.fixture
@@ -173,6 +173,41 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"wsgi {len(hits)}".encode()]
 """
+
+
+WORKERS_APP = """\
+import os
+hits = []
+
+def app(environ, start_response):
+    hits.append(1)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"v1 {os.getpid()} {len(hits)}".encode()]
+"""
+
+
+def test_gunicorn_workers_each_serve_the_edit_with_their_state(server):
+    root, start = server
+    write(root / "wsgi.py", WORKERS_APP)
+    port = free_port()
+    run = start("-m", "gunicorn", "wsgi:app", "-b", f"127.0.0.1:{port}", "-w", "2")
+    seen: dict = {}
+
+    def workers_at(version: str):
+        def check():
+            status, body = get(port, "/")
+            if status == 200 and body.startswith(version + " "):
+                _, pid, count = body.split()
+                seen.setdefault(version, {})[pid] = int(count)
+            return len(seen.get(version, {})) == 2
+        return check
+
+    wait_until(workers_at("v1"), 60, interval=0.02, what="both workers serving v1")
+    edit(root / "wsgi.py", WORKERS_APP.replace('f"v1 ', 'f"v2 '))
+    wait_until(workers_at("v2"), 60, interval=0.02, what="both workers serving v2")
+    assert set(seen["v2"]) == set(seen["v1"]), "the same worker processes: patched, not restarted"
+    assert all(seen["v2"][pid] > seen["v1"][pid] for pid in seen["v1"]), "each worker kept its request count"
+    interrupt_and_wait(run)
 
 
 def test_gunicorn_runs_under_hotswap_and_stops_on_ctrl_c(server):

@@ -61,7 +61,8 @@ class ReloadFailed(Exception):
 
 
 class Transaction:
-    def __init__(self, module: types.ModuleType, path: str, text: str, old_stmts, new_stmts, rebound: Set[str]):
+    def __init__(self, module: types.ModuleType, path: str, text: str, old_stmts, new_stmts, rebound: Set[str],
+                 member_plans: Optional[Dict[int, Any]] = None):
         self.module = module
         self.namespace: Dict[str, Any] = module.__dict__
         self.path = path
@@ -71,6 +72,7 @@ class Transaction:
         self.rebound = rebound
         self.is_main = module.__name__ == "__main__"
         self.index = {id(stmt): i for i, stmt in enumerate(new_stmts)}
+        self.member_plans = member_plans or {}  # the planner's MemberPlan of each patched class, by statement index
         self.notes: List[str] = []
         self.flags = _future_flags(new_stmts)
         self.ops: List[_native.Op] = []
@@ -215,7 +217,8 @@ class Transaction:
             self.run(stmt)
             self.patched.append(stmt.name)
             return
-        changed = self.patch_class(live, body, old_stmt, stmt, stmt.name)
+        plan = self.member_plans.get(self.index.get(id(stmt), -1))
+        changed = self.patch_class(live, body, old_stmt, stmt, stmt.name, plan)
         self.finish_classes()
         self.rebind(stmt.name, live)
         if changed or reason in ("changed", "reads"):
@@ -359,9 +362,10 @@ class Transaction:
 
     # --- classes ----------------------------------------------------------------------------------------------
 
-    def patch_class(self, live: type, body: "ClassBody", old_stmt, new_stmt, qualname: str) -> bool:
-        """Queues the writes that make ``live``'s members those of its evaluated ``body``; returns whether any
-        member changed. The machinery derived from the members is redone later (``finish_classes``)."""
+    def patch_class(self, live: type, body: "ClassBody", old_stmt, new_stmt, qualname: str, plan: Any) -> bool:
+        """Queues the writes that make ``live``'s members those of its evaluated ``body``, as the planner's
+        ``MemberPlan`` for the class body says; returns whether any member changed. The machinery derived from
+        the members is redone later (``finish_classes``)."""
         changed = False
         mark = self._mark()
         ns = dict(body.ns)
@@ -374,9 +378,14 @@ class Transaction:
             self.ops.append(_native.SetCell(dict_cell, body.ns))
         old_members = list(old_stmt.members) if old_stmt is not None else []
         new_members = list(new_stmt.members) if new_stmt is not None else []
-        unchanged, changed_names, member_stmts, old_member_stmts = _member_changes(
-            old_members, new_members, self.rebound)
-        old_bound = {name for member in old_members for name in member.binds}
+        if old_stmt is None:  # no baseline: every member counts as new
+            plan = _MemberPlanNew(new_members)
+        elif plan is None:
+            plan = _NO_MEMBER_PLAN
+        unchanged, changed_names, old_bound = set(plan.unchanged), set(plan.changed), set(plan.old_bound)
+        member_stmts = {name: new_members[i] for name, i, _ in plan.statements}
+        old_member_stmts = {name: old_members[j] for name, _, j in plan.statements if j is not None}
+        nested_plans = dict(plan.nested)
         is_enum = _machinery.is_enum(live)
         machinery_owned: Set[str] = set()
         if is_enum:
@@ -404,7 +413,8 @@ class Transaction:
             nested = self._bodies.get(id(old)) if new is old and isinstance(old, type) else None
             if nested is not None:
                 # A nested class: its body was evaluated against the live nested class, patched the same way.
-                if self.patch_class(old, nested, old_member_stmts.get(key), member_stmts.get(key), name) or \
+                if self.patch_class(old, nested, old_member_stmts.get(key), member_stmts.get(key), name,
+                                    nested_plans.get(key)) or \
                         key in changed_names:
                     self.patched.append(name)
                     changed = True
@@ -904,31 +914,6 @@ def _same(old: Any, new: Any) -> bool:
         return False
 
 
-def _member_changes(old_members, new_members, rebound: Set[str]):
-    """Class body statements: names bound only by unchanged ones, names bound by changed or new ones, and for
-    each name the statement (new and old) that binds it."""
-    def key(stmt):
-        return (stmt.kind, stmt.name if stmt.kind != "other" else stmt.text)
-
-    old_by_key: Dict[Any, List[Any]] = {}
-    for stmt in old_members:
-        old_by_key.setdefault(key(stmt), []).append(stmt)
-    unchanged: Set[str] = set()
-    changed: Set[str] = set()
-    new_by_name: Dict[str, Any] = {}
-    old_by_name: Dict[str, Any] = {}
-    for stmt in new_members:
-        candidates = old_by_key.get(key(stmt))
-        old = candidates.pop(0) if candidates else None
-        same = old is not None and old.text == stmt.text and not rebound.intersection(stmt.reads)
-        for name in stmt.binds:
-            (unchanged if same else changed).add(name)
-            new_by_name[name] = stmt
-            if old is not None:
-                old_by_name[name] = old
-    return unchanged - changed, changed, new_by_name, old_by_name
-
-
 def _nested_code_pairs(old: types.CodeType, new: types.CodeType) -> List[Tuple[types.CodeType, types.CodeType]]:
     """Nested code objects of ``old`` and ``new`` matched by name path and order (lambdas by order)."""
     def children(code):
@@ -961,6 +946,28 @@ def _shift_lines(code: types.CodeType, delta: int) -> types.CodeType:
         else c + delta if type(c) is int and c == first else c
         for c in code.co_consts)
     return code.replace(co_firstlineno=code.co_firstlineno + delta, co_consts=consts)
+
+
+class _NoMemberPlan:
+    """Stands in for the planner's ``MemberPlan`` where it has none (a nested class the old body defined inside a
+    block): no member counts as unchanged, so every value is compared."""
+
+    unchanged: Tuple[str, ...] = ()
+    changed: Tuple[str, ...] = ()
+    old_bound: Tuple[str, ...] = ()
+    statements: Tuple[Tuple[str, int, Optional[int]], ...] = ()
+    nested: Tuple[Tuple[str, Any], ...] = ()
+
+
+_NO_MEMBER_PLAN = _NoMemberPlan()
+
+
+class _MemberPlanNew(_NoMemberPlan):
+    """The member plan of a class body with nothing to compare it with: every statement is new."""
+
+    def __init__(self, members: Sequence[Any]) -> None:
+        self.statements = tuple((name, i, None) for i, stmt in enumerate(members) for name in stmt.binds)
+        self.changed = tuple(name for name, _, _ in self.statements)
 
 
 class ClassBody:

@@ -57,6 +57,23 @@ class Step:
     action: str
     """``"run"``, ``"patch"`` or ``"move"``."""
     reason: str
+    members: Optional[MemberPlan]
+    """For a class that is patched: how its body changed."""
+
+class MemberPlan:
+    """How a class body changed: its statements keyed and diffed like a module's (definitions by name, other
+    statements by text, in order)."""
+
+    unchanged: list[str]
+    """Names bound only by unchanged statements of the body that read nothing rebound: their values survive."""
+    changed: list[str]
+    """Names bound by new or changed statements of the body."""
+    old_bound: list[str]
+    """Names the old body bound (one bound before and not now is removed from the class)."""
+    statements: list[Tuple[str, int, Optional[int]]]
+    """(name, index of the new body's statement binding it last, index of the old statement it matches)."""
+    nested: list[Tuple[str, "MemberPlan"]]
+    """The plans of nested classes both bodies define."""
 
 class Plan:
     steps: list[Step]
