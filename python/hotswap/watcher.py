@@ -689,15 +689,6 @@ def _running_source(module: ModuleType) -> Optional[bytes]:
         return None
 
 
-def _read(path: str) -> Optional[bytes]:
-    """A file's bytes, or None if it cannot be read (used by the IPython extension after ``%%writefile``)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def _engine_lock() -> ContextManager[object]:
     """The engine's one-reload-at-a-time lock (re-entrant), held across a check and the reload it decides."""
     return _reload_mod._reload_lock
