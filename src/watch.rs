@@ -1292,7 +1292,7 @@ mod tests {
     }
 
     /// A reader that returns `content` for every path it is asked for, and counts the reads.
-    fn reader<'r>(content: &'static str, reads: &'r mut usize) -> impl FnMut(&Path) -> Found + 'r {
+    fn reader<'a>(content: &'static str, reads: &'a mut usize) -> impl FnMut(&Path) -> Found + 'a {
         move |p: &Path| {
             *reads += 1;
             file(p.to_str().unwrap(), content)
