@@ -221,6 +221,9 @@ def test_gunicorn_runs_under_hotswap_and_stops_on_ctrl_c(server):
 
 
 
+@pytest.mark.xfail(sys.version_info < (3, 10), strict=False,
+                   reason="known open bug: on 3.9 (and the uvicorn release it gets) hotswap run still prints the "
+                          "lifespan CancelledError traceback on Ctrl-C that plain uvicorn does not")
 def test_ctrl_c_at_a_terminal_ends_uvicorn_as_quietly_as_without_hotswap(server):
     pexpect = pytest.importorskip("pexpect")
     root, _start = server

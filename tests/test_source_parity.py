@@ -55,7 +55,7 @@ def test_both_splitters_agree_on_the_standard_library():
         except SyntaxError:
             rejected.append(path.name)  # newer syntax than rustpython-parser knows: the fallback's job
             continue
-        lines = text.splitlines(keepends=True)
+        lines = _source.source_lines(text)
         fallback = [_source._describe(node, text, lines) for node in tree.body]
         compared += 1
         if len(native) != len(fallback):

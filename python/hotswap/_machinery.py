@@ -73,7 +73,10 @@ def _generated(cls: type, key: str, value: Any, path: str, module: str) -> bool:
     code = getattr(inner, "__code__", None)
     if code is None or code.co_filename == path:
         return False
-    return value.__qualname__ == f"{cls.__qualname__}.{key}" or getattr(value, "__module__", None) == module
+    qualname = value.__qualname__
+    # 3.9's dataclasses leave their generated functions named after the factory that made them.
+    return (qualname == f"{cls.__qualname__}.{key}" or getattr(value, "__module__", None) == module
+            or qualname == f"__create_fn__.<locals>.{key}")
 
 
 def strip_dataclass(cls: type, path: str, body: Mapping[str, Any]) -> None:

@@ -16,6 +16,7 @@ import ast
 import importlib.util
 import marshal
 import os
+import re
 import sys
 import sysconfig
 import threading
@@ -88,7 +89,8 @@ def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_n
         return tuple(_native.split_statements(text, path))
     except SyntaxError:
         tree = cast(ast.Module, compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True))  # CPython's errors
-        return tuple(_describe(node, text) for node in tree.body)
+        lines = source_lines(text)
+        return tuple(_describe(node, text, lines) for node in tree.body)
 
 
 def baseline(module: ModuleType, path: str) -> Optional[Baseline]:
@@ -331,8 +333,16 @@ class _Scan(ast.NodeVisitor):
         super().generic_visit(node)
 
 
+def source_lines(text: str) -> List[str]:
+    """``text`` split into lines as the tokenizer counts them (at \\n, \\r\\n and \\r only), ends kept.
+
+    ``str.splitlines`` also splits at form feeds and other separators, which would shift every line number after
+    them (several standard library modules have form feeds between sections)."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
+
+
 def _describe(node: ast.stmt, text: str, lines: Optional[List[str]] = None) -> _native.Stmt:
-    lines = lines if lines is not None else text.splitlines(keepends=True)
+    lines = lines if lines is not None else source_lines(text)
     decorators = list(getattr(node, "decorator_list", ()))
     start_line = decorators[0].lineno if decorators else node.lineno
     start_col = lines[start_line - 1].index("@") if decorators else node.col_offset
