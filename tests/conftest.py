@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import textwrap
 import time
@@ -15,6 +16,11 @@ import pytest
 
 import hotswap
 from hotswap import _source
+
+# A suite started as a background job of a shell without job control inherits SIGINT ignored, and Python then
+# installs no KeyboardInterrupt handler: the Ctrl-C tests need the handler a program started at a terminal has.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class ModuleFactory:
