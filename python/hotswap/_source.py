@@ -23,7 +23,7 @@ import threading
 from types import ModuleType
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, cast
 
-from . import _native
+from . import _datafiles, _native
 
 
 class Baseline(NamedTuple):
@@ -224,6 +224,7 @@ class BaselineFinder:
                     else:
                         with _lock:
                             _imported_sources[real] = data
+                        _datafiles.expect(origin, name)  # files its top-level code reads are recorded
             return spec
         return None
 
@@ -232,6 +233,7 @@ class BaselineFinder:
 
 
 def install_import_hook() -> None:
+    _datafiles.install()
     if not any(isinstance(finder, BaselineFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, BaselineFinder())
 
