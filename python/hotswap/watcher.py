@@ -185,7 +185,7 @@ class AutoReloader:
             )
         self._thread = threading.Thread(target=self._run, name="hotswap-autoreload", daemon=True)
         self._thread.start()
-        self._start_data_thread()
+        self._start_data_files()
         _live.add(self)
 
     # -- public API ---------------------------------------------------------------------------------------------
@@ -304,13 +304,12 @@ class AutoReloader:
             self._stopping = True
             self._lock.notify_all()
         self._watcher.stop()
-        self._data_wake.set()
         with self._lock:
-            data_watcher = self._data_watcher
+            data_watcher, data_thread = self._data_watcher, self._data_thread
         if data_watcher is not None:
             data_watcher.stop()
-        for thread in (self._thread, self._data_thread):
-            if thread is not threading.current_thread():
+        for thread in (self._thread, data_thread):
+            if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=5)
         _live.discard(self)
 
@@ -351,6 +350,10 @@ class AutoReloader:
             if now - last_check >= MODULES_CHECK_S:
                 last_check = now
                 self._modules.refresh_if_imported()
+                try:
+                    self._refresh_data_files()
+                except Exception:  # pragma: no cover - a bug here must not end watching
+                    logger.exception("updating the watched data files failed")
             if saved:
                 try:
                     self._handle(saved)
@@ -514,19 +517,17 @@ class AutoReloader:
     # module watcher's roots and patterns stay as the user gave them. It is rebuilt when the recorded files change
     # (a module imported later, a reload whose statements read other files).
 
-    def _start_data_thread(self, catch_up: bool = False) -> None:
-        self._data_wake = threading.Event()
+    def _start_data_files(self) -> None:
         self._data_watcher: Optional[_native.Watcher] = None
+        self._data_thread: Optional[threading.Thread] = None
         self._data_files = {}
         self._data_generation: Tuple[int, int] = (-1, -1)
         self._data_files_seen: set = set()  # files this reloader has checked since it started watching them
-        if not catch_up:
-            self._refresh_data_files()  # watching starts at once, as for the modules
-        self._data_thread = threading.Thread(target=self._run_data, args=(catch_up,), name="hotswap-autoreload-data",
-                                             daemon=True)
-        self._data_thread.start()
+        self._refresh_data_files()  # watching starts at once, as for the modules
 
     def _refresh_data_files(self) -> None:
+        """Watches the files that the modules under the roots read (called at start, then by the watcher thread
+        every ``MODULES_CHECK_S``); cheap when nothing was imported or recorded since."""
         _datafiles.resolve()
         generation = (_datafiles.generation, self._modules.seen)  # recorded files, modules under the roots
         if generation == self._data_generation:
@@ -548,8 +549,12 @@ class AutoReloader:
             old, self._data_watcher, self._data_files = self._data_watcher, watcher, found
             watched_before = set(self._data_files_seen)
             self._data_files_seen.update(found)
+            if watcher is not None and (self._data_thread is None or not self._data_thread.is_alive()):
+                self._data_thread = threading.Thread(target=self._run_data, name="hotswap-autoreload-data",
+                                                     daemon=True)
+                self._data_thread.start()
         if old is not None:
-            old.stop()
+            old.stop()  # its wait returns None: the data thread goes on with the new one
         logger.debug("watching %d file(s) read at import: %s", len(found), ", ".join(sorted(found)))
         # A file saved after its module read it and before it was watched here: applied now.
         for path in sorted(found.keys() - watched_before):
@@ -557,22 +562,14 @@ class AutoReloader:
             if checked is not None:
                 self._on_data_saved(*checked)
 
-    def _run_data(self, catch_up: bool = False) -> None:
-        if catch_up:  # a forked child: every file is checked once, for saves made while it forked
-            self._data_files_seen = set()
-            self._refresh_data_files()
+    def _run_data(self) -> None:
         while not self._stopping:
-            try:
-                self._refresh_data_files()
-            except Exception:  # pragma: no cover - a bug here must not end watching
-                logger.exception("updating the watched data files failed")
             watcher = self._data_watcher
             if watcher is None:
-                self._data_wake.wait(MODULES_CHECK_S)
-                continue
+                return  # started again when there are files to watch
             try:
                 batch = watcher.wait(MODULES_CHECK_S)
-            except Exception:  # pragma: no cover
+            except Exception:  # pragma: no cover - the native wait raises only for signals (main thread only)
                 logger.exception("watching data files failed")
                 return
             if batch is None or self._stopping:
@@ -643,7 +640,10 @@ class AutoReloader:
         self._thread.start()
         if self._data_watcher is not None:
             self._data_watcher.stop()  # forgets the parent's threads
-        self._start_data_thread(catch_up=True)
+        self._data_watcher = None
+        self._data_thread = None
+        self._data_files, self._data_files_seen = {}, set()  # checked again by the catch-up
+        self._data_generation = (-1, -1)
 
     def _catch_up(self) -> None:
         """Checks every watched module's file once: a save made while the process forked (before this process's
@@ -655,6 +655,10 @@ class AutoReloader:
                 self._handle(saved)
             except Exception:  # pragma: no cover - a bug here must not end watching
                 logger.exception("checking the watched files after a fork failed")
+        try:
+            self._refresh_data_files()  # and the files modules read at import, each checked once
+        except Exception:  # pragma: no cover
+            logger.exception("checking the watched data files after a fork failed")
 
 
 class _ModuleMap:
