@@ -1,6 +1,7 @@
 """Cost of recording the files modules read at import (the ``open`` audit hook of ``hotswap._datafiles``).
 
-Imports: a tree of 300 modules imported in a fresh interpreter, median of several runs: without hotswap, with
+Imports: a tree of 300 modules imported in a fresh interpreter, best of several runs (the machine's load moves
+the median more than the hook does): without hotswap, with
 hotswap but its audit hook left out (``sys.addaudithook`` replaced by a no-op before ``import hotswap``: the import
 hook that records sources still runs), with hotswap as shipped, and with every module reading a small JSON file at
 import. Outside imports: the cost per audited operation (``open`` of a file; setting a class attribute, which CPython
@@ -10,14 +11,13 @@ audits as ``object.__setattr__``) once the imports are done, with and without th
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 MODULES = 300
-RUNS = 7
+RUNS = 11
 
 IMPORT_TREE = """
 import sys, time
@@ -77,15 +77,15 @@ def main() -> None:
     plain, reading = base / "plain", base / "reading"
     make_tree(plain, False)
     make_tree(reading, True)
-    rows = []
-    for label, setup in SETUPS.items():
-        times = [float(run(IMPORT_TREE.format(root=str(plain), setup=setup))) for _ in range(RUNS)]
-        rows.append((label, "no", statistics.median(times)))
-    times = [float(run(IMPORT_TREE.format(root=str(reading), setup=SETUPS["hotswap"]))) for _ in range(RUNS)]
-    rows.append(("hotswap", "yes (300 files recorded)", statistics.median(times)))
-    times = [float(run(IMPORT_TREE.format(root=str(reading), setup=SETUPS["without hotswap"]))) for _ in range(RUNS)]
-    rows.append(("without hotswap", "yes", statistics.median(times)))
-    print(f"Importing a {MODULES}-module tree, median of {RUNS} fresh interpreters (Python {sys.version.split()[0]})")
+    cases = [(label, "no", plain, setup) for label, setup in SETUPS.items()]
+    cases += [("without hotswap", "yes", reading, SETUPS["without hotswap"]),
+              ("hotswap", f"yes ({MODULES} files recorded)", reading, SETUPS["hotswap"])]
+    times: dict = {case[:2]: [] for case in cases}
+    for _ in range(RUNS):  # interleaved, so a change in the machine's load hits every case alike
+        for label, reads, root, setup in cases:
+            times[(label, reads)].append(float(run(IMPORT_TREE.format(root=str(root), setup=setup))))
+    rows = [(label, reads, min(times[(label, reads)])) for label, reads, _, _ in cases]
+    print(f"Importing a {MODULES}-module tree, best of {RUNS} fresh interpreters (Python {sys.version.split()[0]})")
     print()
     print("| setup | each module reads a JSON file | import time |")
     print("|---|---|---:|")

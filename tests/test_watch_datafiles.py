@@ -328,3 +328,21 @@ def test_a_save_made_before_the_reloader_started_is_applied_when_it_starts(proje
     reloader = start(str(project.root))
     report = reloader.wait_for_reload(timeout=10)
     assert report is not None and report.ok and limit() == 60
+
+
+def test_a_default_value_read_from_a_file_is_evaluated_again(project):
+    module = project(
+        """\
+        import pathlib
+        HERE = pathlib.Path(__file__).parent
+
+        def greet(name, greeting=(HERE / "{config}").read_text().strip()):
+            return f"{greeting} {name}"
+        """,
+        greeting__txt="hi",
+    )
+    greet = module.greet
+    (project.root / "greeting.txt").write_text("hello")
+    report = hotswap.reload(module, data_files=[str(project.root / "greeting.txt")])
+    assert report.ok, report.error
+    assert module.greet is greet and greet("ann") == "hello ann"

@@ -315,7 +315,8 @@ def _with_read(stmt: _native.Stmt, name: str, members: Optional[List[_native.Stm
         kind=stmt.kind, name=stmt.name, text=stmt.text, lineno=stmt.lineno, end_lineno=stmt.end_lineno,
         def_lineno=stmt.def_lineno, def_text=stmt.def_text, decorators=list(stmt.decorators),
         binds=list(stmt.binds), reads=[*stmt.reads, name], calls_reloading=stmt.calls_reloading,
-        defaults=list(stmt.defaults), members=list(stmt.members) if members is None else members,
+        defaults=[(param, text, [*reads, name]) for param, text, reads in stmt.defaults],  # evaluated anew
+        members=list(stmt.members) if members is None else members,
     )
 
 
