@@ -19,7 +19,6 @@ import pytest
 
 import hotswap
 from conftest import wait_until
-from hotswap import AutoReloader
 
 QUIET = 0.3  # how long "no reload happens" is watched for
 
@@ -72,20 +71,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield load
     for name in names:
         sys.modules.pop(name, None)
-
-
-@pytest.fixture
-def start():
-    started = []
-
-    def make(*args, **kwargs) -> AutoReloader:
-        reloader = AutoReloader(*args, **kwargs)
-        started.append(reloader)
-        return reloader
-
-    yield make
-    for reloader in started:
-        reloader.stop()
 
 
 def test_a_json_config_read_at_import_is_recorded_with_its_reader(project):
