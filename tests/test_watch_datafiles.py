@@ -331,3 +331,16 @@ def test_a_default_value_read_from_a_file_is_evaluated_again(project):
     report = hotswap.reload(module, data_files=[str(project.root / "greeting.txt")])
     assert report.ok, report.error
     assert module.greet is greet and greet("ann") == "hello ann"
+
+
+def test_a_data_file_matching_include_is_reloaded_not_handed_to_on_other_file(project, start):
+    """`hotswap run --include '*.json'` restarts the program for other files: a file read at import is re-run."""
+    module = project(CONFIG_MODULE, config__json='{"limit": 1, "greeting": "hi"}')
+    (project.root / "other.json").write_text("{}")
+    others = []
+    reloader = start(str(project.root), include=("*.py", "*.json"), on_other_file=others.append)
+    (project.root / "config.json").write_text('{"limit": 2, "greeting": "hi"}')
+    report = reloader.wait_for_reload(timeout=10)
+    assert report is not None and report.ok and module.LIMIT == 20
+    (project.root / "other.json").write_text('{"x": 1}')
+    assert wait_until(lambda: others == [str(project.root / "other.json")], timeout=10)
