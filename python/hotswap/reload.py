@@ -102,8 +102,7 @@ class ReloadReport:
     def summary(self) -> str:
         """One line for logs, e.g. ``app.models: patched 2, added 1 (0.41 ms)``."""
         if not self.ok:
-            trigger = f" ({', '.join(map(os.path.basename, self.data_files))} saved)" if self.data_files else ""
-            return f"{self.module}: reload failed{trigger}, old code kept: {self.reason()}"
+            return f"{self.module}: reload failed{self._trigger()}, old code kept: {self.reason()}"
         parts = [f"{label} {len(names)}" for label, names in
                  (("patched", self.patched), ("added", self.added), ("removed", self.removed)) if names]
         if self.executed:
@@ -116,8 +115,10 @@ class ReloadReport:
             parts.append(f"failed in {', '.join(failed)} (kept its old imports)")
         if self.needs_restart:
             parts.append(f"needs restart: {self.needs_restart}")
-        trigger = f" ({', '.join(map(os.path.basename, self.data_files))} saved)" if self.data_files else ""
-        return f"{self.module}: {', '.join(parts) or 'no change'}{trigger} ({self.duration_ms:.2f} ms)"
+        return f"{self.module}: {', '.join(parts) or 'no change'}{self._trigger()} ({self.duration_ms:.2f} ms)"
+
+    def _trigger(self) -> str:
+        return f" ({', '.join(map(os.path.basename, self.data_files))} saved)" if self.data_files else ""
 
 
 _state = threading.local()
@@ -249,9 +250,10 @@ def data_files_read(module: Union[types.ModuleType, str, None] = None) -> Dict[s
 
 def _reload_and_report(
     module: Union[types.ModuleType, str], mode: str, source: Union[bytes, str, None], *, log_failure: bool,
-    data_files: Tuple[str, ...] = (),
+    data_files: Optional[Tuple[str, ...]] = None,
 ) -> ReloadReport:
-    """``reload``; ``log_failure=False`` for a caller that reports failures itself (the watcher warns once)."""
+    """``reload``; ``log_failure=False`` for a caller that reports failures itself (the watcher warns once);
+    ``data_files``: re-run the statements that read them instead (see ``reload``)."""
     if mode not in ("changed", "module"):
         raise ValueError(f"mode must be 'changed' or 'module', not {mode!r}")
     if isinstance(module, str):
@@ -266,7 +268,7 @@ def _reload_and_report(
         outer = _active
         try:
             before = _crossmodule.names(module)
-            if data_files:
+            if data_files is not None:
                 report = _reread(module, path, data_files, start, interrupts)
             else:
                 report = _reload(module, path, mode, source, start, interrupts)
