@@ -344,3 +344,15 @@ def test_a_data_file_matching_include_is_reloaded_not_handed_to_on_other_file(pr
     assert report is not None and report.ok and module.LIMIT == 20
     (project.root / "other.json").write_text('{"x": 1}')
     assert wait_until(lambda: others == [str(project.root / "other.json")], timeout=10)
+
+
+def test_a_failure_inside_the_audit_hook_never_fails_the_programs_open(project, monkeypatch, tmp_path):
+    from hotswap import _datafiles
+
+    def broken(args):
+        raise RuntimeError("bug in the recorder")
+
+    monkeypatch.setattr(_datafiles, "_on_open", broken)
+    module = project(CONFIG_MODULE, config__json='{"limit": 1, "greeting": "hi"}')  # opens inside a window
+    assert module.LIMIT == 10
+    assert hotswap.data_files_read(module) == {}

@@ -69,12 +69,16 @@ class _Window:
 
 
 def _audit(event: str, args: tuple) -> None:
-    # Called for every audit event of the process, forever: keep the common path to two comparisons.
-    if event == "open":
-        if _windows:
-            _on_open(args)
-    elif event == "exec" and _expected:
-        _on_exec(args)
+    # Called for every audit event of the process, forever: keep the common path to two comparisons. An exception
+    # here would abort the operation audited (the program's own open()), so none may leave.
+    try:
+        if event == "open":
+            if _windows:
+                _on_open(args)
+        elif event == "exec" and _expected:
+            _on_exec(args)
+    except Exception:  # noqa: BLE001 - recording is best effort; the program's open() must not fail for it
+        pass
 
 
 def _on_exec(args: tuple) -> None:
