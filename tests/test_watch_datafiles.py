@@ -346,7 +346,7 @@ def test_a_data_file_matching_include_is_reloaded_not_handed_to_on_other_file(pr
     assert wait_until(lambda: others == [str(project.root / "other.json")], timeout=10)
 
 
-def test_a_failure_inside_the_audit_hook_never_fails_the_programs_open(project, monkeypatch, tmp_path):
+def test_a_failure_inside_the_audit_hook_never_fails_the_programs_open(project, monkeypatch):
     from hotswap import _datafiles
 
     def broken(args):
