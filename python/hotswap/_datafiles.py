@@ -150,15 +150,14 @@ def _close_finished_imports(thread: int, windows: List[_Window]) -> None:
     """Closes the import windows of this thread whose module finished running (the import system then sets the
     spec's ``_initializing`` to False); their records wait in ``_unresolved``."""
     global generation
-    while windows and windows[-1].spec is not None and not getattr(windows[-1].spec, "_initializing", False):
-        done = windows.pop()
-        if done.records:
-            _unresolved.append(done)
-            generation += 1
-    if not windows:
-        with _lock:
-            if not windows and _windows.get(thread) is windows:
-                del _windows[thread]
+    with _lock:  # resolve() closes other threads' windows too
+        while windows and windows[-1].spec is not None and not getattr(windows[-1].spec, "_initializing", False):
+            done = windows.pop()
+            if done.records:
+                _unresolved.append(done)
+                generation += 1
+        if not windows and _windows.get(thread) is windows:
+            del _windows[thread]
 
 
 def expect(origin: str, name: str) -> None:
