@@ -87,7 +87,9 @@ _reload_mod = importlib.import_module(__package__ + ".reload")
 class AutoReloader:
     """Watches ``path`` and reloads each loaded module whose file is saved, on its own thread or on request.
 
-    Watching starts at once. Files under ``path`` that no loaded module came from are ignored. A save that does
+    Watching starts at once. Files under ``path`` that no loaded module came from are ignored, except the files
+    that those modules read while their top-level code ran (a config, a template read with ``open``; see
+    ``hotswap.data_files_read``), wherever they are: saving one re-runs the statements that read it. A save that does
     not change what a module runs (``touch``, an editor's "save" without edits) does nothing; a broken save
     (syntax error, exception at import) is logged once as a warning with file and line, and the old code keeps
     running until the next good save. An emptied file is never applied (it is logged once as a warning), and a
