@@ -331,6 +331,13 @@ def test_a_default_value_read_from_a_file_is_evaluated_again(project):
     report = hotswap.reload(module, data_files=[str(project.root / "greeting.txt")])
     assert report.ok, report.error
     assert module.greet is greet and greet("ann") == "hello ann"
+    # The body changes: the def is patched without evaluating its default again, and it stays the file's reader.
+    path = Path(module.__file__)
+    path.write_text(path.read_text().replace('return f"{greeting} {name}"', 'return f"{greeting}, {name}!"'))
+    assert hotswap.reload(module).ok and greet("ann") == "hello, ann!"
+    (project.root / "greeting.txt").write_text("hey")
+    assert hotswap.reload(module, data_files=[str(project.root / "greeting.txt")]).ok
+    assert greet("ann") == "hey, ann!"
 
 
 def test_a_data_file_matching_include_is_reloaded_not_handed_to_on_other_file(project, start):
