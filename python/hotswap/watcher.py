@@ -185,9 +185,9 @@ class AutoReloader:
                 ", ".join(self.roots),
                 self._watcher.poll_interval_ms,
             )
+        self._start_data_files()
         self._thread = threading.Thread(target=self._run, name="hotswap-autoreload", daemon=True)
         self._thread.start()
-        self._start_data_files()
         _live.add(self)
 
     # -- public API ---------------------------------------------------------------------------------------------
@@ -548,6 +548,10 @@ class AutoReloader:
             logger.warning("cannot watch the files modules read at import (%s): %s", ", ".join(sorted(found)), exc)
             return
         with self._lock:
+            if self._stopping:  # stop() ran meanwhile: it has stopped the watcher it saw, this one is never used
+                if watcher is not None:
+                    watcher.stop()
+                return
             old, self._data_watcher, self._data_files = self._data_watcher, watcher, found
             watched_before = set(self._data_files_seen)
             self._data_files_seen.update(found)
