@@ -92,8 +92,8 @@ def project(tmp_path_factory):
 def local(project, tmp_path_factory):
     preload = tmp_path_factory.mktemp("preload") / "worker_path.py"
     # Spawned workers start with this process's sys.path: as on another machine, they see only their own copy.
-    preload.write_text(f"import sys\nsys.path[:] = [{str(project.worker_src)!r}] + "
-                       f"[p for p in sys.path if p != {str(project.client_src)!r}]\n")
+    preload.write_text(f"import sys\nsys.path[:] = [{str(project.worker_src)!r} if p == {str(project.client_src)!r} "
+                       "else p for p in sys.path]\n")
     cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1",
                            dashboard_address=None, preload=[str(preload)])
     client = Client(cluster)
@@ -234,6 +234,19 @@ def test_broken_save_is_reported_per_worker_and_nothing_applied(project, client,
         assert report.ok and len(report.applied) == 2, report.summary()
         assert set(on_each(client, tasks.total, [1, 2, 3]).values()) == {36}
     assert client.run(os.getpid) == pids
+
+
+def test_after_detach_upload_file_and_importlib_reload_work_as_without_hotswap(project, client, tmp_path):
+    tasks = project.add(FUNC)
+    on_each(client, tasks.total, [1, 2, 3])  # loaded everywhere
+    with hotswap.dask.attach(client, path=project.client_src) as handle:
+        project.save(tasks, FUNC.replace("RATE = 2", "RATE = 3"))
+        assert next_report(handle, tasks).ok
+    assert set(on_each(client, tasks.total, [1, 2, 3]).values()) == {18}  # the workers keep what they were sent
+    upload = tmp_path / f"{tasks.__name__}.py"
+    upload.write_text(textwrap.dedent(FUNC.replace("RATE = 2", "RATE = 4")))
+    client.upload_file(str(upload))  # Dask writes it next to each worker and re-imports it
+    assert set(on_each(client, tasks.total, [1, 2, 3]).values()) == {24}
 
 
 def test_worker_added_after_the_edit_runs_the_new_code(project, local):

@@ -155,11 +155,13 @@ class DaskReloader:
         self._unread: Deque[ClusterReport] = deque(maxlen=1000)
         self._lock = threading.Condition(threading.Lock())
         self._detached = False
+        self._names: Tuple[str, ...] = ()
         self.reloader = AutoReloader(path, apply="thread", on_reload=self._on_local_reload, **reloader_args)
         try:
             # Now, on every worker: hotswap's import hook (baselines of modules imported from here on), and the
             # baselines of the watched modules already loaded there, read before any save can reach them.
-            self._register_plugin(_watched_names(self.reloader.roots))
+            self._names = _watched_names(self.reloader.roots)
+            self._register_plugin()
         except BaseException:
             self.reloader.stop()
             raise
@@ -179,8 +181,8 @@ class DaskReloader:
             return self._unread.popleft()
 
     def detach(self) -> None:
-        """Stops watching and sending. Workers keep the code they were sent; workers that join later no longer get
-        it. May be called again."""
+        """Stops watching and sending. Workers keep the code they were sent; modules they import from now on, and
+        workers that join later, come from the workers' own files. May be called again."""
         with self._lock:
             if self._detached:
                 return
@@ -190,6 +192,8 @@ class DaskReloader:
         try:
             if self.client.status == "running":
                 self.client.unregister_worker_plugin(PLUGIN_NAME)
+                # Modules not imported yet on a worker are imported from its own files again from now on.
+                self.client.run(_forget_sent, on_error="ignore")
         except Exception:
             logger.debug("could not unregister the %s worker plugin", PLUGIN_NAME, exc_info=True)
 
@@ -248,11 +252,11 @@ class DaskReloader:
         self.sources[name] = text
         # After the run, so the workers that got it already find it running (the plugin's setup then does nothing
         # there) and the reports above are theirs; a worker that joined meanwhile gets it from the plugin.
-        self._register_plugin(())
+        self._register_plugin()
         return workers
 
-    def _register_plugin(self, names: Iterable[str]) -> None:
-        plugin = SentSources(dict(self.sources), self.mode, tuple(names))
+    def _register_plugin(self) -> None:
+        plugin = SentSources(dict(self.sources), self.mode, self._names)
         register = getattr(self.client, "register_plugin", None) or self.client.register_worker_plugin
         register(plugin, name=PLUGIN_NAME)
 
@@ -422,8 +426,8 @@ class _SentSourceFinder:
 
     def find_spec(self, name: str, path: Optional[Sequence[str]] = None, target: Optional[ModuleType] = None):
         text = self.sources.get(name)
-        if text is None:
-            return None
+        if text is None or name in sys.modules:
+            return None  # a reload by other means (importlib.reload, Client.upload_file) finds the file as usual
         finders = sys.meta_path
         start = finders.index(self) + 1 if self in finders else len(finders)
         for finder in finders[start:]:
@@ -438,6 +442,12 @@ class _SentSourceFinder:
 
     def invalidate_caches(self) -> None:
         pass
+
+
+def _forget_sent() -> None:
+    """On a worker, at ``detach()``: modules imported from now on come from the worker's own files."""
+    _finder().sources.clear()
+    _attempted.clear()
 
 
 class _SentSourceLoader(importlib.machinery.SourceFileLoader):
