@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPEATS = 5
+REPEATS = 15
 RESTART_REPEATS = 3
 WORKER_COUNTS = (2, 4)
 DATA_MB_PER_WORKER = 8
@@ -57,14 +57,15 @@ def main() -> None:
     rows = []
     for workers in WORKER_COUNTS:
         rows.extend(measure(root, workers))
-    print("## Dask: a save to new code on every worker (`benches/dask.py`)\n")
+    print("## Dask: a save to new code on every worker (`benches/dask_workers.py`)\n")
     print(f"LocalCluster, 1 thread per worker, {DATA_MB_PER_WORKER} MB scattered per worker; median of {REPEATS} "
           f"({RESTART_REPEATS} for restarts, each on a fresh cluster).\n")
     print("| way | workers | median | vs hotswap | scattered data kept | instance made before runs new method |")
     print("|---|---:|---:|---:|---|---|")
     for row in rows:
-        print(f"| {row['way']} | {row['workers']} | {row['median_ms']:,.1f} ms | {row['ratio']:.0f}x | "
-              f"{row['kept']} | {row['held']} |")
+        ratio = f"{row['ratio']:.0f}x" if row["ratio"] >= 10 else f"{row['ratio']:.1f}x"
+        print(f"| {row['way']} | {row['workers']} | {row['median_ms']:,.1f} ms | {ratio} | {row['kept']} | "
+              f"{row['held']} |")
 
 
 class Bench:

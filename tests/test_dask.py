@@ -249,20 +249,27 @@ def test_after_detach_upload_file_and_importlib_reload_work_as_without_hotswap(p
     assert set(on_each(client, tasks.total, [1, 2, 3]).values()) == {24}
 
 
-def test_worker_added_after_the_edit_runs_the_new_code(project, local):
-    cluster, client = local
+def edit_then_add_worker(project, client, add_worker, rate: int) -> str:
+    """Saves an edit of a fresh module, then adds a worker (whose own copy is the old one); that worker runs the
+    edit. Returns the new worker's address."""
     tasks = project.add(FUNC)
     with hotswap.dask.attach(client, path=project.client_src) as handle:
-        project.save(tasks, FUNC.replace("x * RATE", "x * RATE - 1"))
+        project.save(tasks, FUNC.replace("RATE = 2", f"RATE = {rate}"))
         assert next_report(handle, tasks).ok
         before = set(client.scheduler_info()["workers"])
-        cluster.scale(3)
-        client.wait_for_workers(3, timeout=REPORT_TIMEOUT_S)
+        add_worker(len(before) + 1)
+        client.wait_for_workers(len(before) + 1, timeout=REPORT_TIMEOUT_S)
         [joined] = set(client.scheduler_info()["workers"]) - before
-        # Its own copy of the module is the old one; it runs the edit all the same, and so do the others.
         future = client.submit(tasks.total, [1, 2, 3], workers=[joined], allow_other_workers=False, pure=False)
-        assert future.result(REPORT_TIMEOUT_S) == 9
-        assert set(on_each(client, tasks.total, [1, 2, 3]).values()) == {9}
+        assert future.result(REPORT_TIMEOUT_S) == 6 * rate
+        assert set(on_each(client, tasks.total, [1, 2, 3]).values()) == {6 * rate}
+    assert (project.worker_src / f"{tasks.__name__}.py").read_text() == textwrap.dedent(FUNC)
+    return joined
+
+
+def test_worker_added_after_the_edit_runs_the_new_code(project, local):
+    cluster, client = local
+    edit_then_add_worker(project, client, cluster.scale, rate=3)
 
 
 # -- `dask scheduler` / `dask worker` started from the command line ---------------------------------------------
@@ -355,16 +362,7 @@ def test_command_line_cluster_edit_in_place(project, cli):
 
 def test_command_line_worker_added_after_the_edit(project, cli):
     cluster, client = cli
-    tasks = project.add(FUNC)
-    with hotswap.dask.attach(client, path=project.client_src) as handle:
-        project.save(tasks, FUNC.replace("RATE = 2", "RATE = 7"))
-        assert next_report(handle, tasks).ok
-        before = set(client.scheduler_info()["workers"])
-        cluster.add_worker()  # joins after the edit, with the old copy on its PYTHONPATH
-        client.wait_for_workers(len(before) + 1, timeout=REPORT_TIMEOUT_S)
-        [joined] = set(client.scheduler_info()["workers"]) - before
-        future = client.submit(tasks.total, [1, 2, 3], workers=[joined], allow_other_workers=False, pure=False)
-        assert future.result(REPORT_TIMEOUT_S) == 42
+    edit_then_add_worker(project, client, lambda n: cluster.add_worker(), rate=7)
 
 
 def test_command_line_needs_restart_then_restart_workers(project, cli):
