@@ -9,6 +9,7 @@ with the parent's sys.path); the command-line workers get it through PYTHONPATH,
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import operator
 import os
@@ -105,6 +106,38 @@ def local(project, tmp_path_factory):
 @pytest.fixture
 def client(local):
     return local[1]
+
+
+def test_import_hotswap_never_imports_dask():
+    code = "import sys, hotswap, hotswap.watcher; print([m for m in ('dask', 'distributed') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_sent_source_is_what_a_first_import_runs_and_becomes_its_baseline(modules):
+    """The worker side, in this process: a module not loaded yet is imported from the sent source."""
+    name = f"sent_{uuid.uuid4().hex[:8]}"
+    modules.write(name, "STATE = []\n\ndef f():\n    return 1\n")  # the worker's own, older copy
+    sent = "STATE = []\n\ndef f():\n    return 2\n"
+    try:
+        assert hotswap.dask._apply_sent([(name, sent)], "changed") == [hotswap.dask.WorkerReload("on import")]
+        module = importlib.import_module(name)
+        modules.names.append(name)
+        f = module.f
+        assert f() == 2 and hotswap.running_source(module) == sent.encode()
+        module.STATE.append(1)
+        report = hotswap.reload(module, source=sent.replace("return 2", "return 3"))
+        assert report.ok and report.executed == 0 and report.patched == ("f",), report
+        assert f() == 3 and module.STATE == [1]  # the baseline was the sent source: only `f` changed
+    finally:
+        hotswap.dask._forget_sent()
+
+
+def test_a_name_the_worker_cannot_import_is_skipped_and_never_created():
+    name = f"nowhere_{uuid.uuid4().hex[:8]}"
+    [result] = hotswap.dask._apply_sent([(name, "x = 1\n")], "changed")
+    assert result.status == "skipped" and name in result.reason and not result.ok
+    assert name not in sys.modules and importlib.util.find_spec(name) is None
 
 
 FUNC = """
