@@ -156,6 +156,7 @@ class DaskReloader:
         self._lock = threading.Condition(threading.Lock())
         self._detached = False
         self._names: Tuple[str, ...] = ()
+        self._plugin_lock = threading.Lock()
         self.reloader = AutoReloader(path, apply="thread", on_reload=self._on_local_reload, **reloader_args)
         try:
             # Now, on every worker: hotswap's import hook (baselines of modules imported from here on), and the
@@ -190,8 +191,11 @@ class DaskReloader:
             self._lock.notify_all()
         self.reloader.stop()
         try:
-            if self.client.status == "running":
-                self.client.unregister_worker_plugin(PLUGIN_NAME)
+            with self._plugin_lock:
+                running = self.client.status == "running"
+                if running:
+                    self.client.unregister_worker_plugin(PLUGIN_NAME)
+            if running:
                 # Modules not imported yet on a worker are imported from its own files again from now on.
                 self.client.run(_forget_sent, on_error="ignore")
         except Exception:
@@ -236,10 +240,20 @@ class DaskReloader:
             logger.warning("%s", report.summary())
         else:  # a broken save: the reloader has warned with its file and line already
             logger.info("%s", report.summary())
+        if text is not None and not_sent is None:
+            self.sources[local.module] = text
         with self._lock:
             self.reports.append(report)
             self._unread.append(report)
             self._lock.notify_all()
+        if text is not None and not_sent is None:
+            # After the run and its report: the workers that got it find it running (the plugin's setup does nothing
+            # there); a worker that joined meanwhile gets it from the plugin.
+            try:
+                self._register_plugin()
+            except Exception as exc:
+                logger.warning("could not update the %s worker plugin (%s: %s): workers that join later may not get "
+                               "%s", PLUGIN_NAME, type(exc).__name__, exc, local.module)
 
     def _send(self, name: str, text: str) -> Dict[str, WorkerReload]:
         answers = self.client.run(_apply_sent, [(name, text)], self.mode, on_error="return")
@@ -249,16 +263,15 @@ class DaskReloader:
                 workers[addr] = WorkerReload("failed", f"{type(answer).__name__}: {answer}")
             else:
                 workers[addr] = answer[0]
-        self.sources[name] = text
-        # After the run, so the workers that got it already find it running (the plugin's setup then does nothing
-        # there) and the reports above are theirs; a worker that joined meanwhile gets it from the plugin.
-        self._register_plugin()
         return workers
 
     def _register_plugin(self) -> None:
-        plugin = SentSources(dict(self.sources), self.mode, self._names)
-        register = getattr(self.client, "register_plugin", None) or self.client.register_worker_plugin
-        register(plugin, name=PLUGIN_NAME)
+        with self._plugin_lock:  # never again after detach() unregistered it
+            if self._detached:
+                return
+            plugin = SentSources(dict(self.sources), self.mode, self._names)
+            register = getattr(self.client, "register_plugin", None) or self.client.register_worker_plugin
+            register(plugin, name=PLUGIN_NAME)
 
 
 def attach(
