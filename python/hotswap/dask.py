@@ -241,19 +241,19 @@ class DaskReloader:
         else:  # a broken save: the reloader has warned with its file and line already
             logger.info("%s", report.summary())
         if text is not None and not_sent is None:
+            # Before the report: once it is out, a worker that joins gets this source too. After the run: the
+            # workers that got it find it running (the plugin's setup does nothing there); a worker that joined
+            # meanwhile gets it from the plugin.
             self.sources[local.module] = text
-        with self._lock:
-            self.reports.append(report)
-            self._unread.append(report)
-            self._lock.notify_all()
-        if text is not None and not_sent is None:
-            # After the run and its report: the workers that got it find it running (the plugin's setup does nothing
-            # there); a worker that joined meanwhile gets it from the plugin.
             try:
                 self._register_plugin()
             except Exception as exc:
                 logger.warning("could not update the %s worker plugin (%s: %s): workers that join later may not get "
                                "%s", PLUGIN_NAME, type(exc).__name__, exc, local.module)
+        with self._lock:
+            self.reports.append(report)
+            self._unread.append(report)
+            self._lock.notify_all()
 
     def _send(self, name: str, text: str) -> Dict[str, WorkerReload]:
         answers = self.client.run(_apply_sent, [(name, text)], self.mode, on_error="return")
