@@ -131,6 +131,7 @@ def test_a_sent_source_is_what_a_first_import_runs_and_becomes_its_baseline(modu
         assert f() == 3 and module.STATE == [1]  # the baseline was the sent source: only `f` changed
     finally:
         hotswap.dask._forget_sent()
+        sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, hotswap.dask._SentSourceFinder)]
 
 
 def test_a_name_the_worker_cannot_import_is_skipped_and_never_created():

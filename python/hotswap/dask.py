@@ -227,7 +227,9 @@ class DaskReloader:
             text = source.decode("utf-8") if source is not None else None
             not_sent = None if text is not None else "the source it runs here is unknown"
         workers: Dict[str, WorkerReload] = {}
-        if text is not None and not self._detached:
+        if text is not None and self._detached:
+            text, not_sent = None, "detached"
+        if text is not None:
             try:
                 workers = self._send(local.module, text)
             except Exception as exc:  # the cluster is gone or the client closed: say so, keep watching
