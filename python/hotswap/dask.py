@@ -368,6 +368,8 @@ class SentSources(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         _finder()
+        # A worker may have imported them before hotswap, with no byte-code cache to prove what they run (spawned
+        # workers start with -B when the parent does): record their files now, before a save compares with them.
         for name in self.names:
             module = sys.modules.get(name)
             if module is not None:
