@@ -251,3 +251,44 @@ def test_a_class_made_by_a_moved_function_gets_its_new_lines(modules):
     assert K.m.__code__.co_firstlineno == fresh.m.__code__.co_firstlineno == 6
     if hasattr(fresh, "__firstlineno__"):  # 3.13+
         assert K.__firstlineno__ == fresh.__firstlineno__ == 5
+
+
+def test_a_removed_module_docstring_leaves_the_module(modules):
+    src = '''
+        """Module doc."""
+
+        def f():
+            return 1
+    '''
+    m = modules.load(src)
+    f = m.f
+    new = src.replace('        """Module doc."""\n', "")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.__doc__ is None is modules.load(new).__doc__ and m.f is f and f() == 1
+    report = modules.edit(m, src)  # added again
+    assert report.ok, report.error
+    assert m.__doc__ == "Module doc." == modules.load(src).__doc__
+
+
+def test_a_default_lambda_whose_text_did_not_change_follows_its_lines(modules):
+    src = """
+        def groups(items, key=lambda x: x):
+            return key
+
+        def other(items, *, key=lambda x: x):
+            return key
+    """
+    m = modules.load(src)
+    groups, other = m.groups, m.other
+    key, kwkey = groups(None), other(None)
+    before = key.__code__.co_firstlineno, kwkey.__code__.co_firstlineno
+    # The definition moves (lines added above it) and its body changes: its default keeps its identity (a
+    # mutable default's state survives) and gets the line numbers of a fresh import.
+    new = "# one\n# two\n" + textwrap.dedent(src).replace("return key\n\ndef other", "return key  # changed\n\ndef other")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert groups(None) is key and other(None) is kwkey
+    assert key.__code__.co_firstlineno == fresh.groups(None).__code__.co_firstlineno == before[0] + 2
+    assert kwkey.__code__.co_firstlineno == fresh.other(None).__code__.co_firstlineno == before[1] + 2

@@ -21,6 +21,7 @@ from __future__ import annotations
 import __future__
 
 import abc
+import ast
 import builtins
 import contextlib
 import functools
@@ -251,6 +252,10 @@ class Transaction:
                          and old_stmt.lineno <= item.__code__.co_firstlineno <= old_stmt.end_lineno]
         else:
             functions = []
+        # Default `lambda`s of those functions were made by the same statement: they move with it.
+        functions += [value for func in functions for value in _default_values(func)
+                      if isinstance(value, types.FunctionType) and value.__code__.co_filename == self.path
+                      and old_stmt.lineno <= value.__code__.co_firstlineno <= old_stmt.end_lineno]
         for func in functions:
             if id(func) in self._targets:
                 continue
@@ -261,6 +266,10 @@ class Transaction:
             self._nested.extend(_nested_code_pairs(func.__code__, shifted))
 
     def remove(self, names: Iterable[str]) -> None:
+        """Removes the names bound only by statements removed from the source, and a removed module docstring."""
+        if _docstring(self.old_stmts) is not None and _docstring(self.new_stmts) is None \
+                and self.namespace.get("__doc__") is not None:
+            self.ops.append(_native.SetItem(self.namespace, "__doc__", None))
         annotations = self.namespace.get("__annotations__")
         for name in names:
             if name in self.namespace:
@@ -319,15 +328,26 @@ class Transaction:
         }
         if not keep:
             return defaults, kwdefaults
+        kept: List[Tuple[Any, Any]] = []  # (live value kept, the donor's value of the same expression)
+
+        def pick(name: str, old: Any, new: Any) -> Any:
+            if name in keep and old is not _MISSING:
+                kept.append((old, new))
+                return old
+            return new
+
         if defaults:
             old_values = dict(zip(_positional_default_names(target), target.__defaults__ or ()))
-            defaults = tuple(
-                old_values[name] if name in keep and name in old_values else value
-                for name, value in zip(_positional_default_names(donor), defaults)
-            )
+            defaults = tuple(pick(name, old_values.get(name, _MISSING), value)
+                             for name, value in zip(_positional_default_names(donor), defaults))
         if kwdefaults:
             old_kw = target.__kwdefaults__ or {}
-            kwdefaults = {k: old_kw[k] if k in keep and k in old_kw else v for k, v in kwdefaults.items()}
+            kwdefaults = {k: pick(k, old_kw.get(k, _MISSING), v) for k, v in kwdefaults.items()}
+        for old, new in kept:
+            # A kept default `lambda` gets the code of the same text compiled where it now is (its line numbers).
+            if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType) \
+                    and old.__code__.co_filename == self.path and _same_definition(old, new, self.path):
+                self.patch_function(old, new, None, None)
         return defaults, kwdefaults
 
     def patch_closures(self) -> None:
@@ -731,6 +751,17 @@ def _same_definition(old: Any, new: Any, path: str) -> bool:
             and len(old.__closure__ or ()) == len(new.__closure__ or ()) == 0)
 
 
+def _docstring(stmts: Sequence[Any]) -> Optional[str]:
+    """The module docstring of split source: its first statement, when that is a bare string literal."""
+    if not stmts or stmts[0].kind != "other" or stmts[0].binds:
+        return None
+    try:
+        value = ast.literal_eval(stmts[0].text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _source_doc(code: types.CodeType) -> Optional[str]:
     # Up to 3.13 a function's docstring is its first constant (None stands in when there is none).
     first = code.co_consts[0] if code.co_consts else None
@@ -740,6 +771,10 @@ def _source_doc(code: types.CodeType) -> Optional[str]:
 def _cache_clears(obj: Any) -> List[Callable[[], object]]:
     """The ``cache_clear`` of every cache wrapper in ``obj`` (``lru_cache`` under ``classmethod``, say)."""
     return [item.cache_clear for item in _unwrap_candidates(obj) if callable(getattr(item, "cache_clear", None))]
+
+
+def _default_values(func: types.FunctionType) -> List[Any]:
+    return list(func.__defaults__ or ()) + list((func.__kwdefaults__ or {}).values())
 
 
 def _positional_default_names(func: types.FunctionType) -> Sequence[str]:
