@@ -4,6 +4,7 @@ source, and references taken before the edit follow it."""
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import inspect
 import textwrap
 import traceback
@@ -292,3 +293,109 @@ def test_a_default_lambda_whose_text_did_not_change_follows_its_lines(modules):
     assert groups(None) is key and other(None) is kwkey
     assert key.__code__.co_firstlineno == fresh.groups(None).__code__.co_firstlineno == before[0] + 2
     assert kwkey.__code__.co_firstlineno == fresh.other(None).__code__.co_firstlineno == before[1] + 2
+
+
+def test_a_class_inside_a_changed_block_is_patched_in_place(modules):
+    src = """
+        import dataclasses
+        import sys
+
+        REGISTRY = []
+
+        def register(cls):
+            REGISTRY.append(cls)
+            return cls
+
+        class Meta(type):
+            def __init__(cls, *args):
+                REGISTRY.append(cls)
+
+        if sys.version_info >= (3,):
+            class A(metaclass=Meta):
+                count = 0
+                old = 1
+
+                def f(self):
+                    return 1
+        else:
+            A = None
+
+        try:
+            @register
+            @dataclasses.dataclass
+            class Point:
+                x: int
+
+                def norm(self):
+                    return self.x
+        except ImportError:
+            Point = None
+    """
+    m = modules.load(src)
+    A, Point = m.A, m.Point
+    a, p = A(), Point(3)
+    bound = a.f
+    A.count = 5  # class-level state of an unchanged statement
+    warm(bound)
+    new = (src.replace("return 1", "return 2").replace("                old = 1\n", "")
+           .replace("                x: int\n", "                x: int\n                y: int = 0\n")
+           .replace("return self.x", "return self.x + self.y"))
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.A is A and m.Point is Point and type(a) is A and isinstance(p, Point)
+    assert bound() == 2 == fresh.A().f() and warm(bound) == 2
+    assert A.count == 5 and not hasattr(A, "old") and not hasattr(fresh.A, "old")
+    # The dataclass is derived again from the new body; the registering decorator is not called again, and the
+    # metaclass made no second class: each registry holds the live class once.
+    assert Point(1, 2).norm() == 3 == fresh.Point(1, 2).norm()
+    assert [f.name for f in dataclasses.fields(Point)] == [f.name for f in dataclasses.fields(fresh.Point)]
+    assert m.REGISTRY == [A, Point]
+    assert {"A", "Point"} <= set(report.patched)
+
+
+def test_a_class_in_a_block_whose_layout_changed_is_made_anew_with_its_decorators(modules):
+    src = """
+        SEEN = []
+
+        def register(cls):
+            SEEN.append(cls.__name__)
+            return cls
+
+        if True:
+            @register
+            class A:
+                __slots__ = ("x",)
+    """
+    m = modules.load(src)
+    A = m.A
+    report = modules.edit(m, src.replace('("x",)', '("x", "y")'))
+    assert report.ok, report.error
+    assert m.A is not A and m.A.__slots__ == ("x", "y") and m.SEEN == ["A", "A"]
+    assert "__slots__ changed" in report.needs_restart
+
+
+def test_a_removed_annotation_only_statement_leaves_annotations(modules):
+    src = """
+        LIMIT: int
+        NAME: str = "a"
+
+        class C:
+            size: int
+            label: str
+
+            def f(self):
+                return 1
+    """
+    m = modules.load(src)
+    C = m.C
+    new = src.replace("        LIMIT: int\n", "").replace("            size: int\n", "")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.__annotations__ == fresh.__annotations__ == {"NAME": str}
+    assert m.C is C and C.__annotations__ == fresh.C.__annotations__ == {"label": str}
+    new2 = new.replace("            label: str\n", "")
+    report = modules.edit(m, new2)
+    assert report.ok, report.error
+    assert C.__dict__.get("__annotations__", {}) == modules.load(new2).C.__dict__.get("__annotations__", {}) == {}

@@ -108,12 +108,14 @@ class Transaction:
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt at import are user errors too
             raise ReloadFailed(_format_user_error(exc, self.path)) from None
 
-    def run(self, stmt) -> None:
-        """Runs a statement in the module's namespace (snapshotting the namespace first)."""
+    def run(self, stmt, code: Optional[types.CodeType] = None) -> None:
+        """Runs a statement (or ``code`` compiled from it) in the module's namespace (snapshotting the namespace
+        first)."""
         self.flush()
         if self.snapshot is None:
             self.snapshot = dict(self.namespace)
-        code = self._compile(stmt.text, stmt.lineno)
+        if code is None:
+            code = self._compile(stmt.text, stmt.lineno)
         before = set(self.namespace)
         doc = self.namespace.get("__doc__", _MISSING)
         self._exec(code, self.namespace)
@@ -157,7 +159,12 @@ class Transaction:
         # Plain functions a statement binds (`name = lambda ...`, a `def` inside an `if` or `try` block) are
         # definitions too: the live function keeps its identity and gets the new code.
         old_functions = {name: self.live(name) for name in stmt.binds} if stmt.kind == "other" else {}
-        self.run(stmt)
+        classes = {name: obj for name, obj in old_functions.items() if self._is_own_class(obj, name)}
+        if classes and _defined_once(stmt.text, classes):
+            # Classes defined inside an `if` or `try` block are patched in place, as top-level ones are.
+            self.run_block_classes(stmt, old_stmt, classes)
+        else:
+            self.run(stmt)
         if reason == "acts_on":
             self.notes.append(f"line {stmt.lineno} ran again: it acts on a definition this reload changed")
         if reason == "decorators" and old_obj is not _MISSING:
@@ -203,7 +210,7 @@ class Transaction:
                 self.patched.append(stmt.name)
             return
         # A class.
-        if not (isinstance(live, type) and live.__module__ == self.module.__name__ and live.__qualname__ == stmt.name):
+        if not self._is_own_class(live, stmt.name):
             if self.bound_later(stmt):
                 return  # an unchanged later statement binds the name (`try: from collections import OrderedDict`)
             self.step_run(stmt, "new", None)
@@ -505,12 +512,48 @@ class Transaction:
         the live nested classes) and returns the live class. Functions made by the body get the module's
         own namespace as ``__globals__``."""
         code = self._compile(stmt.def_text, stmt.def_lineno)
-        builder = _BuildClass(self, stmt.name, live, code)
+        builder = _BuildClass(self, {stmt.name: live}, code)
         with builder.installed():
             self._exec(code, self.namespace, {})
-        if builder.top is None:
+        if stmt.name not in builder.tops:
             raise ReloadFailed(f"{self.path}:{stmt.lineno}: the class statement of {stmt.name} ran no class body")
-        return builder.top
+        return builder.tops[stmt.name]
+
+    def _is_own_class(self, obj: Any, name: str) -> bool:
+        """``obj`` is the class this module's top-level statement ``class name`` made."""
+        return isinstance(obj, type) and obj.__module__ == self.module.__name__ and obj.__qualname__ == name
+
+    def run_block_classes(self, stmt, old_stmt, classes: Dict[str, type]) -> None:
+        """Runs a block statement (``if``, ``try``, ``with``...) whose classes ``classes`` exist: their bodies run
+        against the live classes (no second class is made), their members are patched as a top-level class's,
+        and their decorators are applied as a top-level class's (deriving ones again, others only when their
+        text changed). A class that cannot be patched in place is made anew, and the report says why."""
+        source = "\n" * (stmt.lineno - 1) + stmt.text
+        tree = ast.parse(source)
+        new_defs = _block_classes(tree, source.splitlines(keepends=True))
+        # The old statement defining each class (a changed block is not paired with its old text).
+        old_defs: Dict[str, _BlockClass] = {}
+        for old in [old_stmt] if old_stmt is not None else self.old_stmts:
+            if old.kind == "other" and any(name in old.binds and name not in old_defs for name in classes):
+                found = _block_classes(ast.parse(old.text), old.text.splitlines(keepends=True))
+                old_defs.update((name, found[name]) for name in classes if name in found and name not in old_defs)
+        for node in _flat_body(tree.body):
+            if isinstance(node, ast.ClassDef) and node.name in classes:
+                node.decorator_list = []  # applied once the body is patched (`_finish_class`)
+        code = compile(tree, self.path, "exec", self.flags, dont_inherit=True)
+        builder = _BuildClass(self, classes, code, block=new_defs)
+        with builder.installed():
+            self.run(stmt, code)
+        for name, body in builder.tops.items():
+            live = classes[name]
+            if self.namespace.get(name) is not live:
+                continue  # made anew (a layout change), or bound again later in the block
+            new_def, old_def = new_defs.get(name), old_defs.get(name)
+            if new_def is None:
+                continue
+            if self.patch_class(live, body, old_def, new_def, name, _BlockMemberPlan(old_def, new_def)):
+                self.patched.append(name)
+        self.finish_classes()
 
     def evaluate_body(self, func: types.FunctionType, name: str, bases: tuple, kwds: Dict[str, Any], live: type,
                       builder: "_BuildClass") -> "ClassBody":
@@ -1005,6 +1048,85 @@ class _MemberPlanNew(_NoMemberPlan):
         self.changed = tuple(name for name, _, _ in self.statements)
 
 
+class _BlockMemberPlan(_NoMemberPlan):
+    """The member plan of a class defined inside a block statement, from the old and new class nodes: members
+    whose statement text is the same are unchanged (their class-level state survives), the others changed, and
+    names only the old body bound are removed."""
+
+    def __init__(self, old: Optional["_BlockClass"], new: "_BlockClass") -> None:
+        old_texts = old.member_texts if old is not None else {}
+        new_texts = new.member_texts
+        self.unchanged = tuple(name for name, text in new_texts.items() if old_texts.get(name) == text)
+        self.changed = tuple(name for name in new_texts if name not in self.unchanged)
+        self.old_bound = tuple(name for name in old_texts if name not in new_texts)
+
+
+class _BlockClass:
+    """Stands in for the planner's statement of a class defined inside a block (``if``, ``try``...): its name,
+    first line, decorator texts, and the text of the body statement binding each member."""
+
+    members: Tuple[Any, ...] = ()
+
+    def __init__(self, node: ast.ClassDef, lines: Sequence[str]) -> None:
+        self.name = node.name
+        self.lineno = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        self.decorators = [_node_text(d, lines) for d in node.decorator_list]
+        self.member_texts: Dict[str, str] = {}
+        for stmt in _flat_body(node.body):
+            text = _node_text(stmt, lines)
+            for name in _stmt_binds(stmt):
+                self.member_texts[name] = text
+
+
+def _block_classes(tree: ast.Module, lines: Sequence[str]) -> Dict[str, _BlockClass]:
+    """The classes a block statement (``tree``'s only statement) defines in its branches, by name (the first
+    definition of each name)."""
+    out: Dict[str, _BlockClass] = {}
+    for node in _flat_body(tree.body):
+        if isinstance(node, ast.ClassDef) and node.name not in out:
+            out[node.name] = _BlockClass(node, lines)
+    return out
+
+
+def _defined_once(text: str, names: Iterable[str]) -> bool:
+    """Each of ``names`` has exactly one ``class`` statement in the block statement ``text``."""
+    found = [node.name for node in _flat_body(ast.parse(text).body) if isinstance(node, ast.ClassDef)]
+    return all(found.count(name) == 1 for name in names)
+
+
+def _flat_body(body: Sequence[ast.stmt]) -> Iterable[ast.stmt]:
+    """The statements of ``body`` and of the branches of its blocks (not of functions or classes)."""
+    for node in body:
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            yield from _flat_body(getattr(node, field, None) or ())
+        for handler in getattr(node, "handlers", None) or ():
+            yield from _flat_body(handler.body)
+        for case in getattr(node, "cases", None) or ():
+            yield from _flat_body(case.body)
+
+
+def _stmt_binds(node: ast.stmt) -> List[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in node.names]
+    targets = node.targets if isinstance(node, ast.Assign) else \
+        [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+    return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+
+def _node_text(node: ast.AST, lines: Sequence[str]) -> str:
+    """The source of ``node`` (with its decorators), from whole lines; an expression's exact text."""
+    if isinstance(node, ast.expr):
+        return ast.get_source_segment("".join(lines), node) or ""
+    decorators = getattr(node, "decorator_list", None) or ()
+    start = min([d.lineno for d in decorators] + [node.lineno])
+    return "".join(lines[start - 1:node.end_lineno])
+
+
 class ClassBody:
     """What running a class body gave, without making a class: its namespace and its header's values."""
 
@@ -1026,13 +1148,18 @@ class _BuildClass:
     creation, on any thread, goes to the real ``__build_class__``.
     """
 
-    def __init__(self, tx: Transaction, name: str, live: type, code: types.CodeType) -> None:
+    def __init__(self, tx: Transaction, classes: Dict[str, type], code: types.CodeType,
+                 block: Optional[Dict[str, "_BlockClass"]] = None) -> None:
         self.tx = tx
+        # The statement is a block whose classes' decorators were taken off: their layouts are checked here.
+        self.block = block
         self.original = builtins.__build_class__
         self.thread = threading.get_ident()
-        # (expected name for the top-level statement or None, live class, ids of the code objects it may run)
-        self.stack: List[Tuple[Optional[str], type, Set[int]]] = [(name, live, _child_codes(code))]
-        self.top: Optional[ClassBody] = None
+        # (the live classes of the statement's own class bodies by name, or None for a nested body; the live
+        # class whose body runs, or None for the statement; ids of the code objects it may run)
+        self.stack: List[Tuple[Optional[Dict[str, type]], Optional[type], Set[int]]] = [
+            (classes, None, _child_codes(code))]
+        self.tops: Dict[str, ClassBody] = {}  # the evaluated bodies of the statement's own classes, by name
 
     @contextlib.contextmanager
     def installed(self):
@@ -1050,24 +1177,31 @@ class _BuildClass:
         if id(func.__code__) not in children:
             return self.original(func, name, *bases, **kwds)
         if expected is not None:
-            live: Optional[type] = parent if name == expected and self.top is None else None
+            live: Optional[type] = expected.get(name) if name not in self.tops else None
         else:
-            candidate = parent.__dict__.get(name)
-            live = candidate if (isinstance(candidate, type) and candidate.__module__ == parent.__module__
+            candidate = parent.__dict__.get(name) if parent is not None else None
+            live = candidate if (isinstance(candidate, type) and parent is not None
+                                 and candidate.__module__ == parent.__module__
                                  and candidate.__qualname__ == f"{parent.__qualname__}.{name}") else None
         if live is None:
             return self.original(func, name, *bases, **kwds)  # a new class: made as an import would
         body = self.tx.evaluate_body(func, name, bases, kwds, live, self)
         if expected is not None:
-            self.top = body
-            return live
+            self.tops[name] = body
+            if self.block is None:
+                return live  # the caller checks the layout (and builds the new class in the module if needed)
         problem = incompatible(live, body)
-        if problem is not None:
-            self.tx._bodies.pop(id(live), None)
-            self.tx.needs_restart.append(
-                f"cannot patch {self.tx.module.__name__}.{live.__qualname__}: {problem}; a restart is needed")
-            return self.original(func, name, *bases, **kwds)
-        return live
+        if problem is None:
+            return live
+        self.tx._bodies.pop(id(live), None)
+        self.tops.pop(name, None)
+        self.tx.needs_restart.append(
+            f"cannot patch {self.tx.module.__name__}.{live.__qualname__}: {problem}; a restart is needed")
+        cls = self.original(func, name, *bases, **kwds)
+        block = self.block.get(name) if expected is not None and self.block is not None else None
+        for text in reversed(block.decorators if block is not None else ()):
+            cls = self.tx._eval(text, block.lineno)(cls)  # as the statement would have (they were taken off)
+        return cls
 
 
 def _child_codes(code: types.CodeType) -> Set[int]:
