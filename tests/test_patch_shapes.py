@@ -270,6 +270,15 @@ def test_a_removed_module_docstring_leaves_the_module(modules):
     report = modules.edit(m, src)  # added again
     assert report.ok, report.error
     assert m.__doc__ == "Module doc." == modules.load(src).__doc__
+    # A removed statement that bound `__doc__`, and a docstring added by the same edit.
+    bound = textwrap.dedent(src) + '__doc__ = "Bound " + "later."\n'
+    report = modules.edit(m, bound)
+    assert report.ok, report.error
+    assert m.__doc__ == "Bound later." == modules.load(bound).__doc__
+    new = src.replace("Module doc.", "Other doc.")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.__doc__ == "Other doc." == modules.load(new).__doc__
 
 
 def test_a_default_lambda_whose_text_did_not_change_follows_its_lines(modules):
@@ -399,3 +408,161 @@ def test_a_removed_annotation_only_statement_leaves_annotations(modules):
     report = modules.edit(m, new2)
     assert report.ok, report.error
     assert C.__dict__.get("__annotations__", {}) == modules.load(new2).C.__dict__.get("__annotations__", {}) == {}
+
+
+def test_a_class_statement_replacing_a_class_factory_call_keeps_the_class(modules):
+    src = """
+        import collections
+
+        Version = collections.namedtuple("Version", ["major", "minor"])
+    """
+    m = modules.load(src)
+    Version = m.Version
+    v = Version(1, 2)
+    new = """
+        from typing import NamedTuple
+
+        class Version(NamedTuple):
+            major: int
+            minor: int
+            patch: int = 0
+
+            def text(self):
+                return f"{self.major}.{self.minor}.{self.patch}"
+    """
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new).Version
+    assert m.Version is Version and isinstance(v, Version)
+    assert Version(1, 2).text() == "1.2.0" == fresh(1, 2).text()
+    assert Version._fields == fresh._fields and Version.__annotations__ == fresh.__annotations__
+    assert Version.__new__.__defaults__ == fresh.__new__.__defaults__
+
+
+def test_new_and_init_subclass_stay_wrapped_as_type_wraps_them(modules):
+    src = """
+        class Base:
+            def __new__(cls, *args):
+                return super().__new__(cls)
+
+            def __init_subclass__(cls, **kwargs):
+                cls.tag = 1
+    """
+    m = modules.load(src)
+    Base = m.Base
+    new_func = Base.__dict__["__new__"].__func__
+    new = src.replace("return super().__new__(cls)", "obj = super().__new__(cls)\n                obj.made = 2\n"
+                      "                return obj").replace("cls.tag = 1", "cls.tag = 3")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new).Base
+    for key, kind in (("__new__", staticmethod), ("__init_subclass__", classmethod)):
+        assert type(Base.__dict__[key]) is type(fresh.__dict__[key]) is kind
+    assert Base.__dict__["__new__"].__func__ is new_func and Base().made == 2 == fresh().made
+
+    class Sub(Base):
+        pass
+
+    assert Sub.tag == 3
+
+
+def test_a_def_moved_out_of_a_try_block_keeps_its_function(modules):
+    src = """
+        try:
+            import json
+
+            def dumps(value):
+                return json.dumps(value)
+        except ImportError:
+            dumps = repr
+    """
+    m = modules.load(src)
+    dumps = m.dumps
+    new = """
+        import json
+
+        def dumps(value):
+            return json.dumps(value, sort_keys=True)
+    """
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new).dumps
+    assert m.dumps is dumps and dumps({"b": 1, "a": 2}) == fresh({"b": 1, "a": 2}) == '{"a": 2, "b": 1}'
+    assert dumps.__code__.co_firstlineno == fresh.__code__.co_firstlineno
+
+
+def test_a_default_reading_a_removed_shadowing_name_is_evaluated_again(modules):
+    src = """
+        try:
+            unicode
+        except NameError:
+            str = bytes
+
+        def fast(value, types=frozenset([int, str])):
+            return type(value) in types
+    """
+    m = modules.load(src)
+    fast = m.fast
+    assert fast(b"x") is True
+    new = """
+        def fast(value, types=frozenset([int, str])):
+            return type(value) in types and True
+    """
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new).fast
+    assert fast.__defaults__ == fresh.__defaults__ == (frozenset([int, str]),)
+    assert fast("x") is True and fast(b"x") is False
+
+
+def _tracking(method):
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        self.calls = getattr(self, "calls", 0) + 1
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def test_a_wrapper_put_around_a_method_at_run_time_stays(modules):
+    src = """
+        class Command:
+            def run(self):
+                return 1
+
+            @staticmethod
+            def helper():
+                return 1
+    """
+    m = modules.load(src)
+    Command = m.Command
+    Command.run = _tracking(Command.run)  # a framework instruments the class after it was made
+    wrapper = Command.__dict__["run"]
+    new = src.replace("return 1", "return 2")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    command = Command()
+    assert Command.__dict__["run"] is wrapper and command.run() == 2 and command.calls == 1
+    # A decorator removed from the source does leave: the class matches a fresh import.
+    src2 = """
+        import functools
+
+        def deco(f):
+            @functools.wraps(f)
+            def inner(*args):
+                return f(*args) * 10
+            return inner
+
+        class C:
+            @deco
+            def run(self):
+                return 1
+    """
+    m2 = modules.load(src2)
+    C = m2.C
+    new2 = src2.replace("            @deco\n", "")
+    report = modules.edit(m2, new2)
+    assert report.ok, report.error
+    assert C().run() == 1 == modules.load(new2).C().run()

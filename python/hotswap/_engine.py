@@ -45,6 +45,9 @@ _HAS_TYPE_PARAMS = sys.version_info >= (3, 12)
 _CLASS_KEEP = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__", "__slots__", "_abc_impl",
                          "__orig_bases__", "__classcell__", "__classdictcell__"})
 _LAYOUT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
+# Plain functions that `type.__new__` wraps when it makes a class.
+_IMPLICIT_WRAPPERS: Dict[str, Callable[[Any], Any]] = {
+    "__new__": staticmethod, "__init_subclass__": classmethod, "__class_getitem__": classmethod}
 
 
 # Every function object that has come from one definition (the first made, and one more each time its
@@ -71,6 +74,10 @@ class Transaction:
         self.old_stmts = old_stmts
         self.new_stmts = new_stmts
         self.rebound = rebound
+        # Names that only removed statements bound (a removed `str = bytes` shim): they are removed before any
+        # code of the reload runs (as they do not exist in a fresh import), and defaults reading them are new.
+        self.unbound = {n for stmt in old_stmts for n in stmt.binds} - {n for stmt in new_stmts for n in stmt.binds}
+        self._unbind_pending = bool(self.unbound)
         self.is_main = module.__name__ == "__main__"
         self.index = {id(stmt): i for i, stmt in enumerate(new_stmts)}
         self.member_plans = member_plans or {}  # the planner's MemberPlan of each patched class, by statement index
@@ -101,6 +108,10 @@ class Transaction:
         return compile("\n" * (lineno - 1) + source, self.path, "exec", self.flags, dont_inherit=True)
 
     def _exec(self, code: types.CodeType, namespace: Dict[str, Any], local: Optional[Dict[str, Any]] = None) -> None:
+        if self._unbind_pending:
+            self._unbind_pending = False
+            self.remove(sorted(self.unbound))
+            self.flush()
         try:
             exec(code, namespace, namespace if local is None else local)
         except ReloadFailed:
@@ -147,6 +158,12 @@ class Transaction:
     # --- plan steps ---------------------------------------------------------------------------------------------
 
     def step_run(self, stmt, reason: str, old_stmt) -> None:
+        if reason == "new" and self._made_elsewhere(stmt):
+            # A new definition of an object another statement made (`X = namedtuple("X", ...)` became
+            # `class X(NamedTuple)`, a `def` or `class` moved out of a `try` block): it keeps its identity and
+            # is patched as a changed definition.
+            self.step_patch(stmt, "changed", None)
+            return
         if self.is_main and stmt.kind == "other":
             # __main__ is never re-executed wholesale: only its definitions are patched. A new or changed plain
             # statement (the program's main loop, say) cannot run again in place: the program must restart.
@@ -274,9 +291,14 @@ class Transaction:
 
     def remove(self, names: Iterable[str]) -> None:
         """Removes the names bound only by statements removed from the source, and a removed module docstring."""
-        if _docstring(self.old_stmts) is not None and _docstring(self.new_stmts) is None \
-                and self.namespace.get("__doc__") is not None:
-            self.ops.append(_native.SetItem(self.namespace, "__doc__", None))
+        names = list(names)
+        if "__doc__" in names or (_docstring(self.old_stmts) is not None and _docstring(self.new_stmts) is None
+                                  and not any("__doc__" in stmt.binds for stmt in self.new_stmts)):
+            # A module always has `__doc__`: without a statement binding it, it is the docstring (or None).
+            names.remove("__doc__") if "__doc__" in names else None
+            doc = _docstring(self.new_stmts)
+            if self.namespace.get("__doc__", _MISSING) != doc:
+                self.ops.append(_native.SetItem(self.namespace, "__doc__", doc))
         annotations = self.namespace.get("__annotations__")
         for name in names:
             if name in self.namespace:
@@ -332,6 +354,7 @@ class Transaction:
         keep = {
             name for name, text, reads in new_stmt.defaults
             if old_text.get(name) == text and not self.rebound.intersection(reads)
+            and not self.unbound.intersection(reads)
         }
         if not keep:
             return defaults, kwdefaults
@@ -421,6 +444,9 @@ class Transaction:
             machinery_owned |= set(_machinery.namedtuple_fields(ns)) | set(cast(Any, live)._fields)
         elif "__doc__" not in ns and not is_enum:
             ns["__doc__"] = None  # a docstring removed from the body
+        for key, wrap in _IMPLICIT_WRAPPERS.items():
+            if isinstance(ns.get(key), types.FunctionType):
+                ns[key] = wrap(ns[key])  # as `type.__new__` wraps them
         live_dict = live.__dict__
         old_values: Dict[str, Any] = {}
         new_values: Dict[str, Any] = {}
@@ -446,7 +472,10 @@ class Transaction:
                     self.patched.append(name)
                     changed = True
                 continue
-            pairs = _function_pairs(old, new, self.path)
+            old_member = old_member_stmts.get(key)
+            # A wrapper around a method whose statement has no decorators was put there by other code.
+            pairs = _function_pairs(old, new, self.path,
+                                    runtime_wrapper=old_member is not None and not old_member.decorators)
             if pairs is not None:
                 for target, fn_donor in pairs:
                     self.patch_function(target, fn_donor, old_member_stmts.get(key), member_stmts.get(key))
@@ -518,6 +547,15 @@ class Transaction:
         if stmt.name not in builder.tops:
             raise ReloadFailed(f"{self.path}:{stmt.lineno}: the class statement of {stmt.name} ran no class body")
         return builder.tops[stmt.name]
+
+    def _made_elsewhere(self, stmt) -> bool:
+        """A `class` statement whose name holds this module's class of that name, or an undecorated `def` whose
+        name holds a plain function of this file of that name."""
+        live = self.live(stmt.name) if stmt.name else _MISSING
+        if stmt.kind == "class":
+            return self._is_own_class(live, stmt.name)
+        return stmt.kind == "def" and not stmt.decorators and isinstance(live, types.FunctionType) and \
+            live.__code__.co_filename == self.path and live.__code__.co_name == stmt.name
 
     def _is_own_class(self, obj: Any, name: str) -> bool:
         """``obj`` is the class this module's top-level statement ``class name`` made."""
@@ -903,14 +941,21 @@ def find_function(obj: Any, name: str, path: str, stmt=None) -> Optional[types.F
     return _native.find_defined_function(name, path, sorted(lines))
 
 
-def _function_pairs(old: Any, new: Any, path: str) -> Optional[List[Tuple[types.FunctionType, types.FunctionType]]]:
+def _function_pairs(old: Any, new: Any, path: str, runtime_wrapper: bool = False,
+                    ) -> Optional[List[Tuple[types.FunctionType, types.FunctionType]]]:
     """Pairs of (live function, donor function) to patch for a class attribute, or None if the two are not the
-    same kind of thing (then the attribute is replaced)."""
+    same kind of thing (then the attribute is replaced). With ``runtime_wrapper``, a wrapper (``__wrapped__``)
+    around the live function was put there by other code, not by the source: it stays."""
     if type(old) is not type(new):
         return None
     if hasattr(old, "__wrapped__") and hasattr(new, "__wrapped__"):
         # A decorator's wrapper: its own code belongs to the decorator; patch what it wraps.
         return _function_pairs(old.__wrapped__, new.__wrapped__, path)
+    if runtime_wrapper and isinstance(old, types.FunctionType) and old.__code__.co_filename != path and \
+            isinstance(getattr(old, "__wrapped__", None), types.FunctionType) and not hasattr(new, "__wrapped__"):
+        # A wrapper that other code put around the method after the class was made (instrumentation, a
+        # framework tracking instances): it stays, and what it wraps gets the new code.
+        return _function_pairs(old.__wrapped__, new, path)
     if isinstance(old, types.FunctionType):
         if old.__code__ is new.__code__:
             return []
