@@ -566,3 +566,33 @@ def test_a_wrapper_put_around_a_method_at_run_time_stays(modules):
     report = modules.edit(m2, new2)
     assert report.ok, report.error
     assert C().run() == 1 == modules.load(new2).C().run()
+
+
+def test_a_changed_statement_reading_its_own_name_sees_it_as_a_fresh_import(modules):
+    # packaging's shim: the module's own class only where the builtin is missing.
+    src = """
+        try:
+            ExceptionGroup = __builtins__.ExceptionGroup
+        except AttributeError:
+            class ExceptionGroup(Exception):
+                pass
+    """
+    m = modules.load(src)  # a module's __builtins__ is a dict: the module's own class
+    own = m.ExceptionGroup
+    assert own.__module__ == m.__name__
+    new = """
+        try:
+            ExceptionGroup
+        except NameError:
+            class ExceptionGroup(Exception):
+                pass
+        else:
+            ExceptionGroup = ExceptionGroup
+    """
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    if hasattr(builtins, "ExceptionGroup"):  # 3.11+
+        assert m.ExceptionGroup is builtins.ExceptionGroup is fresh.ExceptionGroup
+    else:
+        assert m.ExceptionGroup is own  # patched in place, as the fresh import makes its own class

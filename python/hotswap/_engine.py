@@ -177,6 +177,8 @@ class Transaction:
         # definitions too: the live function keeps its identity and gets the new code.
         old_functions = {name: self.live(name) for name in stmt.binds} if stmt.kind == "other" else {}
         classes = {name: obj for name, obj in old_functions.items() if self._is_own_class(obj, name)}
+        if stmt.kind == "other" and reason in ("new", "changed"):
+            self.unbind_own_reads(stmt)
         if classes and _defined_once(stmt.text, classes):
             # Classes defined inside an `if` or `try` block are patched in place, as top-level ones are.
             self.run_block_classes(stmt, old_stmt, classes)
@@ -206,6 +208,23 @@ class Transaction:
                 self.patch_function(old, new, None, None)
                 self.ops.append(_native.SetItem(self.namespace, name, old))
                 self.patched.append(name)
+
+    def unbind_own_reads(self, stmt) -> None:
+        """A new or changed statement that reads a name it binds (`try: ExceptionGroup` / `except NameError:`
+        `class ExceptionGroup`) sees it as a fresh import would: unbound (so a builtin of that name is found),
+        unless an earlier statement binds it. Names the import system sets (`__path__`) are left alone."""
+        index = self.index.get(id(stmt), -1)
+        names = [name for name in stmt.binds if name in stmt.reads and name in self.namespace
+                 and not (name.startswith("__") and name.endswith("__"))]
+        if index < 0 or not names:
+            return
+        earlier = {name for other in self.new_stmts[:index] for name in other.binds}
+        names = [name for name in names if name not in earlier]
+        if names:
+            if self.snapshot is None:
+                self.snapshot = dict(self.namespace)
+            self.ops.extend(_native.DelItem(self.namespace, name) for name in names)
+            self.flush()
 
     def step_patch(self, stmt, reason: str, old_stmt) -> None:
         live = self.live(stmt.name)
