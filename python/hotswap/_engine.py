@@ -678,6 +678,8 @@ class Transaction:
             _machinery.redo_namedtuple(live, ns)
         if _machinery.is_enum(live):
             _machinery.redo_enum(live, ns, _machinery.enum_member_names(ns))
+        if _machinery.is_typeddict(live):
+            _machinery.redo_typeddict(live, body.meta, body.bases, ns, body.kwds)
         _machinery.set_names(live, set_names)
         _machinery.update_protocol(live)
         old_decorators = list(old_stmt.decorators) if old_stmt is not None else []

@@ -231,6 +231,26 @@ def redo_namedtuple(cls: type, body: Mapping[str, Any]) -> None:
     set_attr(cls, "__annotations__", annotations)
 
 
+# --- TypedDict ----------------------------------------------------------------------------------------------------
+
+_TYPEDDICT_KEYS = ("__annotations__", "__required_keys__", "__optional_keys__", "__readonly_keys__",
+                   "__mutable_keys__", "__total__")
+
+
+def is_typeddict(cls: type) -> bool:
+    meta = type(cls)
+    return meta.__name__ == "_TypedDictMeta" and meta.__module__ in ("typing", "typing_extensions")
+
+
+def redo_typeddict(cls: type, meta: Any, bases: tuple, body: Mapping[str, Any], kwds: Mapping[str, Any]) -> None:
+    """Gives a ``TypedDict`` class the keys of its new body: the metaclass makes a helper class of the same body
+    (a dict subclass no one sees), whose derived keys are copied to the live class."""
+    helper = meta(cls.__name__, bases, dict(body), **kwds)
+    for key in _TYPEDDICT_KEYS:
+        if key in helper.__dict__:
+            set_attr(cls, key, helper.__dict__[key])
+
+
 # --- Enum and Flag ---------------------------------------------------------------------------------------------
 
 def is_enum(cls: type) -> bool:
