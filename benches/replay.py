@@ -196,6 +196,14 @@ def references(modules: Dict[str, types.ModuleType]) -> Dict[str, Any]:
 
 
 def reference_digest(obj: Any) -> Any:
+    """A reference's digest. A function hotswap turned into a forwarder (decorators were added to its definition:
+    it calls the decorated object the name now holds, with that object's attributes) is digested as what it
+    calls, which is what a fresh import's name holds."""
+    if "hotswap" in sys.modules:
+        from hotswap._engine import forwards_to
+
+        target = forwards_to(obj)
+        obj = obj if target is None else target
     return ["class", class_digest(obj)] if isinstance(obj, type) else value_digest(obj)
 
 

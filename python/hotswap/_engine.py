@@ -187,16 +187,18 @@ class Transaction:
         if reason == "acts_on":
             self.notes.append(f"line {stmt.lineno} ran again: it acts on a definition this reload changed")
         if reason == "decorators" and old_obj is not _MISSING:
-            # The decorators are applied anew (the name now holds their result).
+            # The decorators are applied anew (the name now holds their result). References that forward to the
+            # old result (decorators were added by an earlier edit) call the new one.
+            for forwarder in list(_FORWARDERS):
+                if forwards_to(forwarder) is old_obj:
+                    self.ops.append(_native.SetCell(forwarder.__closure__[0], self.namespace.get(stmt.name)))
             target = find_function(old_obj, stmt.name, self.path, old_stmt)
             donor = find_function(self.namespace.get(stmt.name), stmt.name, self.path, stmt)
             if target is not None and donor is not None and target is not donor:
                 if target is old_obj and not (old_stmt.decorators if old_stmt is not None else ()):
                     # A decorator added to a plain function: its new code may only work under the decorator
-                    # (a generator under @contextmanager), so references taken before keep the old version.
-                    self.notes.append(
-                        f"{stmt.name}: decorators added; references taken before the edit keep running the old "
-                        f"version, {stmt.name} (and new references) run the new one")
+                    # (a generator under @contextmanager), so references taken before never run it bare.
+                    self.take_on_wrapper(old_obj, self.namespace.get(stmt.name), stmt.name)
                 else:
                     # References to the old function get the new code, and keep following the definition.
                     self.patch_function(target, donor, old_stmt, stmt)
@@ -208,6 +210,23 @@ class Transaction:
                 self.patch_function(old, new, None, None)
                 self.ops.append(_native.SetItem(self.namespace, name, old))
                 self.patched.append(name)
+
+    def take_on_wrapper(self, old: types.FunctionType, new: Any, name: str) -> None:
+        """Decorators were added to the plain function ``old``: references taken before the edit call the decorated
+        version. ``old`` gets code that calls what the name now holds (``forwards_to(old)`` tells it) and that
+        object's attributes (``register`` of a ``singledispatch``, ``__wrapped__``), so it never runs the new body
+        bare (a generator under ``@contextmanager``) and follows later edits of the body."""
+        forward = _forwarder(new)
+        self._targets.add(id(old))
+        self.ops.append(_func_op(old, code=forward.__code__, closure=forward.__closure__, defaults=None,
+                                 kwdefaults=None, annotations=dict(getattr(new, "__annotations__", {}) or {}),
+                                 doc=getattr(new, "__doc__", None)))
+        self.ops.extend(_native.SetAttr(old, key, value) for key, value in vars(new).items()
+                        if not (key.startswith("__") and key.endswith("__")) or key == "__wrapped__") \
+            if hasattr(new, "__dict__") else None
+        self.after.append(functools.partial(_FORWARDERS.add, old))
+        self.notes.append(f"{name}: decorators added; references taken before the edit now call the decorated "
+                          "version")
 
     def unbind_own_reads(self, stmt) -> None:
         """A new or changed statement that reads a name it binds (`try: ExceptionGroup` / `except NameError:`
@@ -829,6 +848,26 @@ def _interrupts_deferred():
         signal.signal(signal.SIGINT, previous)
         if caught:
             previous(signal.SIGINT, caught[0])
+
+
+def _forwarder(target: Any) -> types.FunctionType:
+    def forward(*args, **kwargs):  # what a reference to a function that got decorators calls
+        return target(*args, **kwargs)
+
+    return forward
+
+
+_FORWARD_CODE = _forwarder(None).__code__
+# Functions turned into forwarders (held weakly): when their target's decorators change again, they follow.
+_FORWARDERS: "weakref.WeakSet[types.FunctionType]" = weakref.WeakSet()
+
+
+def forwards_to(func: Any) -> Any:
+    """What a function a reload turned into a forwarder calls (decorators were added to its definition: it calls
+    the decorated version the name now holds), or None."""
+    if isinstance(func, types.FunctionType) and func.__code__ is _FORWARD_CODE and func.__closure__:
+        return func.__closure__[0].cell_contents
+    return None
 
 
 def _join_family(old: types.FunctionType, new: types.FunctionType) -> None:
