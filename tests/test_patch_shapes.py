@@ -645,3 +645,32 @@ def test_a_changed_statement_reading_its_own_name_sees_it_as_a_fresh_import(modu
         assert m.ExceptionGroup is builtins.ExceptionGroup is fresh.ExceptionGroup
     else:
         assert m.ExceptionGroup is own  # patched in place, as the fresh import makes its own class
+
+
+def test_a_def_replaced_by_another_binding_forwards_references_to_it(modules):
+    # more-itertools: `def batched` became `_batched` plus a shim choosing the builtin where there is one.
+    src = """
+        def batched(items, n):
+            return [items[i:i + n] for i in range(0, len(items), n)]
+    """
+    m = modules.load(src)
+    batched = m.batched
+    new = """
+        def _batched(items, n):
+            return [tuple(items[i:i + n]) for i in range(0, len(items), n)]
+
+        try:
+            from itertools import no_such_batched as itertools_batched
+        except ImportError:
+            batched = _batched
+        else:
+            def batched(items, n):
+                return itertools_batched(items, n)
+    """
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.batched is m._batched
+    assert batched([1, 2, 3], 2) == [(1, 2), (3,)] == fresh.batched([1, 2, 3], 2)
+    assert forwards_to(batched) is m._batched
+    assert any("replaced by another binding" in note for note in report.notes)

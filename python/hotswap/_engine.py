@@ -198,7 +198,10 @@ class Transaction:
                 if target is old_obj and not (old_stmt.decorators if old_stmt is not None else ()):
                     # A decorator added to a plain function: its new code may only work under the decorator
                     # (a generator under @contextmanager), so references taken before never run it bare.
-                    self.take_on_wrapper(old_obj, self.namespace.get(stmt.name), stmt.name)
+                    # References taken before call the decorated version, and follow later edits through it.
+                    self.forward(old_obj, self.namespace.get(stmt.name),
+                                 f"{stmt.name}: decorators added; references taken before the edit now call the "
+                                 "decorated version")
                 else:
                     # References to the old function get the new code, and keep following the definition.
                     self.patch_function(target, donor, old_stmt, stmt)
@@ -210,12 +213,21 @@ class Transaction:
                 self.patch_function(old, new, None, None)
                 self.ops.append(_native.SetItem(self.namespace, name, old))
                 self.patched.append(name)
+            elif self._replaced_definition(old, new, name):
+                self.forward(old, new, f"{name}: its `def` was replaced by another binding; references taken before "
+                                       "the edit now call what the name holds")
 
-    def take_on_wrapper(self, old: types.FunctionType, new: Any, name: str) -> None:
-        """Decorators were added to the plain function ``old``: references taken before the edit call the decorated
-        version. ``old`` gets code that calls what the name now holds (``forwards_to(old)`` tells it) and that
-        object's attributes (``register`` of a ``singledispatch``, ``__wrapped__``), so it never runs the new body
-        bare (a generator under ``@contextmanager``) and follows later edits of the body."""
+    def _replaced_definition(self, old: Any, new: Any, name: str) -> bool:
+        """``old``, the function a `def name` of this file made, is no longer bound to ``name``: no top-level `def`
+        of the new source makes it, and the name holds another callable (`batched = _batched`)."""
+        return (isinstance(old, types.FunctionType) and old.__code__.co_filename == self.path
+                and old.__code__.co_name == name and new is not old and new is not _MISSING and callable(new)
+                and id(old) not in self._targets
+                and not any(stmt.kind == "def" and stmt.name == name for stmt in self.new_stmts))
+
+    def forward(self, old: types.FunctionType, new: Any, note: str) -> None:
+        """References to ``old`` call ``new`` from now on: ``old`` gets code that calls it (``forwards_to(old)``
+        tells it) and its attributes (``register`` of a ``singledispatch``, ``__wrapped__``)."""
         forward = _forwarder(new)
         self._targets.add(id(old))
         self.ops.append(_func_op(old, code=forward.__code__, closure=forward.__closure__, defaults=None,
@@ -225,8 +237,7 @@ class Transaction:
                         if not (key.startswith("__") and key.endswith("__")) or key == "__wrapped__") \
             if hasattr(new, "__dict__") else None
         self.after.append(functools.partial(_FORWARDERS.add, old))
-        self.notes.append(f"{name}: decorators added; references taken before the edit now call the decorated "
-                          "version")
+        self.notes.append(note)
 
     def unbind_own_reads(self, stmt) -> None:
         """A new or changed statement that reads a name it binds (`try: ExceptionGroup` / `except NameError:`
