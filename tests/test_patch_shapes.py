@@ -10,7 +10,6 @@ import textwrap
 import traceback
 
 from conftest import warm
-
 from hotswap._engine import forwards_to
 
 
@@ -344,7 +343,8 @@ def test_a_default_lambda_whose_text_did_not_change_follows_its_lines(modules):
     before = key.__code__.co_firstlineno, kwkey.__code__.co_firstlineno
     # The definition moves (lines added above it) and its body changes: its default keeps its identity (a
     # mutable default's state survives) and gets the line numbers of a fresh import.
-    new = "# one\n# two\n" + textwrap.dedent(src).replace("return key\n\ndef other", "return key  # changed\n\ndef other")
+    new = "# one\n# two\n" + textwrap.dedent(src).replace("return key\n\ndef other",
+                                                         "return key  # changed\n\ndef other")
     report = modules.edit(m, new)
     assert report.ok, report.error
     fresh = modules.load(new)

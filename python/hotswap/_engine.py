@@ -287,8 +287,8 @@ class Transaction:
                 old_stmt is not None and not any("__slots__" in m.binds for m in old_stmt.members) and \
                 old_stmt.decorators:
             # Its body never wrote `__slots__`: a class decorator made them (`slots=True`), by making a new class.
-            problem = (f"its __slots__ were made by a class decorator ({', '.join('@' + d for d in old_stmt.decorators)}),"
-                       " which makes a new class each time it runs")
+            made_by = ", ".join("@" + text for text in old_stmt.decorators)
+            problem = f"its __slots__ were made by a class decorator ({made_by}), which makes a new class each time it runs"
         if problem is not None:
             # Not half-applied: the name gets a new class (built in the module's own namespace), old instances
             # keep their class, and the report says a restart is needed.
