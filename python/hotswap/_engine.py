@@ -288,7 +288,8 @@ class Transaction:
                 old_stmt.decorators:
             # Its body never wrote `__slots__`: a class decorator made them (`slots=True`), by making a new class.
             made_by = ", ".join("@" + text for text in old_stmt.decorators)
-            problem = f"its __slots__ were made by a class decorator ({made_by}), which makes a new class each time it runs"
+            problem = (f"its __slots__ were made by a class decorator ({made_by}), which makes a new class each "
+                       "time it runs")
         if problem is not None:
             # Not half-applied: the name gets a new class (built in the module's own namespace), old instances
             # keep their class, and the report says a restart is needed.
