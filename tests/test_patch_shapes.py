@@ -674,3 +674,49 @@ def test_a_def_replaced_by_another_binding_forwards_references_to_it(modules):
     assert batched([1, 2, 3], 2) == [(1, 2), (3,)] == fresh.batched([1, 2, 3], 2)
     assert forwards_to(batched) is m._batched
     assert any("replaced by another binding" in note for note in report.notes)
+
+
+def test_an_unchanged_default_reading_a_removed_shadowing_name_is_evaluated_again(modules):
+    src = """
+        try:
+            xrange
+        except NameError:
+            xrange = range
+            str = bytes
+
+        def fast(value, types=frozenset([int, str])):
+            return type(value) in types
+    """
+    m = modules.load(src)
+    fast = m.fast
+    new = """
+        def fast(value, types=frozenset([int, str])):
+            return type(value) in types
+    """
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new).fast
+    assert m.fast is fast and fast.__defaults__ == fresh.__defaults__ == (frozenset([int, str]),)
+    assert fast("x") is True and "xrange" not in vars(m)
+
+
+def test_a_moved_class_moves_its_property_setters_too(modules):
+    src = """
+        class Spec:
+            @property
+            def pre(self):
+                return self._pre
+
+            @pre.setter
+            def pre(self, value):
+                raise ValueError(value)
+    """
+    m = modules.load(src)
+    Spec = m.Spec
+    new = "# one\n# two\n" + textwrap.dedent(src)
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new).Spec
+    for accessor in ("fget", "fset"):
+        moved, expected = getattr(Spec.pre, accessor).__code__, getattr(fresh.pre, accessor).__code__
+        assert moved.co_firstlineno == expected.co_firstlineno

@@ -76,7 +76,7 @@ class Transaction:
         self.rebound = rebound
         # Names that only removed statements bound (a removed `str = bytes` shim): they are removed before any
         # code of the reload runs (as they do not exist in a fresh import), and defaults reading them are new.
-        self.unbound = {n for stmt in old_stmts for n in stmt.binds} - {n for stmt in new_stmts for n in stmt.binds}
+        self.unbound = set(unbound_names(old_stmts, new_stmts))
         self._unbind_pending = bool(self.unbound)
         self.is_main = module.__name__ == "__main__"
         self.index = {id(stmt): i for i, stmt in enumerate(new_stmts)}
@@ -862,6 +862,13 @@ def _interrupts_deferred():
             previous(signal.SIGINT, caught[0])
 
 
+def unbound_names(old_stmts: Sequence[Any], new_stmts: Sequence[Any]) -> Tuple[str, ...]:
+    """Names the old source binds and the new one does not: a reload removes them, which rebinds them (to a
+    builtin of that name, or to nothing) for every statement that reads them."""
+    bound = {name for stmt in new_stmts for name in stmt.binds}
+    return tuple(sorted({name for stmt in old_stmts for name in stmt.binds} - bound))
+
+
 def _forwarder(target: Any) -> types.FunctionType:
     def forward(*args, **kwargs):  # what a reference to a function that got decorators calls
         return target(*args, **kwargs)
@@ -1064,7 +1071,8 @@ def _class_functions(cls: type, path: str) -> Iterable[types.FunctionType]:
         if isinstance(value, type) and value.__qualname__.startswith(cls.__qualname__ + "."):
             yield from _class_functions(value, path)
             continue
-        for item in _unwrap_candidates(value):
+        accessors = [value.fset, value.fdel] if isinstance(value, property) else []  # fget is unwrapped below
+        for item in [found for part in [value, *accessors] for found in _unwrap_candidates(part)]:
             if isinstance(item, types.FunctionType) and item.__code__.co_filename == path:
                 yield item
 
