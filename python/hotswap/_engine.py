@@ -25,6 +25,7 @@ import ast
 import builtins
 import contextlib
 import functools
+import inspect
 import linecache
 import logging
 import sys
@@ -202,6 +203,14 @@ class Transaction:
                     self.forward(old_obj, self.namespace.get(stmt.name),
                                  f"{stmt.name}: decorators added; references taken before the edit now call the "
                                  "decorated version")
+                elif _code_kind(target.__code__) != _code_kind(donor.__code__) and \
+                        isinstance(old_obj, types.FunctionType) and old_obj is not target:
+                    # The body changed kind with its decorators (a generator no longer under @contextmanager):
+                    # the old decorated function calls what the name now holds, never the new body under the
+                    # old decorator.
+                    self.forward(old_obj, self.namespace.get(stmt.name),
+                                 f"{stmt.name}: decorators changed; references taken before the edit now call the "
+                                 "new version")
                 else:
                     # References to the old function get the new code, and keep following the definition.
                     self.patch_function(target, donor, old_stmt, stmt)
@@ -860,6 +869,11 @@ def _interrupts_deferred():
         signal.signal(signal.SIGINT, previous)
         if caught:
             previous(signal.SIGINT, caught[0])
+
+
+def _code_kind(code: types.CodeType) -> int:
+    """Whether calling a function of ``code`` makes a generator, a coroutine or an async generator."""
+    return code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR)
 
 
 def unbound_names(old_stmts: Sequence[Any], new_stmts: Sequence[Any]) -> Tuple[str, ...]:
