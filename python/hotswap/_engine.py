@@ -198,8 +198,8 @@ class Transaction:
             if target is not None and donor is not None and target is not donor:
                 if target is old_obj and not (old_stmt.decorators if old_stmt is not None else ()):
                     # A decorator added to a plain function: its new code may only work under the decorator
-                    # (a generator under @contextmanager), so references taken before never run it bare.
-                    # References taken before call the decorated version, and follow later edits through it.
+                    # (a generator under @contextmanager), so references taken before never run it bare: they
+                    # call the decorated version, and follow later edits through it.
                     self.forward(old_obj, self.namespace.get(stmt.name),
                                  f"{stmt.name}: decorators added; references taken before the edit now call the "
                                  "decorated version")
@@ -242,9 +242,9 @@ class Transaction:
         self.ops.append(_func_op(old, code=forward.__code__, closure=forward.__closure__, defaults=None,
                                  kwdefaults=None, annotations=dict(getattr(new, "__annotations__", {}) or {}),
                                  doc=getattr(new, "__doc__", None)))
-        self.ops.extend(_native.SetAttr(old, key, value) for key, value in vars(new).items()
-                        if not (key.startswith("__") and key.endswith("__")) or key == "__wrapped__") \
-            if hasattr(new, "__dict__") else None
+        for key, value in getattr(new, "__dict__", {}).items():
+            if key == "__wrapped__" or not (key.startswith("__") and key.endswith("__")):
+                self.ops.append(_native.SetAttr(old, key, value))
         self.after.append(functools.partial(_FORWARDERS.add, old))
         self.notes.append(note)
 
@@ -360,7 +360,7 @@ class Transaction:
         if "__doc__" in names or (_docstring(self.old_stmts) is not None and _docstring(self.new_stmts) is None
                                   and not any("__doc__" in stmt.binds for stmt in self.new_stmts)):
             # A module always has `__doc__`: without a statement binding it, it is the docstring (or None).
-            names.remove("__doc__") if "__doc__" in names else None
+            names = [name for name in names if name != "__doc__"]
             doc = _docstring(self.new_stmts)
             if self.namespace.get("__doc__", _MISSING) != doc:
                 self.ops.append(_native.SetItem(self.namespace, "__doc__", doc))
