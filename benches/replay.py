@@ -4,10 +4,12 @@ For each package below, the sdists of consecutive releases are downloaded with p
 benches/.cache/, never committed). For each release-to-release step and each tool, a worker process imports
 every module of the old release from a scratch directory, takes references to every function and class (and to
 each class's functions), writes the new release over it, and reloads every changed module with the tool, in
-import order. Another process imports the new release fresh. The two are compared, module by module: function
-code (bytecode, constants, names, first line), defaults, class members, module-level names and simple
-constants, and the references taken before the edit (each must now behave as the fresh import's object of the
-same name). Each changed module is then:
+import order. Another process imports the new release fresh (with hotswap imported first, as the replayed program
+has it, so the same framework integrations are active; all workers share one string hash seed). The two are
+compared, module by module: function code (bytecode, constants, names, first line), defaults, class members,
+module-level names and simple constants, and the references taken before the edit (each must now behave as the
+fresh import's object of the same name; a reference hotswap turned into a forwarder is compared as what it
+calls). Each changed module is then:
 
 - exact: everything matches the fresh import;
 - refused: hotswap's report failed (the module is checked to be exactly as before) or said a restart is needed,
