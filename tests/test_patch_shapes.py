@@ -720,3 +720,26 @@ def test_a_moved_class_moves_its_property_setters_too(modules):
     for accessor in ("fget", "fset"):
         moved, expected = getattr(Spec.pre, accessor).__code__, getattr(fresh.pre, accessor).__code__
         assert moved.co_firstlineno == expected.co_firstlineno
+
+
+def test_a_failed_reload_leaves_a_class_in_a_block_as_it_was(modules):
+    src = """
+        import sys
+
+        if sys.version_info >= (3,):
+            class A:
+                size = 1
+
+                def f(self):
+                    return 1
+    """
+    m = modules.load(src)
+    A = m.A
+    members = dict(A.__dict__)
+    bound = A().f
+    # The block patches the class, then fails after it: everything is put back.
+    new = textwrap.dedent(src.replace("return 1", "return 2").replace("size = 1", "size = 2")) + \
+        "    raise ValueError('late')\n"
+    report = modules.edit(m, new)
+    assert not report.ok and "late" in report.error_message
+    assert m.A is A and dict(A.__dict__) == members and bound() == 1 and A.size == 1
