@@ -743,3 +743,38 @@ def test_a_failed_reload_leaves_a_class_in_a_block_as_it_was(modules):
     report = modules.edit(m, new)
     assert not report.ok and "late" in report.error_message
     assert m.A is A and dict(A.__dict__) == members and bound() == 1 and A.size == 1
+
+
+def test_a_decorated_class_moved_out_of_a_block_is_not_registered_again(modules):
+    src = """
+        REGISTRY = []
+
+        def register(cls):
+            REGISTRY.append(cls)
+            return cls
+
+        try:
+            @register
+            class Plugin:
+                def run(self):
+                    return 1
+        except ImportError:
+            Plugin = None
+    """
+    m = modules.load(src)
+    Plugin = m.Plugin
+    new = """
+        REGISTRY = []
+
+        def register(cls):
+            REGISTRY.append(cls)
+            return cls
+
+        @register
+        class Plugin:
+            def run(self):
+                return 2
+    """
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.Plugin is Plugin and Plugin().run() == 2 and m.REGISTRY == [Plugin]

@@ -162,8 +162,10 @@ class Transaction:
         if reason == "new" and self._made_elsewhere(stmt):
             # A new definition of an object another statement made (`X = namedtuple("X", ...)` became
             # `class X(NamedTuple)`, a `def` or `class` moved out of a `try` block): it keeps its identity and
-            # is patched as a changed definition.
-            self.step_patch(stmt, "changed", None)
+            # is patched as a changed definition (a class decorator the old block applied is not called again).
+            old_def = self._old_block_classes(self.old_stmts, [stmt.name]).get(stmt.name) \
+                if stmt.kind == "class" else None
+            self.step_patch(stmt, "changed", old_def)
             return
         if self.is_main and stmt.kind == "other":
             # __main__ is never re-executed wholesale: only its definitions are patched. A new or changed plain
@@ -613,6 +615,17 @@ class Transaction:
             raise ReloadFailed(f"{self.path}:{stmt.lineno}: the class statement of {stmt.name} ran no class body")
         return builder.tops[stmt.name]
 
+    def _old_block_classes(self, old_stmts: Sequence[Any], names: Iterable[str]) -> Dict[str, "_BlockClass"]:
+        """The `class` statements of ``names`` inside the old source's blocks (a changed block is not paired with
+        its old text, so the old statements are searched)."""
+        found: Dict[str, _BlockClass] = {}
+        for old in old_stmts:
+            wanted = [name for name in names if name in old.binds and name not in found]
+            if old.kind == "other" and wanted:
+                defs = _block_classes(ast.parse(old.text), old.text.splitlines(keepends=True))
+                found.update((name, defs[name]) for name in wanted if name in defs)
+        return found
+
     def _made_elsewhere(self, stmt) -> bool:
         """A `class` statement whose name holds this module's class of that name, or an undecorated `def` whose
         name holds a plain function of this file of that name."""
@@ -634,12 +647,7 @@ class Transaction:
         source = "\n" * (stmt.lineno - 1) + stmt.text
         tree = ast.parse(source)
         new_defs = _block_classes(tree, source.splitlines(keepends=True))
-        # The old statement defining each class (a changed block is not paired with its old text).
-        old_defs: Dict[str, _BlockClass] = {}
-        for old in [old_stmt] if old_stmt is not None else self.old_stmts:
-            if old.kind == "other" and any(name in old.binds and name not in old_defs for name in classes):
-                found = _block_classes(ast.parse(old.text), old.text.splitlines(keepends=True))
-                old_defs.update((name, found[name]) for name in classes if name in found and name not in old_defs)
+        old_defs = self._old_block_classes([old_stmt] if old_stmt is not None else self.old_stmts, classes)
         for node in _flat_body(tree.body):
             if isinstance(node, ast.ClassDef) and node.name in classes:
                 node.decorator_list = []  # applied once the body is patched (`_finish_class`)
