@@ -79,6 +79,7 @@ class Transaction:
         # code of the reload runs (as they do not exist in a fresh import), and defaults reading them are new.
         self.unbound = set(unbound_names(old_stmts, new_stmts))
         self._unbind_pending = bool(self.unbound)
+        self._unbound_now: Set[str] = set()  # names `unbind_own_reads` took away for the statement about to run
         self.is_main = module.__name__ == "__main__"
         self.index = {id(stmt): i for i, stmt in enumerate(new_stmts)}
         self.member_plans = member_plans or {}  # the planner's MemberPlan of each patched class, by statement index
@@ -128,7 +129,8 @@ class Transaction:
             self.snapshot = dict(self.namespace)
         if code is None:
             code = self._compile(stmt.text, stmt.lineno)
-        before = set(self.namespace)
+        before = set(self.namespace) | self._unbound_now  # a name unbound for the statement is not new
+        self._unbound_now = set()
         doc = self.namespace.get("__doc__", _MISSING)
         self._exec(code, self.namespace)
         self.executed += 1
@@ -266,6 +268,7 @@ class Transaction:
                 self.snapshot = dict(self.namespace)
             self.ops.extend(_native.DelItem(self.namespace, name) for name in names)
             self.flush()
+            self._unbound_now = set(names)
 
     def step_patch(self, stmt, reason: str, old_stmt) -> None:
         live = self.live(stmt.name)
