@@ -119,3 +119,38 @@ def test_a_failed_reload_leaves_the_routes_as_they_were(modules):
     assert list(module.app.routes) == routes
     assert served(client, "/hello") == (200, {"msg": "hello world"})
 
+
+
+def test_route_changes_go_live_at_the_commit_in_one_swap(modules):
+    """While the reload runs, the app still serves its old routes (a new statement at the end of the module sees
+    them); once it is done, the moved route answers at its new path only."""
+    module = modules.load(APP.format(extra=""))
+    client = TestClient(module.app)
+    served(client, "/hello")
+    routes = module.app.router.routes
+    new = APP.format(extra="during = [getattr(r, 'path', None) for r in app.routes]\n").replace(
+        '@app.get("/hello")\ndef hello(', '@app.get("/greet")\ndef greet(')
+    report = modules.edit(module, new)
+    assert report.ok, report.error
+    assert "/hello" in module.during and "/greet" not in module.during
+    assert module.app.router.routes is not routes, "a new list went live in one assignment"
+    assert served(client, "/greet") == (200, {"msg": "hello world"})
+    assert served(client, "/hello")[0] == 404
+
+
+def test_a_route_fastapi_refuses_to_build_rolls_the_whole_reload_back(modules):
+    """A new parameter type FastAPI cannot build a route with fails the reload at its commit: the function keeps
+    its old signature and body, and the routes stay as they were."""
+    module = modules.load(APP.format(extra="class Opaque:\n    pass\n"))
+    client = TestClient(module.app)
+    hello = module.hello
+    routes = list(module.app.routes)
+    new = APP.format(extra="class Opaque:\n    pass\n").replace(
+        'def hello(name: str = "world"):\n    calls.append(name)\n    return {"msg": f"hello {name}"}',
+        'def hello(name: str = "world", o: Opaque = None):\n    calls.append(name)\n    return {"msg": "changed"}')
+    report = modules.edit(module, new)
+    assert not report.ok
+    assert "refused by a framework hook" in report.error
+    assert hello() == {"msg": "hello world"}, "the code was rolled back with the routes"
+    assert list(module.app.routes) == routes
+    assert served(client, "/hello") == (200, {"msg": "hello world"})

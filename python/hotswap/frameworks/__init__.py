@@ -5,12 +5,15 @@ activates it. ``install()`` loads an adapter at once when its framework is alrea
 otherwise the moment the framework finishes importing (``when_imported``: a ``sys.meta_path`` finder that
 wraps only the loaders of the awaited module names, and hands the real loader back to the module before its
 code runs). So no framework is ever imported by hotswap, and a program that uses none pays one dictionary
-lookup per import. Adapters talk to the engine only through its public hooks (``hotswap.on_reload`` and
-``currently_reloading``); the engine never names a framework.
+lookup per import. Adapters talk to the engine only through its hooks (``hotswap.on_reload``,
+``currently_reloading`` and ``hotswap._hooks``); the engine never names a framework.
 
-Trade-off: adapters keep framework knowledge out of the engine, at the price of acting after a reload has
-been applied (a framework object is reconciled with the new code) rather than inside the reload's
-transaction.
+Adapters that reconcile what a framework serves (routes) do it inside the reload's transaction, through the
+engine's ``before_module_commit`` hook: a framework that refuses the new routes fails the reload, and
+everything is rolled back.
+
+Trade-off: adapters keep framework knowledge out of the engine, at the price of wrapping a few framework
+methods (those that register routes) so that what a reload registers is staged until it commits.
 
 An adapter module defines ``activate(framework_module)``; it is called once per process.
 """
@@ -33,7 +36,8 @@ logger = logging.getLogger("hotswap")
 __all__ = ["ADAPTERS", "activated", "file_saved", "install", "on_file_saved", "track_instances", "when_imported"]
 
 #: Framework module -> adapter module of this package, activated when the framework is imported.
-#: Order matters where adapters build on each other: Pydantic models are rebuilt before FastAPI's routes.
+#: Order matters where adapters build on each other: Pydantic models are rebuilt before FastAPI's routes, and a
+#: Starlette app bound anew hands its routes to the live one before FastAPI reconciles routers.
 ADAPTERS: Dict[str, str] = {
     "pydantic": ".pydantic",
     "attr": ".attrs",
@@ -41,6 +45,7 @@ ADAPTERS: Dict[str, str] = {
     "django": ".django",
     "click": ".click",
     "typer": ".typer",
+    "starlette": ".starlette",
     "fastapi": ".fastapi",
     "flask": ".flask",
     "jinja2": ".jinja2",
