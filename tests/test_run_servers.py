@@ -220,6 +220,40 @@ def test_gunicorn_runs_under_hotswap_and_stops_on_ctrl_c(server):
     assert not any("Traceback" in line for line in run.err), run.err
 
 
+WORKER_APP = """\
+import os
+from fastapi import FastAPI
+app = FastAPI()
+
+@app.get("/who")
+def who():
+    return {"msg": "v1", "pid": os.getpid()}
+"""
+
+
+def test_uvicorn_workers_started_with_spawn_each_keep_reloading(server):
+    """uvicorn --workers starts its workers with multiprocessing's spawn (fresh interpreters): each patches the
+    saved file itself, says so on one line naming its pid, and every answer afterwards is the new code."""
+    root, start = server
+    write(root / "app.py", WORKER_APP)
+    port = free_port()
+    run = start("-m", "uvicorn", "app:app", "--port", str(port), "--workers", "2")
+    serves(port, "/who", lambda body: '"v1"' in body, timeout=60)
+    # Both workers have imported the app before the edit (each answers once it started).
+    wait_until(lambda: sum("Application startup complete" in line for line in list(run.err)) >= 2, 60,
+               what="both workers started")
+    edit(root / "app.py", WORKER_APP.replace('"v1"', '"v2"').replace('"/who"', '"/who2"'))
+
+    def patched_workers() -> set:
+        return {line.split("]")[0] for line in list(run.err)
+                if line.startswith("hotswap: [") and "app: patched" in line}
+
+    wait_until(lambda: len(patched_workers()) == 2, 30, what=f"both workers patched: {run.err}")
+    answers = [get(port, "/who2") for _ in range(20)]
+    assert all(status == 200 and '"v2"' in body for status, body in answers), answers
+    assert all(get(port, "/who")[0] == 404 for _ in range(10))
+    assert interrupt_and_wait(run) == 0
+
 
 @pytest.mark.xfail(sys.version_info < (3, 10), strict=False,
                    reason="known open bug: on 3.9 (and the uvicorn release it gets) hotswap run still prints the "
