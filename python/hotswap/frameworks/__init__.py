@@ -105,6 +105,8 @@ def _call(callback: Callable[[types.ModuleType], object], module: types.ModuleTy
 def _imported(module: types.ModuleType) -> None:
     with _lock:
         callbacks = _waiting.pop(module.__name__, [])
+        if not _waiting and _finder in sys.meta_path:  # nothing left to wait for: imports skip the finder again
+            sys.meta_path.remove(_finder)
     for callback in callbacks:
         _call(callback, module)
 
