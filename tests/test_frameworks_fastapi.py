@@ -154,3 +154,19 @@ def test_a_route_fastapi_refuses_to_build_rolls_the_whole_reload_back(modules):
     assert hello() == {"msg": "hello world"}, "the code was rolled back with the routes"
     assert list(module.app.routes) == routes
     assert served(client, "/hello") == (200, {"msg": "hello world"})
+
+
+def test_a_schema_computed_while_a_reload_ran_is_not_kept(modules):
+    """A request that started computing the OpenAPI schema before a reload and stored it after the adapter
+    dropped the cache (the old routes' schema, tagged with the generation it started in) is computed again."""
+    module = modules.load(APP.format(extra=""))
+    client = TestClient(module.app)
+    stale = client.get("/openapi.json").json()
+    started_in = module.app.__dict__["_hotswap_openapi_generation"]
+    assert "/hello" in stale["paths"]
+    assert modules.edit(module, APP.format(extra="").replace('@app.get("/hello")', '@app.get("/hi")')).ok
+    # What the late request leaves behind: its schema, tagged with the generation it started in.
+    module.app.openapi_schema = stale
+    module.app.__dict__["_hotswap_openapi_generation"] = started_in
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/hi" in paths and "/hello" not in paths

@@ -19,7 +19,7 @@ the reload is committed, routes whose annotations or response model name a class
 Pydantic model, rebuilt by the Pydantic adapter, which runs first) are built again, a router included in
 another (``include_router``) whose routes changed is included again at the same place (older FastAPI copies
 the routes; newer FastAPI includes by reference and is told the routes changed), and each app's cached
-OpenAPI schema is dropped.
+OpenAPI schema is dropped (and one a request was computing meanwhile is not kept).
 
 Trade-off: a changed router costs a copy of its route list per reload. Routes that depend on a changed
 Pydantic model are rebuilt after the commit, since the model itself is rebuilt only then: a route FastAPI
@@ -46,6 +46,8 @@ _apps: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 _reloading = threading.local()  # .stages: {id(router): _Staging} for the reload running on this thread
 _INIT_ARGS = "_hotswap_init"
 _INCLUDES = "_hotswap_includes"
+_OPENAPI_GENERATION = "_hotswap_openapi_generation"
+_openapi_generation = [0]  # bumped after each reload that changed something
 
 
 def activate(fastapi: types.ModuleType) -> None:
@@ -61,6 +63,7 @@ def activate(fastapi: types.ModuleType) -> None:
 
     track_instances(routing.APIRouter, _routers, born)
     track_instances(FastAPI, _apps)
+    _follow_openapi(FastAPI)
     add_api_route = routing.APIRouter.add_api_route
 
     @functools.wraps(add_api_route)
@@ -335,5 +338,24 @@ def _on_reload(report: Any) -> None:
         for router in routers:
             changed = _reinclude(router) or changed
         rounds += 1
+    _openapi_generation[0] += 1
     for app in list(_apps.values()):
         app.openapi_schema = None
+
+
+def _follow_openapi(app_class: type) -> None:
+    """``FastAPI.openapi`` caches the schema on the app. A request computing it while a reload runs would store
+    the schema of the old routes after the adapter dropped the cache: each cached schema is tagged with the
+    reload generation it started in, and one from an earlier generation is computed again."""
+    openapi = app_class.openapi
+
+    @functools.wraps(openapi)
+    def openapi_of_this_generation(self: Any) -> Any:
+        generation = _openapi_generation[0]
+        if self.__dict__.get(_OPENAPI_GENERATION) != generation:
+            self.openapi_schema = None
+        schema = openapi(self)
+        self.__dict__[_OPENAPI_GENERATION] = generation
+        return schema
+
+    app_class.openapi = openapi_of_this_generation
