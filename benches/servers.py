@@ -100,7 +100,7 @@ CASES: Dict[str, Tuple[Dict[str, str], str, Dict[str, List[str]]]] = {
     "FastAPI": ({"app.py": FASTAPI}, "app.py", {
         "hotswap run": [PY, "-m", "hotswap", "run", "-m", "uvicorn", "app:app", "--port", "PORT"],
         "uvicorn --reload": [PY, "-m", "uvicorn", "app:app", "--reload", "--port", "PORT"],
-        "uvicorn-hmr": ["uvicorn-hmr", "app:app", "--port", "PORT"],
+        "uvicorn-hmr": ["uvicorn-hmr", "app:app", "--host", "127.0.0.1", "--port", "PORT"],
     }),
     "Flask": ({"app.py": FLASK}, "app.py", {
         "hotswap run": [PY, "-m", "hotswap", "run", "-m", "flask", "--app", "app", "run", "--port", "PORT"],

@@ -170,3 +170,20 @@ def test_a_schema_computed_while_a_reload_ran_is_not_kept(modules):
     module.app.__dict__["_hotswap_openapi_generation"] = started_in
     paths = client.get("/openapi.json").json()["paths"]
     assert "/hi" in paths and "/hello" not in paths
+
+
+def test_an_include_in_a_failed_reload_leaves_no_route_behind(modules):
+    module = modules.load(APP.format(extra=""))
+    client = TestClient(module.app)
+    routes = list(module.app.routes)
+    extra = ('extra = APIRouter()\n\n@extra.get("/more")\ndef more():\n    return 1\n\n'
+             'app.include_router(extra, prefix="/x")\nraise RuntimeError("broken")\n')
+    report = modules.edit(module, APP.format(extra=extra))
+    assert not report.ok
+    assert list(module.app.routes) == routes
+    assert served(client, "/x/more")[0] == 404
+    ok = modules.edit(module, APP.format(extra=extra.replace('raise RuntimeError("broken")\n', "")))
+    assert ok.ok, ok.error
+    assert served(client, "/x/more") == (200, 1)
+    assert served(fresh(modules, APP.format(extra=extra.replace('raise RuntimeError("broken")\n', ""))),
+                  "/x/more") == (200, 1)

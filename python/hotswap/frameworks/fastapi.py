@@ -1,12 +1,12 @@
 """FastAPI: routers follow reloads; a route's path, methods, parameters and dependencies as the source says.
 
-Mechanism: FastAPI builds each ``APIRoute`` (path regex, dependency tree, request and response validation) when
-the route is added, and a re-run decorator (``@app.get("/hi")`` where it said ``"/hello"``) appends a second
-route, leaving the old one serving. The adapter records the arguments every ``APIRoute`` was built with and
-keeps every ``APIRouter`` (an app's router too) in a weak set. While a reload runs, a route a decorator adds
-goes to a copy of its router's route list (FastAPI's own ``add_api_route`` runs against a stand-in holding the
-copy), where it replaces the routes of the same definition made before. Once every write of the reload is
-applied (the engine's ``before_module_commit`` hook), each router's list is reconciled with the module:
+Mechanism: FastAPI builds each ``APIRoute`` (path regex, dependency tree, request and response validation) when the
+route is added, and a re-run decorator (``@app.get("/hi")`` where it said ``"/hello"``) appends a second route,
+leaving the old one serving. The adapter records the arguments every ``APIRoute`` was built with and keeps every
+``APIRouter`` (an app's router too) in a weak set. While a reload runs, a route a decorator adds goes to a copy of
+its router's route list (FastAPI's own ``add_api_route`` and ``include_router`` run against a stand-in holding the
+copy), where it replaces the routes of the same definition made before. Once every write of the reload is applied
+(the engine's ``before_module_commit`` hook), each router's list is reconciled with the module:
 
 - a route whose endpoint is a top-level function of that module that the module no longer binds (the
   function was removed or renamed, or its decorator ran again and registered the new object) is removed;
@@ -66,9 +66,13 @@ def activate(fastapi: types.ModuleType) -> None:
     _follow_openapi(FastAPI)
     add_api_route = routing.APIRouter.add_api_route
 
+    def staged(router: Any) -> bool:
+        return not isinstance(router, _Staging) and currently_reloading() and \
+            id(router) not in getattr(_reloading, "born", ())
+
     @functools.wraps(add_api_route)
     def add_api_route_staged(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(self, _Staging) or not currently_reloading() or id(self) in getattr(_reloading, "born", ()):
+        if not staged(self):
             return add_api_route(self, *args, **kwargs)
         stage = _stage(self)
         result = add_api_route(stage, *args, **kwargs)
@@ -80,11 +84,16 @@ def activate(fastapi: types.ModuleType) -> None:
 
     @functools.wraps(include_router)
     def include_router_recorded(self: Any, router: Any, *args: Any, **kwargs: Any) -> Any:
-        before = len(self.routes)
-        result = include_router(self, router, *args, **kwargs)
-        added = [id(route) for route in self.routes[before:]]
-        self.__dict__.setdefault(_INCLUDES, []).append((weakref.ref(router), args, kwargs, added,
-                                                        _route_ids(router)))
+        # During a reload, the routes it adds are staged like any other, and so is the record of the include.
+        target = _stage(self) if staged(self) else self
+        before = len(target.routes)
+        result = include_router(target, router, *args, **kwargs)
+        added = [id(route) for route in target.routes[before:]]
+        record = (weakref.ref(router), args, kwargs, added, _route_ids(router))
+        if isinstance(target, _Staging):
+            target.includes.append(record)
+        else:
+            target.__dict__.setdefault(_INCLUDES, []).append(record)
         return result
 
     routing.APIRouter.include_router = include_router_recorded
@@ -99,6 +108,7 @@ class _Staging:
     def __init__(self, router: Any) -> None:
         object.__setattr__(self, "router", router)
         object.__setattr__(self, "routes", list(router.routes))
+        object.__setattr__(self, "includes", [])  # include_router records to keep if the reload commits
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.router, attr)
@@ -259,11 +269,19 @@ def _commit(change: Any) -> Any:
     for router, _, new in swaps:
         router.routes = new
         _routes_changed(router)
+    for stage in stages.values():
+        if stage.includes:
+            stage.router.__dict__.setdefault(_INCLUDES, []).extend(stage.includes)
 
     def undo() -> None:
         for router, old, _ in swaps:
             router.routes = old
             _routes_changed(router)
+        for stage in stages.values():
+            records = stage.router.__dict__.get(_INCLUDES, [])
+            for record in stage.includes:
+                if record in records:
+                    records.remove(record)
 
     return undo
 
