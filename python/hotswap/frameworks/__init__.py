@@ -33,7 +33,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 logger = logging.getLogger("hotswap")
 
-__all__ = ["ADAPTERS", "activated", "file_saved", "install", "on_file_saved", "track_instances", "when_imported"]
+__all__ = ["ADAPTERS", "StandIn", "activated", "file_saved", "install", "on_file_saved", "stand_in",
+           "track_instances", "when_imported"]
 
 #: Framework module -> adapter module of this package, activated when the framework is imported.
 #: Order matters where adapters build on each other: Pydantic models are rebuilt before FastAPI's routes, and a
@@ -210,6 +211,27 @@ def track_instances(cls: type, registry: "weakref.WeakValueDictionary[int, Any]"
             on_new(self)
 
     cls.__init__ = __init__  # type: ignore[misc]
+
+
+class StandIn:
+    """Stands in for a framework object (an app, a router) while a reload registers routes on it: the
+    framework's own method runs with this as ``self``, so it writes to the copies given here (a route list, a
+    URL map) while every other attribute is the object's. The adapter makes the copies live at the commit."""
+
+    def __init__(self, stands_for: Any, **copies: Any) -> None:
+        self.stands_for = stands_for  # a name no framework object has: the framework's code never reads it
+        self.__dict__.update(copies)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.stands_for, attr)
+
+
+def stand_in(stages: Dict[int, StandIn], target: Any, make: Callable[[Any], StandIn]) -> StandIn:
+    """The stand-in for ``target`` in ``stages`` (the current reload's, by id), made by ``make`` the first time."""
+    stage = stages.get(id(target))
+    if stage is None:
+        stage = stages[id(target)] = make(target)
+    return stage
 
 
 _file_handlers: List[Callable[[str], bool]] = []

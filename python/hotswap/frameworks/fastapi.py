@@ -37,13 +37,13 @@ import types
 import weakref
 from typing import Any, List, Tuple
 
-from . import track_instances
+from . import StandIn, stand_in, track_instances
 
 logger = logging.getLogger("hotswap")
 
 _routers: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
 _apps: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
-_reloading = threading.local()  # .stages: {id(router): _Staging} for the reload running on this thread
+_reloading = threading.local()  # .stages: {id(router): StandIn} for the reload running on this thread
 _INIT_ARGS = "_hotswap_init"
 _INCLUDES = "_hotswap_includes"
 _OPENAPI_GENERATION = "_hotswap_openapi_generation"
@@ -67,7 +67,7 @@ def activate(fastapi: types.ModuleType) -> None:
     add_api_route = routing.APIRouter.add_api_route
 
     def staged(router: Any) -> bool:
-        return not isinstance(router, _Staging) and currently_reloading() and \
+        return not isinstance(router, StandIn) and currently_reloading() and \
             id(router) not in getattr(_reloading, "born", ())
 
     @functools.wraps(add_api_route)
@@ -90,7 +90,7 @@ def activate(fastapi: types.ModuleType) -> None:
         result = include_router(target, router, *args, **kwargs)
         added = [id(route) for route in target.routes[before:]]
         record = (weakref.ref(router), args, kwargs, added, _route_ids(router))
-        if isinstance(target, _Staging):
+        if isinstance(target, StandIn):
             target.includes.append(record)
         else:
             target.__dict__.setdefault(_INCLUDES, []).append(record)
@@ -101,28 +101,14 @@ def activate(fastapi: types.ModuleType) -> None:
     on_reload(_on_reload)
 
 
-class _Staging:
-    """Stands in for a router while a reload adds routes: FastAPI's ``add_api_route`` appends to this copy of
-    its route list; every other attribute is the router's."""
-
-    def __init__(self, router: Any) -> None:
-        object.__setattr__(self, "router", router)
-        object.__setattr__(self, "routes", list(router.routes))
-        object.__setattr__(self, "includes", [])  # include_router records to keep if the reload commits
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self.router, attr)
-
-    def __setattr__(self, attr: str, value: Any) -> None:
-        object.__setattr__(self, attr, value)
+def _staging(router: Any) -> StandIn:
+    """A stand-in for ``router`` whose route list is a copy, for FastAPI's ``add_api_route`` and
+    ``include_router``; ``includes`` collects the include records to keep if the reload commits."""
+    return StandIn(router, routes=list(router.routes), includes=[])
 
 
-def _stage(router: Any) -> _Staging:
-    stages = _reloading.__dict__.setdefault("stages", {})
-    stage = stages.get(id(router))
-    if stage is None:
-        stage = stages[id(router)] = _Staging(router)
-    return stage
+def _stage(router: Any) -> StandIn:
+    return stand_in(_reloading.__dict__.setdefault("stages", {}), router, _staging)
 
 
 def _record_init(cls: type) -> None:
@@ -271,14 +257,14 @@ def _commit(change: Any) -> Any:
         _routes_changed(router)
     for stage in stages.values():
         if stage.includes:
-            stage.router.__dict__.setdefault(_INCLUDES, []).extend(stage.includes)
+            stage.stands_for.__dict__.setdefault(_INCLUDES, []).extend(stage.includes)
 
     def undo() -> None:
         for router, old, _ in swaps:
             router.routes = old
             _routes_changed(router)
         for stage in stages.values():
-            records = stage.router.__dict__.get(_INCLUDES, [])
+            records = stage.stands_for.__dict__.get(_INCLUDES, [])
             for record in stage.includes:
                 if record in records:
                     records.remove(record)

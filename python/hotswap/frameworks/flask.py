@@ -28,27 +28,16 @@ import types
 import weakref
 from typing import Any, Callable, Dict, Optional, Set
 
-from . import track_instances
+from . import StandIn, stand_in, track_instances
 
 _apps: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
-_staged = threading.local()  # .apps: {id(app): _Staging} for the reload running on this thread
+_staged = threading.local()  # .apps: {id(app): StandIn} for the reload running on this thread
 _REGISTRATIONS = "_hotswap_registrations"  # on a blueprint: [(weakref to app, options)] of each registration
 
 
-class _Staging:
-    """Stands in for an app while a reload registers routes: Flask's ``add_url_rule`` writes to this copy of the
-    app's URL map and view functions; every other attribute is the app's."""
-
-    def __init__(self, app: Any) -> None:
-        object.__setattr__(self, "app", app)
-        object.__setattr__(self, "url_map", _copy_map(app.url_map))
-        object.__setattr__(self, "view_functions", dict(app.view_functions))
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self.app, attr)
-
-    def __setattr__(self, attr: str, value: Any) -> None:
-        object.__setattr__(self, attr, value)
+def _staging(app: Any) -> StandIn:
+    """A stand-in for ``app`` whose URL map and view functions are copies, for Flask's ``add_url_rule``."""
+    return StandIn(app, url_map=_copy_map(app.url_map), view_functions=dict(app.view_functions))
 
 
 def activate(flask: types.ModuleType) -> None:
@@ -62,7 +51,7 @@ def activate(flask: types.ModuleType) -> None:
     @functools.wraps(add_url_rule)
     def add_url_rule_staged(self: Any, rule: str, endpoint: Optional[str] = None, view_func: Any = None,
                             *args: Any, **kwargs: Any) -> Any:
-        if isinstance(self, _Staging) or not currently_reloading():
+        if isinstance(self, StandIn) or not currently_reloading():
             return add_url_rule(self, rule, endpoint, view_func, *args, **kwargs)
         stage = _stage(self)
         if view_func is not None:
@@ -130,12 +119,8 @@ def _app_base(flask: types.ModuleType) -> type:
         return flask.Flask
 
 
-def _stage(app: Any) -> _Staging:
-    stages = _staged.__dict__.setdefault("apps", {})
-    stage = stages.get(id(app))
-    if stage is None:
-        stage = stages[id(app)] = _Staging(app)
-    return stage
+def _stage(app: Any) -> StandIn:
+    return stand_in(_staged.__dict__.setdefault("apps", {}), app, _staging)
 
 
 def _where(func: Any) -> tuple:
@@ -156,7 +141,7 @@ def _copy_map(old: Any, without: Set[str] = frozenset()) -> Any:
                      host_matching=old.host_matching)
 
 
-def _drop(stage: _Staging, endpoints: Set[str]) -> None:
+def _drop(stage: StandIn, endpoints: Set[str]) -> None:
     stage.url_map = _copy_map(stage.url_map, endpoints)
     for endpoint in endpoints:
         stage.view_functions.pop(endpoint, None)
@@ -164,14 +149,14 @@ def _drop(stage: _Staging, endpoints: Set[str]) -> None:
 
 def drop_endpoints(app: Any, endpoints: set) -> None:
     """Removes every URL rule of ``endpoints`` and their view functions from ``app`` (one swap of its URL map)."""
-    stage = _Staging(app)
+    stage = _staging(app)
     _drop(stage, set(endpoints))
     _go_live(stage)
 
 
-def _go_live(stage: _Staging) -> Callable[[], None]:
+def _go_live(stage: StandIn) -> Callable[[], None]:
     """Makes the staged map and views the app's; returns what puts the old ones back."""
-    app = stage.app
+    app = stage.stands_for
     old_map, old_views = app.url_map, dict(app.view_functions)
     views = app.view_functions
     views.update(stage.view_functions)  # before the swap: the new map finds every view it routes to
@@ -203,13 +188,13 @@ def _gone(views: Dict[str, Any], change: Any) -> Set[str]:
 
 
 def _commit(change: Any) -> Optional[Callable[[], None]]:
-    stages: Dict[int, _Staging] = _staged.__dict__.pop("apps", {})
+    stages: Dict[int, StandIn] = _staged.__dict__.pop("apps", {})
     if change.removed or change.previous:
         for app in list(_apps.values()):
             stage = stages.get(id(app))
             gone = _gone(stage.view_functions if stage is not None else app.view_functions, change)
             if gone:
-                _drop(stage if stage is not None else stages.setdefault(id(app), _Staging(app)), gone)
+                _drop(stage if stage is not None else stages.setdefault(id(app), _staging(app)), gone)
     if not stages:
         return None
     for stage in stages.values():
