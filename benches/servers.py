@@ -21,6 +21,7 @@ adds to each import that reaches the finders, against the import of a small modu
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import shutil
@@ -123,8 +124,8 @@ def fetch(port: int) -> Optional[str]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
             return response.read().decode()
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return None
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, OSError):
+        return None  # a restarting server drops connections, even halfway through a response
 
 
 def wait_for(port: int, version: int, timeout_s: float = 30.0) -> Optional[Tuple[float, int]]:
