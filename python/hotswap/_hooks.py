@@ -127,7 +127,7 @@ def before_module_commit(callback: Callable[[ModuleChange], Optional[_Undo]]) ->
 
 
 def after_class_change(callback: Callable[[ClassChange], object]) -> Callable[[ClassChange], object]:
-    """Registers ``callback(change)``, called once every write of the reload is applied."""
+    """Registers ``callback(change)``, called once the reload is committed."""
     return _register(_after, callback)
 
 
