@@ -66,3 +66,25 @@ def test_a_refusing_hook_rolls_back_the_code_and_earlier_hooks_changes(modules, 
     _hooks.remove_hook(second)
     assert modules.edit(module, SOURCE.replace("return 1", "return 3")).ok, "the old source stayed the baseline"
     assert f() == 3
+
+
+def test_the_import_finder_leaves_once_nothing_is_awaited():
+    """What every import pays for the adapters' finder ends once the last awaited module is imported: here every
+    framework with an adapter, and one more module a callback waits for."""
+    import subprocess
+    import sys
+
+    code = ("import importlib, sys\n"
+            "from hotswap import frameworks\n"
+            "seen = []\n"
+            "frameworks.when_imported('tabnanny', lambda module: seen.append(module.__name__))\n"
+            "assert frameworks._finder in sys.meta_path\n"
+            "for name in frameworks.ADAPTERS:\n"
+            "    importlib.import_module(name)\n"
+            "assert frameworks._finder in sys.meta_path, 'tabnanny is still awaited'\n"
+            "import tabnanny\n"
+            "assert seen == ['tabnanny'], seen\n"
+            "assert frameworks._finder not in sys.meta_path\n"
+            "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
