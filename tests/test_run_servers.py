@@ -4,6 +4,7 @@ bypassed with one line, and Ctrl-C ends them as it ends them without hotswap."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -252,6 +253,31 @@ def test_uvicorn_workers_started_with_spawn_each_keep_reloading(server):
     answers = [get(port, "/who2") for _ in range(20)]
     assert all(status == 200 and '"v2"' in body for status, body in answers), answers
     assert all(get(port, "/who")[0] == 404 for _ in range(10))
+    assert interrupt_and_wait(run) == 0
+
+
+def test_a_spawned_uvicorn_worker_that_needs_a_restart_is_replaced_with_the_new_code(server):
+    """A change that cannot be patched in place (a class's __slots__) ends each worker that sees it, with one line
+    saying why; uvicorn starts fresh workers, which import the new code."""
+    root, start = server
+    source = WORKER_APP.replace("app = FastAPI()\n", 'app = FastAPI()\n\nclass Point:\n    __slots__ = ("x",)\n')
+    write(root / "app.py", source)
+    port = free_port()
+    run = start("-m", "uvicorn", "app:app", "--port", str(port), "--workers", "2")
+    wait_until(lambda: sum("Application startup complete" in line for line in list(run.err)) >= 2, 60,
+               what="both workers started")
+    before = {json.loads(get(port, "/who")[1])["pid"] for _ in range(10)}
+    edit(root / "app.py", source.replace('("x",)', '("x", "y")').replace('"v1"', '"v2"'))
+    serves(port, "/who", lambda body: '"v2"' in body, timeout=60)
+    run.wait_err("ending this child for a restart")
+
+    def served_by_new_workers() -> bool:
+        answers = [get(port, "/who") for _ in range(10)]
+        return all(status == 200 and json.loads(body)["msg"] == "v2" and json.loads(body)["pid"] not in before
+                   for status, body in answers)
+
+    wait_until(served_by_new_workers, 60, what=f"only new workers serve, with v2: {run.err}")
+    assert sum("ending this child for a restart" in line for line in list(run.err)) == 2, run.err
     assert interrupt_and_wait(run) == 0
 
 
