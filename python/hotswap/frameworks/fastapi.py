@@ -243,6 +243,8 @@ def _commit(change: Any) -> Any:
     stages = _reloading.__dict__.pop("stages", {})
     _reloading.__dict__.pop("born", None)
     module, names = change.module, set(change.removed) | set(change.previous)
+    if not stages and not names and not change.patched:
+        return None  # nothing of the module changed that a route could be built from
     swaps = []
     for router in list(_routers.values()):
         stage = stages.get(id(router))
