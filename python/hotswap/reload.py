@@ -350,7 +350,9 @@ def _reload(
         new_stmts = _source.split(text, path, old)
         whole = mode == "module" or old is None
         old_stmts = old.stmts if old is not None else new_stmts
-        plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=rebound)
+        # A removed name is rebound too (a removed `str = bytes` shim): statements reading it run again.
+        unbound = _engine.unbound_names(old_stmts, new_stmts) if old is not None else ()
+        plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=tuple(rebound) + unbound)
     except SyntaxError as exc:
         return failed(_engine._format_user_error(exc, path), exc)
     except MemoryError as exc:  # nothing was changed yet
