@@ -834,7 +834,9 @@ def test_a_burst_of_a_thousand_saves_ends_with_the_last_content(project, start):
         assert wait_until(lambda: f() == 1000, timeout=20)
     finally:
         caller.stop()
-    assert all(r.ok for r in reloader.reports)
+    # Every reload applied a whole version: one with a definition missing (a half-written file) would report it
+    # removed, and the next one added again.
+    assert [r for r in reloader.reports if not r.ok or r.removed or r.added] == []
     assert not caller.errors and reloader.running
 
 
