@@ -297,7 +297,9 @@ def test_ten_thousand_files_start_fast_and_idle_cheaply(tmp_path):
     w = Watcher([str(root)])
     elapsed = time.perf_counter() - started
     try:
-        assert elapsed < 1.0
+        # A bound against a walk gone wrong (one that lists files it ignores, say), not a speed target: 1 s failed at
+        # nice 19 on a machine with a load of 25 (it takes about 6 ms at normal priority there).
+        assert elapsed < 5.0
         assert w.watched_dirs == 101
         cpu = time.process_time()
         assert w.wait(0.5) is None
