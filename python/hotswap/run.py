@@ -508,9 +508,10 @@ class Supervisor:
                     status = self._wait_status(proc)
                 if status is not None:
                     self.last_status = status
+                    # The files as they are before the user is told: a save made after the message is a change.
+                    snapshot = _snapshot(self.paths, self.include)
                     _say(f"program exited with {self._describe(status)}; save a file to restart it, "
                          "Ctrl-C to quit")
-                    snapshot = _snapshot(self.paths, self.include)
                     continue
                 if self.reloader_available:
                     continue
