@@ -35,10 +35,14 @@ wheel: ## build a wheel for each CPython 3.9-3.13 here and an sdist into dist/, 
 	scripts/wheels.sh $(VENV)/bin/maturin dist $(PYTHONS)
 
 .PHONY: bench
-bench: ## run every benchmark in benches/ (comparison tools in benches/.venv) and write benches/RESULTS.md
+bench: ## run every benchmark in benches/ (comparison tools in benches/.venv), each figure beside its target, into benches/RESULTS.md
 	@scripts/venv.sh $(BENCH_VENV) $(PYTHON) release
 	$(BENCH_VENV)/bin/python -m pip install -q -r benches/requirements.txt
 	$(BENCH_VENV)/bin/python benches/run_all.py
+
+.PHONY: bench-readme
+bench-readme: ## rewrite README.md's benchmark tables from benches/RESULTS.md (after `make bench` on a quiet machine)
+	$(PYTHON) benches/run_all.py --readme-only
 
 .PHONY: replay
 replay: ## download consecutive releases of 5 packages (cached in benches/.cache), replay them through each reloader
