@@ -19,9 +19,12 @@ demo: ## create .venv, build, and run the scripted demo of all three tiers (patc
 	$(VENV)/bin/python examples/demo.py
 
 .PHONY: test
-test: ## cargo test, then every pytest suite on each CPython 3.9-3.13 here (3.11 required), and on 3.11 with debug assertions
-	cargo test --quiet
-	scripts/test-pythons.sh release $(PYTHONS) --with dev:3.11
+test: ## cargo test and every pytest suite on each CPython 3.9-3.13 here (3.11 required), built with Rust debug assertions
+	scripts/test-pythons.sh --cargo-test dev $(PYTHONS)
+
+.PHONY: test-release
+test-release: ## the pytest suites on each interpreter against the release build (what `make wheel` ships)
+	scripts/test-pythons.sh release $(PYTHONS)
 
 .PHONY: test-debug
 test-debug: ## the pytest suites on each interpreter against a build with Rust debug assertions and overflow checks

@@ -40,7 +40,8 @@ VERSION_B = (VERSION_A.replace('("A", 1)', '("B", 2)')
              .replace('def h(v=1):\n        return ("A", v)', 'def h(v=2):\n        return ("B", v)')
              .replace('return ("A", n)', 'return ("B", n + 1)'))
 
-EDITS = 500
+# Every edit lands while all eight threads are mid-call; 200 of them give any mix hundreds of chances to show.
+EDITS = 200
 
 ALLOWED = {
     "f": {("A", 2), ("B", 3)},
