@@ -12,7 +12,8 @@
 # compiled once for `cargo test` and every interpreter, and only pyo3 and hotswap itself again per interpreter;
 # each suite starts as soon as its build is done, up to HOTSWAP_TEST_JOBS (default 2) suites at a time, each
 # with HOTSWAP_TEST_WORKERS (default 2) pytest-xdist workers (tests marked `serial` share one of them); a
-# suite's output is kept and printed whole, in order, when it ends. Each phase's time is printed at the end.
+# suite's output (with its ten slowest tests) is kept and printed whole, in order, when it ends. When each phase
+# ended is printed at the end.
 set -uo pipefail
 cargo_test=no
 if [ "${1:-}" = --cargo-test ]; then cargo_test=yes; shift; fi
@@ -90,7 +91,7 @@ for version in "${runs[@]}"; do
   [ "$workers" -gt 1 ] && xdist=(-n "$workers" --dist loadgroup)
   # A background job of a non-interactive shell starts with SIGINT ignored, and Python then leaves it ignored
   # (the Ctrl-C tests would see nothing): restore the default before starting the suite.
-  (trap - INT; start=$SECONDS; "$venv/bin/python" -m pytest -q "${xdist[@]}" "${suites[@]}"; rc=$?
+  (trap - INT; start=$SECONDS; "$venv/bin/python" -m pytest -q --durations=10 "${xdist[@]}" "${suites[@]}"; rc=$?
    echo "(suite: $((SECONDS - start)) s)"; exit $rc) >"$logs/suite-$version" 2>&1 &
   suite_pid[$version]=$!
 done
