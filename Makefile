@@ -27,7 +27,7 @@ test-release: ## the pytest suites on each interpreter against the release build
 	scripts/test-pythons.sh release $(PYTHONS)
 
 .PHONY: test-debug
-test-debug: ## the pytest suites on each interpreter against a build with Rust debug assertions and overflow checks
+test-debug: ## the pytest suites on each interpreter against release optimisations with Rust debug assertions and overflow checks
 	scripts/test-pythons.sh debug-checks $(PYTHONS)
 
 BENCH_VENV := benches/.venv

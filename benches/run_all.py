@@ -111,9 +111,10 @@ def rewrite_readme() -> int:
     if not RESULTS.exists():
         print(f"no {RESULTS}: run `make bench` first", file=sys.stderr)
         return 1
-    text, missing = update_readme(RESULTS.read_text(), README.read_text())
+    readme = README.read_text()
+    text, missing = update_readme(RESULTS.read_text(), readme)
     README.write_text(text)
-    print(f"rewrote the tables of {README} from {RESULTS}")
+    print(f"filled {len(BLOCK.findall(readme)) - len(missing)} of the marked tables of {README} from {RESULTS}")
     for item in missing:
         print(f"left as it was: {item}", file=sys.stderr)
     return 1 if missing else 0
