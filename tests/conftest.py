@@ -27,9 +27,10 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 # under pytest-xdist with `--dist loadgroup` (`make test` runs each suite with `-n 2 --dist loadgroup`) they all
 # run in one worker, one after another, as without xdist, while the other tests spread over the workers.
 SERIAL_FILES = {
-    "test_fork.py", "test_ipython_kernel.py", "test_logging.py", "test_patch_threads.py", "test_run_cli.py",
-    "test_run_dropin.py", "test_run_examples.py", "test_run_servers.py", "test_security.py", "test_template.py",
-    "test_watch_native.py", "test_watch_reloader.py", "test_pytest_hotswap.py",
+    "test_dask.py", "test_fork.py", "test_ipython_kernel.py", "test_logging.py", "test_patch_threads.py",
+    "test_run_cli.py", "test_run_dropin.py", "test_run_examples.py", "test_run_servers.py", "test_security.py",
+    "test_template.py", "test_watch_datafiles.py", "test_watch_native.py", "test_watch_reloader.py",
+    "test_pytest_hotswap.py",
 }
 
 
@@ -99,6 +100,21 @@ def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     yield factory
     for name in factory.names:
         sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def start():
+    """Starts ``AutoReloader``s that are stopped after the test."""
+    started = []
+
+    def make(*args, **kwargs) -> hotswap.AutoReloader:
+        reloader = hotswap.AutoReloader(*args, **kwargs)
+        started.append(reloader)
+        return reloader
+
+    yield make
+    for reloader in started:
+        reloader.stop()
 
 
 def warm(func: Callable, *args, times: int = 3000, **kwargs):

@@ -81,6 +81,13 @@ def _fastapi_steps(root: Path, run: Run, port: int) -> None:
 
 def test_flask_example(example):
     root, run, port = example("flask_app", "-m", "flask", "--app", "app", "run", "--debug", "--port", "PORT")
+    try:
+        _flask_steps(root, run, port)
+    except (AssertionError, OSError) as err:
+        raise AssertionError(f"{err}\nstderr: " + "\n".join(run.err)) from err
+
+
+def _flask_steps(root: Path, run: Run, port: int) -> None:
     serves(port, "/count", "0 entries")
     urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/sign", data=b"name=ada"), timeout=5)
     serves(port, "/count", "1 entries")
@@ -94,6 +101,14 @@ def test_flask_example(example):
     replace(root / "templates" / "index.html", "<h1>Guestbook</h1>", "<h1>Signatures</h1>")
     serves(port, "/", lambda body: "<li>ada</li>" in body and "<h1>Signatures</h1>" in body)
     run.wait_err("werkzeug's reloader bypassed")
+    # settings.json is read by app.py at import: saving it re-runs those statements; the guestbook stays.
+    serves(port, "/limit", "1 of 100 (the front desk)")
+    (root / "settings.json").write_text('{"owner": "the night desk", "max_entries": 1}')
+    serves(port, "/limit", "1 of 1 (the night desk)")
+    run.wait_err("settings.json saved")
+    (root / "settings.json").write_text('{"owner": ')  # broken: reported, the old settings stay
+    run.wait_err("JSONDecodeError")
+    serves(port, "/limit", "1 of 1 (the night desk)")
 
 
 def test_django_example(example):

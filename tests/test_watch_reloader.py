@@ -146,20 +146,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
             sys.modules.pop(name, None)
 
 
-@pytest.fixture
-def start():
-    started = []
-
-    def make(*args, **kwargs) -> AutoReloader:
-        reloader = AutoReloader(*args, **kwargs)
-        started.append(reloader)
-        return reloader
-
-    yield make
-    for reloader in started:
-        reloader.stop()
-
-
 class Caller(threading.Thread):
     """A program thread calling stale references in a loop, recording what they return and any exception."""
 

@@ -23,7 +23,7 @@ import threading
 from types import ModuleType
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, cast
 
-from . import _native
+from . import _datafiles, _native
 
 
 class Baseline(NamedTuple):
@@ -164,9 +164,19 @@ def _unchanged_since_import(module: ModuleType, path: str) -> Optional[bytes]:
     return data if cached_code == disk_code else None
 
 
-def track(module: ModuleType) -> None:
-    """Records ``module``'s baseline now (from disk) if none is recorded yet."""
+def track(module: ModuleType, source: Optional[str] = None) -> None:
+    """Records ``module``'s baseline now (from disk) if none is recorded yet.
+
+    With ``source``, records that text instead, replacing any baseline: for a module that was just executed from
+    source text that is not its file's (``hotswap.dask`` imports on a worker the source its client sent).
+    """
     path = module_path(module)
+    if source is not None:
+        stmts = split(source, path)
+        with _lock:
+            _imported_sources.pop(path, None)
+            _baselines[(module.__name__, path)] = Baseline(source, stmts)
+        return
     with _lock:
         if (module.__name__, path) in _baselines:
             return
@@ -224,6 +234,7 @@ class BaselineFinder:
                     else:
                         with _lock:
                             _imported_sources[real] = data
+                        _datafiles.expect(origin, name)  # files its top-level code reads are recorded
             return spec
         return None
 
@@ -232,6 +243,7 @@ class BaselineFinder:
 
 
 def install_import_hook() -> None:
+    _datafiles.install()
     if not any(isinstance(finder, BaselineFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, BaselineFinder())
 
