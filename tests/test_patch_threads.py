@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 
-from conftest import warm
+from conftest import wait_until, warm
 
 VERSION_A = """
     class Base:
@@ -93,6 +93,8 @@ def test_eight_threads_calling_while_edits_apply(modules):
     try:
         for t in threads:
             t.start()
+        # Every thread is calling before the first edit (on a loaded machine one may start late).
+        assert wait_until(lambda: all(counts) or bool(bad), timeout=60), counts
         for i in range(EDITS):
             report = modules.edit(m, VERSION_B if i % 2 == 0 else VERSION_A)
             assert report.ok, report.error
