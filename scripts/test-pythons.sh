@@ -11,7 +11,8 @@
 # one after another in the one cargo target directory, so the dependencies (rustpython-parser, notify, ...) are
 # compiled once for `cargo test` and every interpreter, and only pyo3 and hotswap itself again per interpreter;
 # each suite starts as soon as its build is done, up to HOTSWAP_TEST_JOBS (default 2) suites at a time, each
-# with HOTSWAP_TEST_WORKERS (default 2) pytest-xdist workers (tests marked `serial` share one of them); a
+# with HOTSWAP_TEST_WORKERS (default 2) pytest-xdist workers (the tests of each file tests/conftest.py lists in
+# SERIAL_FILES run in one worker, in order); a
 # suite's output (with its ten slowest tests) is kept and printed whole, in order, when it ends. When each phase
 # ended is printed at the end.
 set -uo pipefail
