@@ -452,12 +452,26 @@ def _reload(
     finally:
         _state.depth -= 1
         _datafiles.stop(reads)
+    undos: List[Callable[[], object]] = []
+
+    def record() -> None:
+        # Every write is applied: integrations bring what they derived from the module up to date, in the
+        # transaction (a hook that raises fails the reload), then the new source becomes the baseline.
+        try:
+            undos.extend(_engine_hooks.run_commit(_module_change(module, tx)))
+        except Exception as exc:
+            raise _engine.ReloadFailed(f"{path}: the reload was refused by a framework hook, nothing was changed: "
+                                       f"{type(exc).__name__}: {exc}") from None
+        _source.set_baseline(module, text, recorded)
+
     try:
-        tx.commit(record=lambda: _source.set_baseline(module, text, recorded))
-    except _engine.ReloadFailed as exc:  # the native step undid its own writes; put the namespace back too
+        tx.commit(record=record)
+    except _engine.ReloadFailed as exc:  # the native step or a hook undid its own writes; put the rest back too
+        _engine_hooks.run_undo(undos)
         tx.rollback()
         return failed(str(exc), exc)
     except BaseException:  # Ctrl-C as the last batch returned: every batch was recorded, so all of it is undone
+        _engine_hooks.run_undo(undos)
         tx.rollback()
         _source.restore_baseline(module, old)
         raise
@@ -479,6 +493,17 @@ def _reload(
 
 #: The name that statements reading a saved data file are marked as reading (no Python name can be it).
 _DATA_FILE = "<data file>"
+
+
+def _module_change(module: types.ModuleType, tx: _engine.Transaction) -> _engine_hooks.ModuleChange:
+    """What the commit hooks are told: the names so far, and the module-level bindings the reload changed."""
+    namespace, before = module.__dict__, tx.snapshot or {}
+    previous = {name: value for name, value in before.items() if namespace.get(name, _MISSING) is not value}
+    return _engine_hooks.ModuleChange(module, tuple(dict.fromkeys(tx.patched)), tuple(dict.fromkeys(tx.added)),
+                                      tuple(dict.fromkeys(tx.removed)), previous)
+
+
+_MISSING = object()
 
 
 def _error_fields(exc: Optional[BaseException], path: str, text: str) -> Dict[str, Any]:
