@@ -19,12 +19,15 @@ demo: ## create .venv, build, and run the scripted demo of all three tiers (patc
 	$(VENV)/bin/python examples/demo.py
 
 .PHONY: test
-test: ## cargo test, then every pytest suite on each CPython 3.9-3.13 here (3.11 required), and on 3.11 with debug assertions
-	cargo test --quiet
-	scripts/test-pythons.sh release $(PYTHONS) --with dev:3.11
+test: ## cargo test and every pytest suite on each CPython 3.9-3.13 here (3.11 required), built with Rust debug assertions
+	scripts/test-pythons.sh --cargo-test dev $(PYTHONS)
+
+.PHONY: test-release
+test-release: ## the pytest suites on each interpreter against the release build (what `make wheel` ships)
+	scripts/test-pythons.sh release $(PYTHONS)
 
 .PHONY: test-debug
-test-debug: ## the pytest suites on each interpreter against a build with Rust debug assertions and overflow checks
+test-debug: ## the pytest suites on each interpreter against release optimisations with Rust debug assertions and overflow checks
 	scripts/test-pythons.sh debug-checks $(PYTHONS)
 
 BENCH_VENV := benches/.venv
@@ -35,10 +38,14 @@ wheel: ## build a wheel for each CPython 3.9-3.13 here and an sdist into dist/, 
 	scripts/wheels.sh $(VENV)/bin/maturin dist $(PYTHONS)
 
 .PHONY: bench
-bench: ## run every benchmark in benches/ (comparison tools in benches/.venv) and write benches/RESULTS.md
+bench: ## run every benchmark in benches/ (comparison tools in benches/.venv), each figure beside its target, into benches/RESULTS.md
 	@scripts/venv.sh $(BENCH_VENV) $(PYTHON) release
 	$(BENCH_VENV)/bin/python -m pip install -q -r benches/requirements.txt
 	$(BENCH_VENV)/bin/python benches/run_all.py
+
+.PHONY: bench-readme
+bench-readme: ## rewrite README.md's benchmark tables from benches/RESULTS.md (after `make bench` on a quiet machine)
+	$(PYTHON) benches/run_all.py --readme-only
 
 .PHONY: replay
 replay: ## download consecutive releases of 5 packages (cached in benches/.cache), replay them through each reloader

@@ -49,7 +49,7 @@ def make_project() -> str:
 
 
 def ms(ns: float) -> str:
-    return f"{ns / 1e6:9.2f} ms"
+    return f"{ns / 1e6:.2f} ms"
 
 
 def main() -> int:
@@ -121,17 +121,19 @@ def main() -> int:
             results["hotswap back-to-back"].append(time.perf_counter_ns() - t)
 
     base = statistics.median(results["hotswap"])
-    print()
-    print(f"Isolated call round trip (exec + communicate), pandas + sympy + sqlalchemy preloaded; "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    print(f"{'contender':<22} {'runs':>5} {'median':>12} {'min':>12} {'vs hotswap':>11}")
+    print(f"\n## Isolated call round trip, pandas + sympy + sqlalchemy preloaded (exec + communicate; CPython "
+          f"{sys.version.split()[0]}, {os.cpu_count()} CPUs)\n")
+    print("| contender | runs | median | min | vs hotswap |")
+    print("|---|---:|---:|---:|---:|")
     for name, samples in results.items():
         if not samples:
             continue
         median = statistics.median(samples)
-        print(f"{name:<22} {len(samples):>5} {ms(median):>12} {ms(min(samples)):>12} {median / base:>10.1f}x")
+        label = {"hotswap": "hotswap `isolate_imports`", "firehot": "firehot `isolate_imports`"}.get(name, name)
+        print(f"| {label} | {len(samples)} | {ms(median)} | {ms(min(samples))} | {median / base:.1f}x |")
     if firehot_note:
-        print(firehot_note)
+        print(f"\n{firehot_note}")
+    print()
     return 0
 
 

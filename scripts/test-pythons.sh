@@ -1,32 +1,38 @@
 #!/usr/bin/env bash
-# Usage: scripts/test-pythons.sh PROFILE [VERSION ...] [--with PROFILE:VERSION ...]
+# Usage: scripts/test-pythons.sh [--cargo-test] PROFILE [VERSION ...]
 # Runs every pytest suite (tests/ and pytest_plugin/tests/) under each CPython 3.9 ... 3.13 found on this
-# machine (or only the VERSIONs given) against a PROFILE build, each in its own venv under .venvs/; each
-# `--with PROFILE:VERSION` adds one more run (`--with dev:3.11`: the build `cargo test` uses, with debug
-# assertions and overflow checks). Says which ran and which were skipped; fails if any suite fails or if 3.11 is
-# missing.
+# machine (or only the VERSIONs given) against a PROFILE build (`make test`: dev, the profile `cargo test` uses:
+# Rust debug assertions and overflow checks, dependencies optimised), each in its own venv .venvs/VERSION. With
+# --cargo-test, `cargo test` runs first, in the same cargo target directory. Says which ran and which were
+# skipped; fails if `cargo test` or any suite fails, or if 3.11 is missing.
 #
-# To be quick on a small machine: every venv and its packages are prepared at once (network and disk); the
-# builds run one after another in the one cargo target directory (dependencies compiled once per profile); each
-# suite starts as soon as its build is done, up to HOTSWAP_TEST_JOBS (default 2) suites at a time, its output
-# kept and printed whole, in order, when it ends.
+# To be quick on a small machine: `cargo test` and every venv's package installs start at once (the installs
+# are mostly network and disk, and fill the core that a single crate's compilation leaves idle); the builds run
+# one after another in the one cargo target directory, so the dependencies (rustpython-parser, notify, ...) are
+# compiled once for `cargo test` and every interpreter, and only pyo3 and hotswap itself again per interpreter;
+# each suite starts as soon as its build is done, up to HOTSWAP_TEST_JOBS (default 2) suites at a time, each
+# with HOTSWAP_TEST_WORKERS (default 2) pytest-xdist workers (the tests of each file tests/conftest.py lists in
+# SERIAL_FILES run in one worker, in order); a
+# suite's output (with its ten slowest tests) is kept and printed whole, in order, when it ends. When each phase
+# ended is printed at the end.
 set -uo pipefail
-profile=${1:-release}
+cargo_test=no
+if [ "${1:-}" = --cargo-test ]; then cargo_test=yes; shift; fi
+profile=${1:-dev}
 shift || true
-wanted=() extra=()
-while [ $# -gt 0 ]; do
-  case $1 in
-    --with) extra+=("$2"); shift 2 ;;
-    *) wanted+=("$1"); shift ;;
-  esac
-done
+wanted=("$@")
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 jobs=${HOTSWAP_TEST_JOBS:-2}
+workers=${HOTSWAP_TEST_WORKERS:-2}
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 suites=(tests)
 [ -d pytest_plugin/tests ] && suites+=(pytest_plugin/tests)
+started=$SECONDS
+timings=()
+# Wall seconds since `make test` started, for the phase summary.
+stamp() { echo "$((SECONDS - started))s"; }
 
 declare -A path_of
 runs=() skipped=() ran=() failed=()
@@ -42,57 +48,68 @@ while read -r version path; do
     skipped+=("$version (not asked for)")
     continue
   fi
-  runs+=("$version:$profile")
+  runs+=("$version")
 done < <(scripts/pythons.sh)
-for spec in "${extra[@]}"; do
-  if [ -n "${path_of[${spec#*:}]:-}" ]; then runs+=("${spec#*:}:${spec%%:*}"); else skipped+=("${spec#*:} ${spec%%:*} (not installed)"); fi
-done
 
-venv_of() { if [ "$2" = release ]; then echo ".venvs/$1"; else echo ".venvs/$1-$2"; fi; }
-label_of() { if [ "$2" = "$profile" ]; then echo "$1"; else echo "$1 ($2)"; fi; }
-
-# 1. Venvs and their packages, all at once.
+# 1. `cargo test`, and the venvs with their packages, all at once.
+cargo_pid=
+if [ "$cargo_test" = yes ]; then
+  echo "=== cargo test"
+  cargo test --lib --quiet >"$logs/cargo-test" 2>&1 &
+  cargo_pid=$!
+fi
 declare -A prep_pid
-for run in "${runs[@]}"; do
-  version=${run%%:*} prof=${run#*:}
-  scripts/venv.sh --no-build "$(venv_of "$version" "$prof")" "${path_of[$version]}" >"$logs/prep-$version-$prof" 2>&1 &
-  prep_pid[$run]=$!
+for version in "${runs[@]}"; do
+  scripts/venv.sh --no-build ".venvs/$version" "${path_of[$version]}" >"$logs/prep-$version" 2>&1 &
+  prep_pid[$version]=$!
 done
+if [ -n "$cargo_pid" ]; then
+  wait "$cargo_pid"
+  rc=$?
+  cat "$logs/cargo-test"
+  timings+=("cargo test done at $(stamp)")
+  [ $rc -eq 0 ] || failed+=("cargo test")
+fi
 
 # 2. Builds one after another; each suite starts when its build is done.
 declare -A suite_pid
-for run in "${runs[@]}"; do
-  version=${run%%:*} prof=${run#*:}
-  venv=$(venv_of "$version" "$prof")
-  if ! wait "${prep_pid[$run]}"; then
-    cat "$logs/prep-$version-$prof"
-    failed+=("$(label_of "$version" "$prof") (venv)")
+for version in "${runs[@]}"; do
+  venv=.venvs/$version
+  if ! wait "${prep_pid[$version]}"; then
+    cat "$logs/prep-$version"
+    failed+=("$version (venv)")
     continue
   fi
-  echo "=== CPython $version (${path_of[$version]}), profile $prof: build"
-  if ! scripts/venv.sh "$venv" "${path_of[$version]}" "$prof"; then
-    failed+=("$(label_of "$version" "$prof") (build)")
+  timings+=("$version venv ready at $(stamp)")
+  echo "=== CPython $version (${path_of[$version]}), profile $profile: build"
+  if ! scripts/venv.sh "$venv" "${path_of[$version]}" "$profile"; then
+    failed+=("$version (build)")
     continue
   fi
+  timings+=("$version built at $(stamp)")
   while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  xdist=()
+  [ "$workers" -gt 1 ] && xdist=(-n "$workers" --dist loadgroup)
   # A background job of a non-interactive shell starts with SIGINT ignored, and Python then leaves it ignored
   # (the Ctrl-C tests would see nothing): restore the default before starting the suite.
-  (trap - INT; exec "$venv/bin/python" -m pytest -q "${suites[@]}") >"$logs/suite-$version-$prof" 2>&1 &
-  suite_pid[$run]=$!
+  (trap - INT; start=$SECONDS; "$venv/bin/python" -m pytest -q --durations=10 "${xdist[@]}" "${suites[@]}"; rc=$?
+   echo "(suite: $((SECONDS - start)) s)"; exit $rc) >"$logs/suite-$version" 2>&1 &
+  suite_pid[$version]=$!
 done
 
 # 3. Results in order.
-for run in "${runs[@]}"; do
-  [ -n "${suite_pid[$run]:-}" ] || continue
-  version=${run%%:*} prof=${run#*:}
-  wait "${suite_pid[$run]}"
+for version in "${runs[@]}"; do
+  [ -n "${suite_pid[$version]:-}" ] || continue
+  wait "${suite_pid[$version]}"
   rc=$?
-  echo "=== CPython $version (${path_of[$version]}), profile $prof: pytest ${suites[*]}"
-  cat "$logs/suite-$version-$prof"
-  if [ $rc -eq 0 ]; then ran+=("$(label_of "$version" "$prof")"); else failed+=("$(label_of "$version" "$prof")"); fi
+  timings+=("$version suite done at $(stamp)")
+  echo "=== CPython $version (${path_of[$version]}), profile $profile: pytest ${suites[*]}"
+  cat "$logs/suite-$version"
+  if [ $rc -eq 0 ]; then ran+=("$version"); else failed+=("$version"); fi
 done
 
 echo
+echo "profile $profile; phases (wall time): $(IFS=,; echo "${timings[*]}" | sed 's/,/, /g')"
 echo "hotswap test summary: ran on: ${ran[*]:-none}"
 [ ${#skipped[@]} -gt 0 ] && echo "skipped: $(IFS=,; echo "${skipped[*]}")"
 if [ "$have_311" != yes ]; then

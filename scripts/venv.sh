@@ -6,7 +6,8 @@
 # interpreters share the tree). PROFILE is a cargo profile: release, debug-checks, or dev (`cargo test`'s).
 # With --no-build, only the venv and its packages.
 # Every interpreter builds in the one cargo target directory: dependencies (rustpython-parser, notify, ...) are
-# compiled once per profile, and only pyo3 and hotswap itself are compiled again for another interpreter.
+# compiled once per profile (the dev profile's are `cargo test`'s too), and only pyo3 and hotswap itself are
+# compiled again for another interpreter.
 set -euo pipefail
 build=yes
 if [ "${1:-}" = --no-build ]; then build=no; shift; fi
@@ -19,9 +20,12 @@ fi
 stamp="$venv/.hotswap-deps"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ tests/requirements.txt -nt "$stamp" ] \
     || { [ -f pytest_plugin/pyproject.toml ] && [ pytest_plugin/pyproject.toml -nt "$stamp" ]; }; then
-  "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -r tests/requirements.txt
-  if [ -f pytest_plugin/pyproject.toml ]; then "$venv/bin/python" -m pip install -q --no-deps -e pytest_plugin; fi
+  # The interpreter's own pip (no upgrade: that was a download and an install per venv). Bytecode is still
+  # compiled at install time: compiled later, under pytest's filterwarnings=error, a package's SyntaxWarning
+  # would fail the import.
+  pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+  "${pip[@]}" -r tests/requirements.txt
+  if [ -f pytest_plugin/pyproject.toml ]; then "${pip[@]}" --no-deps -e pytest_plugin; fi
   touch "$stamp"
 fi
 [ "$build" = yes ] || exit 0

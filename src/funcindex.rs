@@ -493,8 +493,9 @@ pub fn find_functions<'py>(py: Python<'py>, codes: Vec<Bound<'py, PyAny>>) -> Py
     Ok(found)
 }
 
-/// The module-level function `name` defined in `filename` at one of `lines`, wherever it is referenced from (a
-/// singledispatch registry holding an overwritten `def _`), or None.
+/// The module-level function `name` defined in `filename` at one of `lines`, wherever it is referenced from, or
+/// None: an overwritten `def _` that the registry its `@x.register` decorator names does not hold (the engine
+/// looks there first).
 ///
 /// 3.12+: a walk over the indexed functions' codes, not the heap; otherwise one native heap sweep.
 #[pyfunction]

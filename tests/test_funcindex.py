@@ -127,3 +127,52 @@ def test_closures_made_before_and_after_import_hotswap_are_patched(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["ok", "watcher" if sys.version_info >= (3, 12) else "gc"]
+
+
+def test_overwritten_singledispatch_registrations_are_found_without_a_heap_search(modules, monkeypatch):
+    """A `def _` that the next `def _` overwrote lives only in the registry its decorator names, in this module
+    or in another one: the reload finds it there, never by searching the heap."""
+    modules.load('''
+        import functools
+
+        @functools.singledispatch
+        def to_text(x):
+            return "any"
+    ''', name="dispatch_lib")
+    src = """
+        import functools
+        import dispatch_lib
+
+        @functools.singledispatch
+        def show(x):
+            return "any"
+
+        @show.register
+        def _(x: int):
+            return "int"
+
+        @show.register(str)
+        def _(x):
+            return "str"
+
+        @dispatch_lib.to_text.register
+        def _(x: float):
+            return "float"
+
+        @dispatch_lib.to_text.register
+        def _(x: bytes):
+            return "bytes"
+    """
+    m = modules.load(src)
+    show, to_text = m.show, m.dispatch_lib.to_text
+    int_handler, float_handler = show.dispatch(int), to_text.dispatch(float)
+
+    def heap_search(*args):
+        raise AssertionError(f"searched the heap for {args}")
+
+    monkeypatch.setattr(_native, "find_defined_function", heap_search)
+    report = modules.edit(m, src.replace('return "int"', 'return "INT"').replace('return "float"', 'return "FLOAT"'))
+    assert report.ok, report.error
+    assert (show(1), show("a"), to_text(1.5), to_text(b"")) == ("INT", "str", "FLOAT", "bytes")
+    assert show.dispatch(int) is int_handler and to_text.dispatch(float) is float_handler
+    assert int_handler(0) == "INT" and float_handler(0.0) == "FLOAT"

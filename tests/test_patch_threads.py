@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 
-from conftest import warm
+from conftest import wait_until, warm
 
 VERSION_A = """
     class Base:
@@ -40,7 +40,8 @@ VERSION_B = (VERSION_A.replace('("A", 1)', '("B", 2)')
              .replace('def h(v=1):\n        return ("A", v)', 'def h(v=2):\n        return ("B", v)')
              .replace('return ("A", n)', 'return ("B", n + 1)'))
 
-EDITS = 500
+# Every edit lands while all eight threads are mid-call; 200 of them give any mix hundreds of chances to show.
+EDITS = 200
 
 ALLOWED = {
     "f": {("A", 2), ("B", 3)},
@@ -92,6 +93,8 @@ def test_eight_threads_calling_while_edits_apply(modules):
     try:
         for t in threads:
             t.start()
+        # Every thread is calling before the first edit (on a loaded machine one may start late).
+        assert wait_until(lambda: all(counts) or bool(bad), timeout=60), counts
         for i in range(EDITS):
             report = modules.edit(m, VERSION_B if i % 2 == 0 else VERSION_A)
             assert report.ok, report.error

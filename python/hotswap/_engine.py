@@ -23,11 +23,13 @@ import __future__
 import abc
 import ast
 import builtins
+import collections.abc
 import contextlib
 import functools
 import inspect
 import linecache
 import logging
+import re
 import sys
 import threading
 import types
@@ -197,7 +199,7 @@ class Transaction:
             for forwarder in list(_FORWARDERS):
                 if forwards_to(forwarder) is old_obj:
                     self.ops.append(_native.SetCell(forwarder.__closure__[0], self.namespace.get(stmt.name)))
-            target = find_function(old_obj, stmt.name, self.path, old_stmt)
+            target = find_function(old_obj, stmt.name, self.path, old_stmt, self.namespace)
             donor = find_function(self.namespace.get(stmt.name), stmt.name, self.path, stmt)
             if target is not None and donor is not None and target is not donor:
                 if target is old_obj and not (old_stmt.decorators if old_stmt is not None else ()):
@@ -273,7 +275,7 @@ class Transaction:
     def step_patch(self, stmt, reason: str, old_stmt) -> None:
         live = self.live(stmt.name)
         if stmt.kind == "def":
-            target = find_function(live, stmt.name, self.path, old_stmt)
+            target = find_function(live, stmt.name, self.path, old_stmt, self.namespace)
             if target is None:
                 if not self.bound_later(stmt):  # else an unchanged later statement's binding stands
                     self.step_run(stmt, "new", None)
@@ -333,7 +335,7 @@ class Transaction:
         delta = stmt.lineno - old_stmt.lineno
         live = self.live(stmt.name)
         if stmt.kind == "def":
-            target = find_function(live, stmt.name, self.path, old_stmt)
+            target = find_function(live, stmt.name, self.path, old_stmt, self.namespace)
             functions = [target] if target is not None else []
         elif isinstance(live, type) and live.__module__ == self.module.__name__:
             functions = list(_class_functions(live, self.path))
@@ -1033,22 +1035,61 @@ def _unwrap_candidates(obj: Any) -> Iterable[Any]:
                     pass
 
 
-def find_function(obj: Any, name: str, path: str, stmt=None) -> Optional[types.FunctionType]:
+def find_function(obj: Any, name: str, path: str, stmt=None, namespace=None) -> Optional[types.FunctionType]:
     """The plain function named ``name`` from ``path`` that ``obj`` is or wraps (decorators, partials).
 
     With ``stmt`` (the statement that made it), the function must also start at that statement's lines; if
     ``obj`` holds no such function (several `def _` registered with singledispatch share one name), it is
-    searched for among all live functions.
+    looked for in the registry its `@x.register` decorator names (``x`` resolved in ``namespace``), else among
+    all live functions.
     """
     lines = None if stmt is None else {stmt.lineno, stmt.def_lineno}
+
+    def made_here(item: Any) -> bool:
+        if not isinstance(item, types.FunctionType):
+            return False
+        code = item.__code__
+        return code.co_name == name and code.co_filename == path and (lines is None or code.co_firstlineno in lines)
+
     for item in _unwrap_candidates(obj):
-        if isinstance(item, types.FunctionType):
-            code = item.__code__
-            if code.co_name == name and code.co_filename == path and (lines is None or code.co_firstlineno in lines):
-                return item
+        if made_here(item):
+            return item
     if lines is None:
         return None
+    for registry in _registries(stmt.decorators, namespace):
+        for value in list(registry.values()):
+            for item in _unwrap_candidates(value):
+                if made_here(item):
+                    return item
     return _native.find_defined_function(name, path, sorted(lines))
+
+
+# `x.register`, `x.y.register(int)`: the dispatcher a singledispatch-style registration decorator names.
+_REGISTER = re.compile(r"([A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*)\s*\.\s*register\b")
+
+
+def _registries(decorators: Iterable[str], namespace: Optional[dict]) -> Iterable[collections.abc.Mapping]:
+    """The ``registry`` mappings of the dispatchers that ``decorators`` register with (`@show.register`,
+    `@lib.to_json.register(int)`), looked up by name in ``namespace``: where a `def _` overwritten by the next one
+    still lives, found without a search of the heap."""
+    if namespace is None:
+        return
+    for text in decorators:
+        match = _REGISTER.match(text)
+        if match is None:
+            continue
+        first, *rest = (part.strip() for part in match.group(1).split("."))
+        obj = namespace.get(first, _MISSING)
+        for part in rest:
+            if obj is _MISSING:
+                break
+            # Only what a module, class or function holds in its own namespace: no descriptor runs.
+            own = getattr(obj, "__dict__", None) if isinstance(obj, (types.ModuleType, type, types.FunctionType)) \
+                else None
+            obj = own.get(part, _MISSING) if own is not None else _MISSING
+        registry = getattr(obj, "registry", None) if isinstance(obj, types.FunctionType) else None
+        if isinstance(registry, collections.abc.Mapping):
+            yield registry
 
 
 def _function_pairs(old: Any, new: Any, path: str, runtime_wrapper: bool = False,
