@@ -21,7 +21,7 @@ import time
 import types
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
 
-from . import _crossmodule, _engine, _native, _source
+from . import _crossmodule, _engine, _source
 from . import _hooks as _engine_hooks
 from ._source import running_source, track
 
@@ -347,10 +347,8 @@ def _reload(
         return failed(f"{path}: cannot decode the source: {exc}", exc)
     try:
         old = _source.baseline(module, path)
-        new_stmts = _source.split(text, path, old)
-        whole = mode == "module" or old is None
-        old_stmts = old.stmts if old is not None else new_stmts
-        plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=rebound)
+        new_stmts, plan = _source.plan(text, path, old, whole_module=mode == "module", rebound=rebound)
+        old_stmts = old.stmts if old is not None else ()
     except SyntaxError as exc:
         return failed(_engine._format_user_error(exc, path), exc)
     except MemoryError as exc:  # nothing was changed yet
@@ -363,7 +361,7 @@ def _reload(
     try:
         for step in plan.steps:
             stmt = new_stmts[step.index]
-            old_stmt = old_stmts[step.old_index] if step.old_index is not None and old is not None else None
+            old_stmt = old_stmts[step.old_index] if step.old_index is not None else None
             if step.action == "run":
                 tx.step_run(stmt, step.reason, old_stmt)
             elif step.action == "patch":
