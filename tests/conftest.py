@@ -23,6 +23,28 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# Small module sources several tests start from, indented as the tests write theirs (``ModuleFactory`` dedents).
+DATACLASS_SOURCE = """
+        import dataclasses
+
+        @dataclasses.dataclass
+        class P:
+            x: int = 1
+"""
+ABSTRACT_SOURCE = """
+        import abc
+
+        class Base(abc.ABC):
+            @abc.abstractmethod
+            def run(self):
+                ...
+
+        class Impl(Base):
+            def run(self):
+                return 1
+"""
+
+
 class ModuleFactory:
     """Writes modules under a temporary directory on sys.path and edits them the way an editor would."""
 
