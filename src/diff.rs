@@ -470,20 +470,16 @@ mod tests {
     #[test]
     fn patched_definitions_do_not_rebind_their_name() {
         // `f` keeps its identity, so `handlers = [f]` must not run again.
-        let plan = run(
-            "def f():\n    return 1\nhandlers = [f]\n",
-            "def f():\n    return 2\nhandlers = [f]\n",
-        );
+        let before = "def f():\n    return 1\nhandlers = [f]\n";
+        let plan = run(before, &before.replace("return 1", "return 2"));
         assert_eq!(actions(&plan), vec![(0, "patch", "changed")]);
         assert!(plan.rebound.is_empty());
     }
 
     #[test]
     fn new_definitions_run_and_removed_ones_are_listed() {
-        let plan = run(
-            "def f():\n    pass\nclass Old:\n    pass\n",
-            "def f():\n    pass\ndef g():\n    pass\n",
-        );
+        let before = "def f():\n    pass\nclass Old:\n    pass\n";
+        let plan = run(before, &before.replace("class Old:", "def g():"));
         assert_eq!(actions(&plan), vec![(1, "run", "new")]);
         assert_eq!(plan.removed, vec!["Old".to_string()]);
     }
