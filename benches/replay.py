@@ -4,10 +4,12 @@ For each package below, the sdists of consecutive releases are downloaded with p
 benches/.cache/, never committed). For each release-to-release step and each tool, a worker process imports
 every module of the old release from a scratch directory, takes references to every function and class (and to
 each class's functions), writes the new release over it, and reloads every changed module with the tool, in
-import order. Another process imports the new release fresh. The two are compared, module by module: function
-code (bytecode, constants, names, first line), defaults, class members, module-level names and simple
-constants, and the references taken before the edit (each must now behave as the fresh import's object of the
-same name). Each changed module is then:
+import order. Another process imports the new release fresh (with hotswap imported first, as the replayed program
+has it, so the same framework integrations are active; all workers share one string hash seed). The two are
+compared, module by module: function code (bytecode, constants, names, first line), defaults, class members,
+module-level names and simple constants, and the references taken before the edit (each must now behave as the
+fresh import's object of the same name; a reference hotswap turned into a forwarder is compared as what it
+calls). Each changed module is then:
 
 - exact: everything matches the fresh import;
 - refused: hotswap's report failed (the module is checked to be exactly as before) or said a restart is needed,
@@ -134,14 +136,21 @@ def instructions(code: types.CodeType) -> str:
     out = []
     for ins in dis.get_instructions(code):
         name = ins.opname
-        if name in ("PUSH_NULL", "CACHE", "PRECALL", "NOP"):
-            continue
+        if name in ("PUSH_NULL", "CACHE", "PRECALL", "NOP", "EXTENDED_ARG"):
+            continue  # EXTENDED_ARG only encodes a large argument (a jump that moved with that difference)
         if name == "LOAD_METHOD":
             name = "LOAD_ATTR"
         arg = "" if ins.opcode in dis.hasjrel or ins.opcode in dis.hasjabs or isinstance(ins.argval, types.CodeType) \
-            else repr(ins.argval).replace("NULL + ", "").replace(" + NULL|self", "").replace(" + NULL", "")
+            else const_repr(ins.argval).replace("NULL + ", "").replace(" + NULL|self", "").replace(" + NULL", "")
         out.append(f"{name} {arg}")
     return "\n".join(out)
+
+
+def const_repr(value: Any) -> str:
+    """A constant's repr, with a frozenset's items sorted (their order follows the process's string hashes)."""
+    if isinstance(value, frozenset):
+        return "frozenset({" + ", ".join(sorted(map(const_repr, value))) + "})"
+    return repr(value)
 
 
 def code_digest(code: types.CodeType) -> str:
@@ -149,7 +158,7 @@ def code_digest(code: types.CodeType) -> str:
              repr(code.co_cellvars), repr((code.co_argcount, code.co_kwonlyargcount, code.co_flags)),
              repr(code.co_firstlineno), getattr(code, "co_qualname", code.co_name)]
     for const in code.co_consts:
-        parts.append(code_digest(const) if isinstance(const, types.CodeType) else repr(const))
+        parts.append(code_digest(const) if isinstance(const, types.CodeType) else const_repr(const))
     return hashlib.sha1("\x00".join(p if isinstance(p, str) else p.hex() for p in parts).encode()).hexdigest()[:16]
 
 
@@ -189,6 +198,14 @@ def references(modules: Dict[str, types.ModuleType]) -> Dict[str, Any]:
 
 
 def reference_digest(obj: Any) -> Any:
+    """A reference's digest. A function hotswap turned into a forwarder (decorators were added to its definition:
+    it calls the decorated object the name now holds, with that object's attributes) is digested as what it
+    calls, which is what a fresh import's name holds."""
+    if "hotswap" in sys.modules:
+        from hotswap._engine import forwards_to
+
+        target = forwards_to(obj)
+        obj = obj if target is None else target
     return ["class", class_digest(obj)] if isinstance(obj, type) else value_digest(obj)
 
 
@@ -214,6 +231,10 @@ def import_all(tree: Path) -> Dict[str, types.ModuleType]:
 
 
 def fresh_worker(tree: str) -> Dict[str, Any]:
+    # The replayed program has hotswap imported before the package, so its framework adapters are active (the
+    # click adapter wraps `click.Command.__init__` to track commands): the fresh import has them too.
+    import hotswap  # noqa: F401
+
     sys.path.insert(0, tree)
     modules = import_all(Path(tree))
     found = {key: lookup(modules, key) for key in references(modules)}
@@ -292,7 +313,8 @@ def replay_worker(tool_name: str, old_tree: str, new_tree: str, scratch: str) ->
 
 
 def run_worker(args: List[str]) -> Dict[str, Any]:
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONWARNINGS="ignore")
+    # One string hash seed for every worker: what depends on iteration order of sets of strings is alike.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONWARNINGS="ignore", PYTHONHASHSEED="0")
     proc = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True, env=env,
                           timeout=900)
     if proc.returncode != 0:

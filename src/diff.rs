@@ -267,10 +267,22 @@ pub fn plan(old: Option<&[&Stmt]>, new: &[&Stmt], whole_module: bool, outside: &
         actions.push(action);
     }
 
+    // Names bound by the old source (by any statement) and by no statement of the new one are removed.
+    let new_binds: BTreeSet<&str> = new.iter().flat_map(|s| s.binds.iter().map(String::as_str)).collect();
+    let mut removed: Vec<String> = old
+        .iter()
+        .flat_map(|s| s.binds.iter().cloned())
+        .filter(|name| !new_binds.contains(name.as_str()))
+        .collect();
+    removed.sort();
+    removed.dedup();
+
     // Names rebound by what runs; unchanged statements reading one of them run (or are rebuilt) too, transitively.
+    // A removed name is rebound as well (to a builtin of that name, as a removed `str = bytes` shim leaves it, or
+    // to nothing).
     let mut rebound: BTreeSet<String> = BTreeSet::new();
     let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut queue: Vec<&str> = outside.iter().map(String::as_str).collect();
+    let mut queue: Vec<&str> = outside.iter().chain(&removed).map(String::as_str).collect();
     for (i, stmt) in new.iter().enumerate() {
         for name in &stmt.reads {
             readers.entry(name.as_str()).or_default().push(i);
@@ -330,16 +342,6 @@ pub fn plan(old: Option<&[&Stmt]>, new: &[&Stmt], whole_module: bool, outside: &
             }
         }
     }
-
-    // Names bound by the old source (by any statement) and by no statement of the new one are removed.
-    let new_binds: BTreeSet<&str> = new.iter().flat_map(|s| s.binds.iter().map(String::as_str)).collect();
-    let mut removed: Vec<String> = old
-        .iter()
-        .flat_map(|s| s.binds.iter().cloned())
-        .filter(|name| !new_binds.contains(name.as_str()))
-        .collect();
-    removed.sort();
-    removed.dedup();
 
     let steps = actions
         .into_iter()
@@ -554,9 +556,11 @@ mod tests {
     }
 
     #[test]
-    fn names_bound_only_by_removed_statements_are_removed() {
-        let plan = run("import os\nstr = bytes\nX = 1\n", "X = 1\n");
+    fn names_bound_only_by_removed_statements_are_removed_and_their_readers_act() {
+        let plan = run("import os\nstr = bytes\nX = 1\nY = str(X)\n", "X = 1\nY = str(X)\n");
         assert_eq!(plan.removed, vec!["os".to_string(), "str".to_string()]);
+        assert_eq!(actions(&plan), vec![(0, "move", "moved"), (1, "run", "reads")]);
+        assert_eq!(plan.rebound, vec!["Y", "os", "str"]);
     }
 
     #[test]

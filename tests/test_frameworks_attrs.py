@@ -4,6 +4,7 @@ the edit; a slotted class, whose layout cannot change in place, asks for a resta
 from __future__ import annotations
 
 import attr
+import attrs
 
 MODELS = """\
 import attr, dataclasses
@@ -52,7 +53,8 @@ def test_a_slotted_attrs_class_asks_for_a_restart_naming_it(modules):
     Slotted, old = module.Slotted, module.Slotted(1)
     report = modules.edit(module, source(slotted="    y: int = 2\n"))
     assert report.ok, report.error
-    assert "Slotted" in report.needs_restart and "__slots__" in report.needs_restart
+    assert "Slotted" in report.needs_restart and "__slots__ were made by a class decorator (@attr.define)" in \
+        report.needs_restart
     assert old.x == 1 and isinstance(old, Slotted), "old instances keep their class"
     assert "Point" not in report.needs_restart
 
@@ -64,3 +66,52 @@ def test_a_dataclass_field_change_is_applied_in_place(modules):
     assert report.ok, report.error
     assert module.Plain is Plain and Plain(1).y == "b" and Plain(1, "c") == Plain(x=1, y="c")
     assert old.x == 1 and isinstance(old, Plain)
+
+
+DEFINED = """\
+import attrs
+
+REGISTRY = []
+
+def register(cls):
+    REGISTRY.append(cls)
+    return cls
+
+@register
+@attrs.define(slots=False)
+class Item:
+    name: str
+{extra}
+    def label(self):
+        return self.name
+"""
+
+
+def test_attrs_define_regenerates_its_methods_from_the_new_body_on_the_live_class(modules):
+    # attrs.define leaves methods the class defines itself alone: the ones it generated before must go first.
+    module = modules.load(DEFINED.format(extra=""))
+    Item = module.Item
+    old = Item("a")
+    label = old.label
+    new = DEFINED.format(extra="    price: int = 0\n").replace("return self.name", "return f'{self.name}:{self.price}'")
+    report = modules.edit(module, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert module.Item is Item and isinstance(old, Item)
+    assert [a.name for a in attrs.fields(Item)] == [a.name for a in attrs.fields(fresh.Item)] == ["name", "price"]
+    assert Item("b", 2) == Item("b", 2) != Item("b", 3)
+    assert repr(Item("b", 2)) == repr(fresh.Item("b", 2)).replace(fresh.__name__, module.__name__)
+    assert Item("b", 2).label() == "b:2" == fresh.Item("b", 2).label()
+    old.price = 7
+    assert label() == "a:7"
+    assert module.REGISTRY == [Item], "the registering decorator, unchanged, is not called again"
+
+
+def test_an_attrs_decorator_that_refuses_the_new_body_fails_the_reload_and_leaves_the_class(modules):
+    module = modules.load(DEFINED.format(extra="    price: int = 0\n"))
+    Item = module.Item
+    before = dict(Item.__dict__)
+    # A mandatory field after one with a default: attrs raises while it derives the class.
+    report = modules.edit(module, DEFINED.format(extra="    price: int = 0\n    count: int\n"))
+    assert not report.ok and "count" in report.error_message
+    assert dict(Item.__dict__) == before and Item("x", 1) == Item("x", 1) and Item("x").price == 0

@@ -429,3 +429,25 @@ def test_a_generic_class_of_3_12_syntax_is_patched_in_place(modules):
     report = modules.edit(m, src.replace("return item", "return [item]"))
     assert report.ok, report.error
     assert m.Box is Box and box.get(1) == [1] and [p.__name__ for p in Box.__type_params__] == ["T"]
+
+
+def test_typeddict_keys_follow_the_new_body(modules):
+    src = """
+        from typing import TypedDict
+
+        class Base(TypedDict):
+            name: str
+
+        class Raw(Base, total=False):
+            author: str
+    """
+    m = modules.load(src)
+    Raw = m.Raw
+    new = src.replace("            author: str\n", "            author: str\n            license: str\n")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new).Raw
+    assert m.Raw is Raw
+    for key in ("__annotations__", "__required_keys__", "__optional_keys__", "__total__"):
+        assert getattr(Raw, key) == getattr(fresh, key), key
+    assert Raw.__optional_keys__ == frozenset({"author", "license"}) and Raw.__required_keys__ == frozenset({"name"})

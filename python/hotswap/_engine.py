@@ -21,9 +21,11 @@ from __future__ import annotations
 import __future__
 
 import abc
+import ast
 import builtins
 import contextlib
 import functools
+import inspect
 import linecache
 import logging
 import sys
@@ -44,6 +46,9 @@ _HAS_TYPE_PARAMS = sys.version_info >= (3, 12)
 _CLASS_KEEP = frozenset({"__dict__", "__weakref__", "__module__", "__qualname__", "__slots__", "_abc_impl",
                          "__orig_bases__", "__classcell__", "__classdictcell__"})
 _LAYOUT_DESCRIPTORS = (types.MemberDescriptorType, types.GetSetDescriptorType)
+# Plain functions that `type.__new__` wraps when it makes a class.
+_IMPLICIT_WRAPPERS: Dict[str, Callable[[Any], Any]] = {
+    "__new__": staticmethod, "__init_subclass__": classmethod, "__class_getitem__": classmethod}
 
 
 # Every function object that has come from one definition (the first made, and one more each time its
@@ -70,6 +75,11 @@ class Transaction:
         self.old_stmts = old_stmts
         self.new_stmts = new_stmts
         self.rebound = rebound
+        # Names that only removed statements bound (a removed `str = bytes` shim): they are removed before any
+        # code of the reload runs (as they do not exist in a fresh import), and defaults reading them are new.
+        self.unbound = set(unbound_names(old_stmts, new_stmts))
+        self._unbind_pending = bool(self.unbound)
+        self._unbound_now: Set[str] = set()  # names `unbind_own_reads` took away for the statement about to run
         self.is_main = module.__name__ == "__main__"
         self.index = {id(stmt): i for i, stmt in enumerate(new_stmts)}
         self.member_plans = member_plans or {}  # the planner's MemberPlan of each patched class, by statement index
@@ -100,6 +110,10 @@ class Transaction:
         return compile("\n" * (lineno - 1) + source, self.path, "exec", self.flags, dont_inherit=True)
 
     def _exec(self, code: types.CodeType, namespace: Dict[str, Any], local: Optional[Dict[str, Any]] = None) -> None:
+        if self._unbind_pending:
+            self._unbind_pending = False
+            self.remove(sorted(self.unbound))
+            self.flush()
         try:
             exec(code, namespace, namespace if local is None else local)
         except ReloadFailed:
@@ -107,13 +121,16 @@ class Transaction:
         except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt at import are user errors too
             raise ReloadFailed(_format_user_error(exc, self.path)) from None
 
-    def run(self, stmt) -> None:
-        """Runs a statement in the module's namespace (snapshotting the namespace first)."""
+    def run(self, stmt, code: Optional[types.CodeType] = None) -> None:
+        """Runs a statement (or ``code`` compiled from it) in the module's namespace (snapshotting the namespace
+        first)."""
         self.flush()
         if self.snapshot is None:
             self.snapshot = dict(self.namespace)
-        code = self._compile(stmt.text, stmt.lineno)
-        before = set(self.namespace)
+        if code is None:
+            code = self._compile(stmt.text, stmt.lineno)
+        before = set(self.namespace) | self._unbound_now  # a name unbound for the statement is not new
+        self._unbound_now = set()
         doc = self.namespace.get("__doc__", _MISSING)
         self._exec(code, self.namespace)
         self.executed += 1
@@ -144,6 +161,14 @@ class Transaction:
     # --- plan steps ---------------------------------------------------------------------------------------------
 
     def step_run(self, stmt, reason: str, old_stmt) -> None:
+        if reason == "new" and self._made_elsewhere(stmt):
+            # A new definition of an object another statement made (`X = namedtuple("X", ...)` became
+            # `class X(NamedTuple)`, a `def` or `class` moved out of a `try` block): it keeps its identity and
+            # is patched as a changed definition (a class decorator the old block applied is not called again).
+            old_def = self._old_block_classes(self.old_stmts, [stmt.name]).get(stmt.name) \
+                if stmt.kind == "class" else None
+            self.step_patch(stmt, "changed", old_def)
+            return
         if self.is_main and stmt.kind == "other":
             # __main__ is never re-executed wholesale: only its definitions are patched. A new or changed plain
             # statement (the program's main loop, say) cannot run again in place: the program must restart.
@@ -156,20 +181,40 @@ class Transaction:
         # Plain functions a statement binds (`name = lambda ...`, a `def` inside an `if` or `try` block) are
         # definitions too: the live function keeps its identity and gets the new code.
         old_functions = {name: self.live(name) for name in stmt.binds} if stmt.kind == "other" else {}
-        self.run(stmt)
+        classes = {name: obj for name, obj in old_functions.items() if self._is_own_class(obj, name)}
+        if stmt.kind == "other" and reason in ("new", "changed"):
+            self.unbind_own_reads(stmt)
+        if classes and _defined_once(stmt.text, classes):
+            # Classes defined inside an `if` or `try` block are patched in place, as top-level ones are.
+            self.run_block_classes(stmt, old_stmt, classes)
+        else:
+            self.run(stmt)
         if reason == "acts_on":
             self.notes.append(f"line {stmt.lineno} ran again: it acts on a definition this reload changed")
         if reason == "decorators" and old_obj is not _MISSING:
-            # The decorators are applied anew (the name now holds their result).
+            # The decorators are applied anew (the name now holds their result). References that forward to the
+            # old result (decorators were added by an earlier edit) call the new one.
+            for forwarder in list(_FORWARDERS):
+                if forwards_to(forwarder) is old_obj:
+                    self.ops.append(_native.SetCell(forwarder.__closure__[0], self.namespace.get(stmt.name)))
             target = find_function(old_obj, stmt.name, self.path, old_stmt)
             donor = find_function(self.namespace.get(stmt.name), stmt.name, self.path, stmt)
             if target is not None and donor is not None and target is not donor:
                 if target is old_obj and not (old_stmt.decorators if old_stmt is not None else ()):
                     # A decorator added to a plain function: its new code may only work under the decorator
-                    # (a generator under @contextmanager), so references taken before keep the old version.
-                    self.notes.append(
-                        f"{stmt.name}: decorators added; references taken before the edit keep running the old "
-                        f"version, {stmt.name} (and new references) run the new one")
+                    # (a generator under @contextmanager), so references taken before never run it bare: they
+                    # call the decorated version, and follow later edits through it.
+                    self.forward(old_obj, self.namespace.get(stmt.name),
+                                 f"{stmt.name}: decorators added; references taken before the edit now call the "
+                                 "decorated version")
+                elif _code_kind(target.__code__) != _code_kind(donor.__code__) and \
+                        isinstance(old_obj, types.FunctionType) and old_obj is not target:
+                    # The body changed kind with its decorators (a generator no longer under @contextmanager):
+                    # the old decorated function calls what the name now holds, never the new body under the
+                    # old decorator.
+                    self.forward(old_obj, self.namespace.get(stmt.name),
+                                 f"{stmt.name}: decorators changed; references taken before the edit now call the "
+                                 "new version")
                 else:
                     # References to the old function get the new code, and keep following the definition.
                     self.patch_function(target, donor, old_stmt, stmt)
@@ -181,6 +226,49 @@ class Transaction:
                 self.patch_function(old, new, None, None)
                 self.ops.append(_native.SetItem(self.namespace, name, old))
                 self.patched.append(name)
+            elif self._replaced_definition(old, new, name):
+                self.forward(old, new, f"{name}: its `def` was replaced by another binding; references taken before "
+                                       "the edit now call what the name holds")
+
+    def _replaced_definition(self, old: Any, new: Any, name: str) -> bool:
+        """``old``, the function a `def name` of this file made, is no longer bound to ``name``: no top-level `def`
+        of the new source makes it, and the name holds another callable (`batched = _batched`)."""
+        return (isinstance(old, types.FunctionType) and old.__code__.co_filename == self.path
+                and old.__code__.co_name == name and new is not old and new is not _MISSING and callable(new)
+                and id(old) not in self._targets
+                and not any(stmt.kind == "def" and stmt.name == name for stmt in self.new_stmts))
+
+    def forward(self, old: types.FunctionType, new: Any, note: str) -> None:
+        """References to ``old`` call ``new`` from now on: ``old`` gets code that calls it (``forwards_to(old)``
+        tells it) and its attributes (``register`` of a ``singledispatch``, ``__wrapped__``)."""
+        forward = _forwarder(new)
+        self._targets.add(id(old))
+        self.ops.append(_func_op(old, code=forward.__code__, closure=forward.__closure__, defaults=None,
+                                 kwdefaults=None, annotations=dict(getattr(new, "__annotations__", {}) or {}),
+                                 doc=getattr(new, "__doc__", None)))
+        for key, value in getattr(new, "__dict__", {}).items():
+            if key == "__wrapped__" or not (key.startswith("__") and key.endswith("__")):
+                self.ops.append(_native.SetAttr(old, key, value))
+        self.after.append(functools.partial(_FORWARDERS.add, old))
+        self.notes.append(note)
+
+    def unbind_own_reads(self, stmt) -> None:
+        """A new or changed statement that reads a name it binds (`try: ExceptionGroup` / `except NameError:`
+        `class ExceptionGroup`) sees it as a fresh import would: unbound (so a builtin of that name is found),
+        unless an earlier statement binds it. Names the import system sets (`__path__`) are left alone."""
+        index = self.index.get(id(stmt), -1)
+        names = [name for name in stmt.binds if name in stmt.reads and name in self.namespace
+                 and not (name.startswith("__") and name.endswith("__"))]
+        if index < 0 or not names:
+            return
+        earlier = {name for other in self.new_stmts[:index] for name in other.binds}
+        names = [name for name in names if name not in earlier]
+        if names:
+            if self.snapshot is None:
+                self.snapshot = dict(self.namespace)
+            self.ops.extend(_native.DelItem(self.namespace, name) for name in names)
+            self.flush()
+            self._unbound_now = set(names)
 
     def step_patch(self, stmt, reason: str, old_stmt) -> None:
         live = self.live(stmt.name)
@@ -202,13 +290,20 @@ class Transaction:
                 self.patched.append(stmt.name)
             return
         # A class.
-        if not (isinstance(live, type) and live.__module__ == self.module.__name__ and live.__qualname__ == stmt.name):
+        if not self._is_own_class(live, stmt.name):
             if self.bound_later(stmt):
                 return  # an unchanged later statement binds the name (`try: from collections import OrderedDict`)
             self.step_run(stmt, "new", None)
             return
         body = self.evaluate_class(stmt, live)
         problem = incompatible(live, body)
+        if problem is not None and "__slots__" in live.__dict__ and "__slots__" not in body.ns and \
+                old_stmt is not None and not any("__slots__" in m.binds for m in old_stmt.members) and \
+                old_stmt.decorators:
+            # Its body never wrote `__slots__`: a class decorator made them (`slots=True`), by making a new class.
+            made_by = ", ".join("@" + text for text in old_stmt.decorators)
+            problem = (f"its __slots__ were made by a class decorator ({made_by}), which makes a new class each "
+                       "time it runs")
         if problem is not None:
             # Not half-applied: the name gets a new class (built in the module's own namespace), old instances
             # keep their class, and the report says a restart is needed.
@@ -251,6 +346,10 @@ class Transaction:
                          and old_stmt.lineno <= item.__code__.co_firstlineno <= old_stmt.end_lineno]
         else:
             functions = []
+        # Default `lambda`s of those functions were made by the same statement: they move with it.
+        functions += [value for func in functions for value in _default_values(func)
+                      if isinstance(value, types.FunctionType) and value.__code__.co_filename == self.path
+                      and old_stmt.lineno <= value.__code__.co_firstlineno <= old_stmt.end_lineno]
         for func in functions:
             if id(func) in self._targets:
                 continue
@@ -261,6 +360,15 @@ class Transaction:
             self._nested.extend(_nested_code_pairs(func.__code__, shifted))
 
     def remove(self, names: Iterable[str]) -> None:
+        """Removes the names bound only by statements removed from the source, and a removed module docstring."""
+        names = list(names)
+        if "__doc__" in names or (_docstring(self.old_stmts) is not None and _docstring(self.new_stmts) is None
+                                  and not any("__doc__" in stmt.binds for stmt in self.new_stmts)):
+            # A module always has `__doc__`: without a statement binding it, it is the docstring (or None).
+            names = [name for name in names if name != "__doc__"]
+            doc = _docstring(self.new_stmts)
+            if self.namespace.get("__doc__", _MISSING) != doc:
+                self.ops.append(_native.SetItem(self.namespace, "__doc__", doc))
         annotations = self.namespace.get("__annotations__")
         for name in names:
             if name in self.namespace:
@@ -316,18 +424,30 @@ class Transaction:
         keep = {
             name for name, text, reads in new_stmt.defaults
             if old_text.get(name) == text and not self.rebound.intersection(reads)
+            and not self.unbound.intersection(reads)
         }
         if not keep:
             return defaults, kwdefaults
+        kept: List[Tuple[Any, Any]] = []  # (live value kept, the donor's value of the same expression)
+
+        def pick(name: str, old: Any, new: Any) -> Any:
+            if name in keep and old is not _MISSING:
+                kept.append((old, new))
+                return old
+            return new
+
         if defaults:
             old_values = dict(zip(_positional_default_names(target), target.__defaults__ or ()))
-            defaults = tuple(
-                old_values[name] if name in keep and name in old_values else value
-                for name, value in zip(_positional_default_names(donor), defaults)
-            )
+            defaults = tuple(pick(name, old_values.get(name, _MISSING), value)
+                             for name, value in zip(_positional_default_names(donor), defaults))
         if kwdefaults:
             old_kw = target.__kwdefaults__ or {}
-            kwdefaults = {k: old_kw[k] if k in keep and k in old_kw else v for k, v in kwdefaults.items()}
+            kwdefaults = {k: pick(k, old_kw.get(k, _MISSING), v) for k, v in kwdefaults.items()}
+        for old, new in kept:
+            # A kept default `lambda` gets the code of the same text compiled where it now is (its line numbers).
+            if isinstance(old, types.FunctionType) and isinstance(new, types.FunctionType) \
+                    and old.__code__.co_filename == self.path and _same_definition(old, new, self.path):
+                self.patch_function(old, new, None, None)
         return defaults, kwdefaults
 
     def patch_closures(self) -> None:
@@ -392,6 +512,9 @@ class Transaction:
             machinery_owned |= set(_machinery.namedtuple_fields(ns)) | set(cast(Any, live)._fields)
         elif "__doc__" not in ns and not is_enum:
             ns["__doc__"] = None  # a docstring removed from the body
+        for key, wrap in _IMPLICIT_WRAPPERS.items():
+            if isinstance(ns.get(key), types.FunctionType):
+                ns[key] = wrap(ns[key])  # as `type.__new__` wraps them
         live_dict = live.__dict__
         old_values: Dict[str, Any] = {}
         new_values: Dict[str, Any] = {}
@@ -417,7 +540,10 @@ class Transaction:
                     self.patched.append(name)
                     changed = True
                 continue
-            pairs = _function_pairs(old, new, self.path)
+            old_member = old_member_stmts.get(key)
+            # A wrapper around a method whose statement has no decorators was put there by other code.
+            pairs = _function_pairs(old, new, self.path,
+                                    runtime_wrapper=old_member is not None and not old_member.decorators)
             if pairs is not None:
                 for target, fn_donor in pairs:
                     self.patch_function(target, fn_donor, old_member_stmts.get(key), member_stmts.get(key))
@@ -483,12 +609,63 @@ class Transaction:
         the live nested classes) and returns the live class. Functions made by the body get the module's
         own namespace as ``__globals__``."""
         code = self._compile(stmt.def_text, stmt.def_lineno)
-        builder = _BuildClass(self, stmt.name, live, code)
+        builder = _BuildClass(self, {stmt.name: live}, code)
         with builder.installed():
             self._exec(code, self.namespace, {})
-        if builder.top is None:
+        if stmt.name not in builder.tops:
             raise ReloadFailed(f"{self.path}:{stmt.lineno}: the class statement of {stmt.name} ran no class body")
-        return builder.top
+        return builder.tops[stmt.name]
+
+    def _old_block_classes(self, old_stmts: Sequence[Any], names: Iterable[str]) -> Dict[str, "_BlockClass"]:
+        """The `class` statements of ``names`` inside the old source's blocks (a changed block is not paired with
+        its old text, so the old statements are searched)."""
+        found: Dict[str, _BlockClass] = {}
+        for old in old_stmts:
+            wanted = [name for name in names if name in old.binds and name not in found]
+            if old.kind == "other" and wanted:
+                defs = _block_classes(ast.parse(old.text), old.text.splitlines(keepends=True))
+                found.update((name, defs[name]) for name in wanted if name in defs)
+        return found
+
+    def _made_elsewhere(self, stmt) -> bool:
+        """A `class` statement whose name holds this module's class of that name, or an undecorated `def` whose
+        name holds a plain function of this file of that name."""
+        live = self.live(stmt.name) if stmt.name else _MISSING
+        if stmt.kind == "class":
+            return self._is_own_class(live, stmt.name)
+        return stmt.kind == "def" and not stmt.decorators and isinstance(live, types.FunctionType) and \
+            live.__code__.co_filename == self.path and live.__code__.co_name == stmt.name
+
+    def _is_own_class(self, obj: Any, name: str) -> bool:
+        """``obj`` is the class this module's top-level statement ``class name`` made."""
+        return isinstance(obj, type) and obj.__module__ == self.module.__name__ and obj.__qualname__ == name
+
+    def run_block_classes(self, stmt, old_stmt, classes: Dict[str, type]) -> None:
+        """Runs a block statement (``if``, ``try``, ``with``...) whose classes ``classes`` exist: their bodies run
+        against the live classes (no second class is made), their members are patched as a top-level class's,
+        and their decorators are applied as a top-level class's (deriving ones again, others only when their
+        text changed). A class that cannot be patched in place is made anew, and the report says why."""
+        source = "\n" * (stmt.lineno - 1) + stmt.text
+        tree = ast.parse(source)
+        new_defs = _block_classes(tree, source.splitlines(keepends=True))
+        old_defs = self._old_block_classes([old_stmt] if old_stmt is not None else self.old_stmts, classes)
+        for node in _flat_body(tree.body):
+            if isinstance(node, ast.ClassDef) and node.name in classes:
+                node.decorator_list = []  # applied once the body is patched (`_finish_class`)
+        code = compile(tree, self.path, "exec", self.flags, dont_inherit=True)
+        builder = _BuildClass(self, classes, code, block=new_defs)
+        with builder.installed():
+            self.run(stmt, code)
+        for name, body in builder.tops.items():
+            live = classes[name]
+            if self.namespace.get(name) is not live:
+                continue  # made anew (a layout change), or bound again later in the block
+            new_def, old_def = new_defs.get(name), old_defs.get(name)
+            if new_def is None:
+                continue
+            if self.patch_class(live, body, old_def, new_def, name, _BlockMemberPlan(old_def, new_def)):
+                self.patched.append(name)
+        self.finish_classes()
 
     def evaluate_body(self, func: types.FunctionType, name: str, bases: tuple, kwds: Dict[str, Any], live: type,
                       builder: "_BuildClass") -> "ClassBody":
@@ -550,6 +727,8 @@ class Transaction:
             _machinery.redo_namedtuple(live, ns)
         if _machinery.is_enum(live):
             _machinery.redo_enum(live, ns, _machinery.enum_member_names(ns))
+        if _machinery.is_typeddict(live):
+            _machinery.redo_typeddict(live, body.meta, body.bases, ns, body.kwds)
         _machinery.set_names(live, set_names)
         _machinery.update_protocol(live)
         old_decorators = list(old_stmt.decorators) if old_stmt is not None else []
@@ -701,6 +880,38 @@ def _interrupts_deferred():
             previous(signal.SIGINT, caught[0])
 
 
+def _code_kind(code: types.CodeType) -> int:
+    """Whether calling a function of ``code`` makes a generator, a coroutine or an async generator."""
+    return code.co_flags & (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR)
+
+
+def unbound_names(old_stmts: Sequence[Any], new_stmts: Sequence[Any]) -> Tuple[str, ...]:
+    """Names the old source binds and the new one does not: a reload removes them, which rebinds them (to a
+    builtin of that name, or to nothing) for every statement that reads them."""
+    bound = {name for stmt in new_stmts for name in stmt.binds}
+    return tuple(sorted({name for stmt in old_stmts for name in stmt.binds} - bound))
+
+
+def _forwarder(target: Any) -> types.FunctionType:
+    def forward(*args, **kwargs):  # what a reference to a function that got decorators calls
+        return target(*args, **kwargs)
+
+    return forward
+
+
+_FORWARD_CODE = _forwarder(None).__code__
+# Functions turned into forwarders (held weakly): when their target's decorators change again, they follow.
+_FORWARDERS: "weakref.WeakSet[types.FunctionType]" = weakref.WeakSet()
+
+
+def forwards_to(func: Any) -> Any:
+    """What a function a reload turned into a forwarder calls (decorators were added to its definition: it calls
+    the decorated version the name now holds), or None."""
+    if isinstance(func, types.FunctionType) and func.__code__ is _FORWARD_CODE and func.__closure__:
+        return func.__closure__[0].cell_contents
+    return None
+
+
 def _join_family(old: types.FunctionType, new: types.FunctionType) -> None:
     family = _FAMILIES.get(old)
     if family is None:
@@ -729,6 +940,17 @@ def _same_definition(old: Any, new: Any, path: str) -> bool:
             and len(old.__closure__ or ()) == len(new.__closure__ or ()) == 0)
 
 
+def _docstring(stmts: Sequence[Any]) -> Optional[str]:
+    """The module docstring of split source: its first statement, when that is a bare string literal."""
+    if not stmts or stmts[0].kind != "other" or stmts[0].binds:
+        return None
+    try:
+        value = ast.literal_eval(stmts[0].text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _source_doc(code: types.CodeType) -> Optional[str]:
     # Up to 3.13 a function's docstring is its first constant (None stands in when there is none).
     first = code.co_consts[0] if code.co_consts else None
@@ -738,6 +960,10 @@ def _source_doc(code: types.CodeType) -> Optional[str]:
 def _cache_clears(obj: Any) -> List[Callable[[], object]]:
     """The ``cache_clear`` of every cache wrapper in ``obj`` (``lru_cache`` under ``classmethod``, say)."""
     return [item.cache_clear for item in _unwrap_candidates(obj) if callable(getattr(item, "cache_clear", None))]
+
+
+def _default_values(func: types.FunctionType) -> List[Any]:
+    return list(func.__defaults__ or ()) + list((func.__kwdefaults__ or {}).values())
 
 
 def _positional_default_names(func: types.FunctionType) -> Sequence[str]:
@@ -823,14 +1049,21 @@ def find_function(obj: Any, name: str, path: str, stmt=None) -> Optional[types.F
     return _native.find_defined_function(name, path, sorted(lines))
 
 
-def _function_pairs(old: Any, new: Any, path: str) -> Optional[List[Tuple[types.FunctionType, types.FunctionType]]]:
+def _function_pairs(old: Any, new: Any, path: str, runtime_wrapper: bool = False,
+                    ) -> Optional[List[Tuple[types.FunctionType, types.FunctionType]]]:
     """Pairs of (live function, donor function) to patch for a class attribute, or None if the two are not the
-    same kind of thing (then the attribute is replaced)."""
+    same kind of thing (then the attribute is replaced). With ``runtime_wrapper``, a wrapper (``__wrapped__``)
+    around the live function was put there by other code, not by the source: it stays."""
     if type(old) is not type(new):
         return None
     if hasattr(old, "__wrapped__") and hasattr(new, "__wrapped__"):
         # A decorator's wrapper: its own code belongs to the decorator; patch what it wraps.
         return _function_pairs(old.__wrapped__, new.__wrapped__, path)
+    if runtime_wrapper and isinstance(old, types.FunctionType) and old.__code__.co_filename != path and \
+            isinstance(getattr(old, "__wrapped__", None), types.FunctionType) and not hasattr(new, "__wrapped__"):
+        # A wrapper that other code put around the method after the class was made (instrumentation, a
+        # framework tracking instances): it stays, and what it wraps gets the new code.
+        return _function_pairs(old.__wrapped__, new, path)
     if isinstance(old, types.FunctionType):
         if old.__code__ is new.__code__:
             return []
@@ -861,7 +1094,8 @@ def _class_functions(cls: type, path: str) -> Iterable[types.FunctionType]:
         if isinstance(value, type) and value.__qualname__.startswith(cls.__qualname__ + "."):
             yield from _class_functions(value, path)
             continue
-        for item in _unwrap_candidates(value):
+        accessors = [value.fset, value.fdel] if isinstance(value, property) else []  # fget is unwrapped below
+        for item in [found for part in [value, *accessors] for found in _unwrap_candidates(part)]:
             if isinstance(item, types.FunctionType) and item.__code__.co_filename == path:
                 yield item
 
@@ -960,6 +1194,85 @@ class _NoMemberPlan:
 _NO_MEMBER_PLAN = _NoMemberPlan()
 
 
+class _BlockMemberPlan(_NoMemberPlan):
+    """The member plan of a class defined inside a block statement, from the old and new class nodes: members
+    whose statement text is the same are unchanged (their class-level state survives), the others changed, and
+    names only the old body bound are removed."""
+
+    def __init__(self, old: Optional["_BlockClass"], new: "_BlockClass") -> None:
+        old_texts = old.member_texts if old is not None else {}
+        new_texts = new.member_texts
+        self.unchanged = tuple(name for name, text in new_texts.items() if old_texts.get(name) == text)
+        self.changed = tuple(name for name in new_texts if name not in self.unchanged)
+        self.old_bound = tuple(name for name in old_texts if name not in new_texts)
+
+
+class _BlockClass:
+    """Stands in for the planner's statement of a class defined inside a block (``if``, ``try``...): its name,
+    first line, decorator texts, and the text of the body statement binding each member."""
+
+    members: Tuple[Any, ...] = ()
+
+    def __init__(self, node: ast.ClassDef, lines: Sequence[str]) -> None:
+        self.name = node.name
+        self.lineno = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        self.decorators = [_node_text(d, lines) for d in node.decorator_list]
+        self.member_texts: Dict[str, str] = {}
+        for stmt in _flat_body(node.body):
+            text = _node_text(stmt, lines)
+            for name in _stmt_binds(stmt):
+                self.member_texts[name] = text
+
+
+def _block_classes(tree: ast.Module, lines: Sequence[str]) -> Dict[str, _BlockClass]:
+    """The classes a block statement (``tree``'s only statement) defines in its branches, by name (the first
+    definition of each name)."""
+    out: Dict[str, _BlockClass] = {}
+    for node in _flat_body(tree.body):
+        if isinstance(node, ast.ClassDef) and node.name not in out:
+            out[node.name] = _BlockClass(node, lines)
+    return out
+
+
+def _defined_once(text: str, names: Iterable[str]) -> bool:
+    """Each of ``names`` has exactly one ``class`` statement in the block statement ``text``."""
+    found = [node.name for node in _flat_body(ast.parse(text).body) if isinstance(node, ast.ClassDef)]
+    return all(found.count(name) == 1 for name in names)
+
+
+def _flat_body(body: Sequence[ast.stmt]) -> Iterable[ast.stmt]:
+    """The statements of ``body`` and of the branches of its blocks (not of functions or classes)."""
+    for node in body:
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field in ("body", "orelse", "finalbody"):
+            yield from _flat_body(getattr(node, field, None) or ())
+        for handler in getattr(node, "handlers", None) or ():
+            yield from _flat_body(handler.body)
+        for case in getattr(node, "cases", None) or ():
+            yield from _flat_body(case.body)
+
+
+def _stmt_binds(node: ast.stmt) -> List[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in node.names]
+    targets = node.targets if isinstance(node, ast.Assign) else \
+        [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+    return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+
+def _node_text(node: ast.AST, lines: Sequence[str]) -> str:
+    """The source of ``node`` (with its decorators), from whole lines; an expression's exact text."""
+    if isinstance(node, ast.expr):
+        return ast.get_source_segment("".join(lines), node) or ""
+    decorators = getattr(node, "decorator_list", None) or ()
+    start = min([d.lineno for d in decorators] + [node.lineno])
+    return "".join(lines[start - 1:node.end_lineno])
+
+
 class ClassBody:
     """What running a class body gave, without making a class: its namespace and its header's values."""
 
@@ -981,13 +1294,18 @@ class _BuildClass:
     creation, on any thread, goes to the real ``__build_class__``.
     """
 
-    def __init__(self, tx: Transaction, name: str, live: type, code: types.CodeType) -> None:
+    def __init__(self, tx: Transaction, classes: Dict[str, type], code: types.CodeType,
+                 block: Optional[Dict[str, "_BlockClass"]] = None) -> None:
         self.tx = tx
+        # The statement is a block whose classes' decorators were taken off: their layouts are checked here.
+        self.block = block
         self.original = builtins.__build_class__
         self.thread = threading.get_ident()
-        # (expected name for the top-level statement or None, live class, ids of the code objects it may run)
-        self.stack: List[Tuple[Optional[str], type, Set[int]]] = [(name, live, _child_codes(code))]
-        self.top: Optional[ClassBody] = None
+        # (the live classes of the statement's own class bodies by name, or None for a nested body; the live
+        # class whose body runs, or None for the statement; ids of the code objects it may run)
+        self.stack: List[Tuple[Optional[Dict[str, type]], Optional[type], Set[int]]] = [
+            (classes, None, _child_codes(code))]
+        self.tops: Dict[str, ClassBody] = {}  # the evaluated bodies of the statement's own classes, by name
 
     @contextlib.contextmanager
     def installed(self):
@@ -1005,24 +1323,31 @@ class _BuildClass:
         if id(func.__code__) not in children:
             return self.original(func, name, *bases, **kwds)
         if expected is not None:
-            live: Optional[type] = parent if name == expected and self.top is None else None
+            live: Optional[type] = expected.get(name) if name not in self.tops else None
         else:
-            candidate = parent.__dict__.get(name)
-            live = candidate if (isinstance(candidate, type) and candidate.__module__ == parent.__module__
+            candidate = parent.__dict__.get(name) if parent is not None else None
+            live = candidate if (isinstance(candidate, type) and parent is not None
+                                 and candidate.__module__ == parent.__module__
                                  and candidate.__qualname__ == f"{parent.__qualname__}.{name}") else None
         if live is None:
             return self.original(func, name, *bases, **kwds)  # a new class: made as an import would
         body = self.tx.evaluate_body(func, name, bases, kwds, live, self)
         if expected is not None:
-            self.top = body
-            return live
+            self.tops[name] = body
+            if self.block is None:
+                return live  # the caller checks the layout (and builds the new class in the module if needed)
         problem = incompatible(live, body)
-        if problem is not None:
-            self.tx._bodies.pop(id(live), None)
-            self.tx.needs_restart.append(
-                f"cannot patch {self.tx.module.__name__}.{live.__qualname__}: {problem}; a restart is needed")
-            return self.original(func, name, *bases, **kwds)
-        return live
+        if problem is None:
+            return live
+        self.tx._bodies.pop(id(live), None)
+        self.tops.pop(name, None)
+        self.tx.needs_restart.append(
+            f"cannot patch {self.tx.module.__name__}.{live.__qualname__}: {problem}; a restart is needed")
+        cls = self.original(func, name, *bases, **kwds)
+        block = self.block.get(name) if expected is not None and self.block is not None else None
+        for text in reversed(block.decorators if block is not None else ()):
+            cls = self.tx._eval(text, block.lineno)(cls)  # as the statement would have (they were taken off)
+        return cls
 
 
 def _child_codes(code: types.CodeType) -> Set[int]:

@@ -18,7 +18,7 @@ import collections
 import enum
 import sys
 import types
-from typing import Any, Dict, Iterable, List, Mapping, Set
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 _MISSING: Any = object()
 
@@ -38,13 +38,36 @@ _DERIVING_DECORATORS = {
 _ORDERING = ("__lt__", "__le__", "__gt__", "__ge__")
 
 
+# Deriving class decorators of other libraries, registered by their integrations (``register_deriving``):
+# (whether a decorator object is one, what removes its previous output from a class before it is applied again).
+_REGISTERED: List[Tuple[Callable[[Any], bool], Callable[[type, str, Mapping[str, Any]], None]]] = []
+
+
+def register_deriving(is_one: Callable[[Any], bool], strip: Callable[[type, str, Mapping[str, Any]], None]) -> None:
+    """Declares class decorators that only derive members from the class body (attrs' ``define``, ``attr.s``):
+    when a class body changes, such a decorator is applied again to the live class, inside the reload's
+    transaction, after ``strip(cls, path, body)`` removed what it generated before. ``is_one(decorator)`` tells
+    a decorator object (or what a decorator factory returned) of that library."""
+    _REGISTERED.append((is_one, strip))
+
+
+def _registered(decorator: Any) -> Optional[Callable[[type, str, Mapping[str, Any]], None]]:
+    for is_one, strip in _REGISTERED:
+        try:
+            if is_one(decorator):
+                return strip
+        except Exception:  # noqa: BLE001 - an integration's test must not break a reload
+            continue
+    return None
+
+
 def is_deriving(decorator: Any) -> bool:
     """Whether ``decorator`` (a decorator object, or what ``dataclass(...)`` returned) is a deriving one."""
     if decorator is None:
         return False
     module = getattr(decorator, "__module__", None)
     name = getattr(decorator, "__qualname__", getattr(decorator, "__name__", ""))
-    return (module, name.split(".", 1)[0]) in _DERIVING_DECORATORS
+    return (module, name.split(".", 1)[0]) in _DERIVING_DECORATORS or _registered(decorator) is not None
 
 
 def _setter(cls: type, name: str) -> Any:
@@ -107,7 +130,10 @@ def strip_total_ordering(cls: type, body: Mapping[str, Any]) -> None:
 def strip_deriving(decorator: Any, cls: type, path: str, body: Mapping[str, Any]) -> None:
     """Removes the previous output of a deriving decorator before it is applied again (or dropped)."""
     name = getattr(decorator, "__qualname__", "").split(".", 1)[0]
-    if name == "dataclass":
+    registered = _registered(decorator)
+    if registered is not None:
+        registered(cls, path, body)
+    elif name == "dataclass":
         strip_dataclass(cls, path, body)
     elif name == "total_ordering":
         strip_total_ordering(cls, body)
@@ -203,6 +229,26 @@ def redo_namedtuple(cls: type, body: Mapping[str, Any]) -> None:
         set_attr(cls, key, value)
     annotations = dict(body.get("__annotations__", {}))
     set_attr(cls, "__annotations__", annotations)
+
+
+# --- TypedDict ----------------------------------------------------------------------------------------------------
+
+_TYPEDDICT_KEYS = ("__annotations__", "__required_keys__", "__optional_keys__", "__readonly_keys__",
+                   "__mutable_keys__", "__total__")
+
+
+def is_typeddict(cls: type) -> bool:
+    meta = type(cls)
+    return meta.__name__ == "_TypedDictMeta" and meta.__module__ in ("typing", "typing_extensions")
+
+
+def redo_typeddict(cls: type, meta: Any, bases: tuple, body: Mapping[str, Any], kwds: Mapping[str, Any]) -> None:
+    """Gives a ``TypedDict`` class the keys of its new body: the metaclass makes a helper class of the same body
+    (a dict subclass no one sees), whose derived keys are copied to the live class."""
+    helper = meta(cls.__name__, bases, dict(body), **kwds)
+    for key in _TYPEDDICT_KEYS:
+        if key in helper.__dict__:
+            set_attr(cls, key, helper.__dict__[key])
 
 
 # --- Enum and Flag ---------------------------------------------------------------------------------------------

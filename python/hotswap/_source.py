@@ -182,9 +182,19 @@ def _unchanged_since_import(module: ModuleType, path: str) -> Optional[bytes]:
     return data if cached_code == disk_code else None
 
 
-def track(module: ModuleType) -> None:
-    """Records ``module``'s baseline now (from disk) if none is recorded yet."""
+def track(module: ModuleType, source: Optional[str] = None) -> None:
+    """Records ``module``'s baseline now (from disk) if none is recorded yet.
+
+    With ``source``, records that text instead, replacing any baseline: for a module that was just executed from
+    source text that is not its file's (``hotswap.dask`` imports on a worker the source its client sent).
+    """
     path = module_path(module)
+    if source is not None:
+        stmts = split(source, path)
+        with _lock:
+            _imported_sources.pop(path, None)
+            _baselines[(module.__name__, path)] = Baseline(source, stmts)
+        return
     with _lock:
         if (module.__name__, path) in _baselines:
             return

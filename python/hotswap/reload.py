@@ -348,7 +348,7 @@ def _reload(
     try:
         old = _source.baseline(module, path)
         new_stmts, plan = _source.plan(text, path, old, whole_module=mode == "module", rebound=rebound)
-        old_stmts = old.stmts if old is not None else ()
+        old_stmts = old.stmts if old is not None else new_stmts
     except SyntaxError as exc:
         return failed(_engine._format_user_error(exc, path), exc)
     except MemoryError as exc:  # nothing was changed yet

@@ -1,69 +1,55 @@
-"""attrs: field changes of a class that is patched in place are applied to the live class.
+"""attrs: a changed attrs class gets the methods attrs generates from its new body, on the live class.
 
 Mechanism: attrs collects a class's fields and writes ``__init__``, ``__repr__``, ``__eq__``... when its class
-decorator runs; hotswap never creates a class twice and runs an unchanged class decorator no more, so after the
-engine set a changed body's members on a live attrs class (its ``after_class_change`` hook), the adapter runs
-the class's attrs decorators again on that live class: it reads the decorator expressions of the class
-statement from the source that now runs (``hotswap.running_source``), evaluates those that come from attrs in the
-module's namespace, and applies them. For a class without ``__slots__`` attrs patches the class in place, so
-identity and instances are kept. A slotted class cannot change its layout in place: the engine reports it in
-``needs_restart`` and this adapter leaves it alone.
+decorator runs. hotswap never creates a class twice, and applies again, inside the reload's transaction, the
+class decorators it knows to only derive members from the body (``hotswap._machinery.register_deriving``).
+This adapter declares attrs' decorators (``attr.s``, ``attrs.define``, ``frozen``, ``mutable``...) to be such
+decorators, with what removes the previous output from the live class first: the methods attrs generated (code
+that is not in the class's file, named after the class), ``__attrs_attrs__`` and the other markers attrs reads,
+so that attrs (which leaves a method the class defines itself alone) writes them anew. For a class without
+``__slots__`` attrs patches the class in place, so identity and instances are kept. A slotted attrs class is
+a new class each time attrs runs: the engine reports it in ``needs_restart``.
 
-Trade-off: the decorator is evaluated again (its arguments too), which is what a re-import would do.
+Trade-off: the decorator expression is evaluated again (its arguments too), as a re-import would.
 """
 
 from __future__ import annotations
 
-import ast
-import logging
-import sys
 import types
-from typing import Any, List, Optional
+from typing import Any, Mapping
 
-logger = logging.getLogger("hotswap")
+# What attrs writes on a class besides its generated methods.
+_MARKERS = ("__attrs_attrs__", "__attrs_own_setattr__", "__match_args__", "__attrs_props__")
 
 
 def activate(attr: types.ModuleType) -> None:
-    from .. import _hooks
+    from .._machinery import register_deriving
 
-    _hooks.after_class_change(_class_changed)
-
-
-def _class_node(tree: ast.Module, qualname: str) -> Optional[ast.ClassDef]:
-    """The ``class`` statement of ``qualname`` (nested classes too) in a module's syntax tree."""
-    body: List[ast.stmt] = tree.body
-    node: Optional[ast.ClassDef] = None
-    for part in qualname.split("."):
-        node = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == part), None)
-        if node is None:
-            return None
-        body = node.body
-    return node
+    register_deriving(_is_attrs_decorator, _strip)
 
 
-def _attrs_decorators(cls: type) -> List[Any]:
-    """The class's decorators that come from attrs, evaluated in its module, from the source that now runs."""
-    from ..reload import running_source
-
-    module = sys.modules.get(cls.__module__)
-    source = running_source(module) if module is not None else None
-    node = _class_node(ast.parse(source), cls.__qualname__) if source is not None else None
-    if node is None:
-        return []
-    found = []
-    for expr in node.decorator_list:
-        value = eval(compile(ast.Expression(expr), module.__file__ or "<decorator>", "eval"), module.__dict__)
-        if (getattr(value, "__module__", None) or "").split(".")[0] in ("attr", "attrs"):
-            found.append(value)
-    return found
+def _is_attrs_decorator(decorator: Any) -> bool:
+    return (getattr(decorator, "__module__", None) or "").split(".")[0] in ("attr", "attrs")
 
 
-def _class_changed(change: Any) -> None:
-    cls = change.cls
-    if "__attrs_attrs__" not in getattr(cls, "__dict__", {}) or "__slots__" in cls.__dict__:
+def _generated(cls: type, key: str, value: Any, path: str) -> bool:
+    """A method attrs generated for ``cls``: code from another file than the class's, named after the class or
+    defined by attrs itself (``_frozen_setattrs``)."""
+    func = getattr(value, "__func__", value)
+    code = getattr(func, "__code__", None)
+    if not isinstance(func, types.FunctionType) or code is None or code.co_filename == path:
+        return False
+    return func.__qualname__ == f"{cls.__qualname__}.{key}" or _is_attrs_decorator(func)
+
+
+def _strip(cls: type, path: str, body: Mapping[str, Any]) -> None:
+    from .._machinery import del_attr
+
+    if "__attrs_attrs__" not in cls.__dict__:
         return
-    for decorator in reversed(_attrs_decorators(cls)):
-        result = decorator(cls)
-        if result is not cls:
-            logger.warning("hotswap: %s: attrs made a new class; a restart applies the change", cls.__qualname__)
-            return
+    for key, value in list(cls.__dict__.items()):
+        if key in body:
+            continue
+        if key in _MARKERS or _generated(cls, key, value, path) or \
+                (key == "__hash__" and "__eq__" not in body):
+            del_attr(cls, key)
