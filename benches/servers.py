@@ -4,12 +4,27 @@ For each framework, the same small app is served by each tool on 127.0.0.1; a ha
 20 times, and the time from the save to the first response that shows the edit is taken (the server is polled
 every millisecond; connection errors while a restarting reloader brings the process back are retried). The app
 counts its requests in memory: "state kept" says whether that count survived every save. Prints a markdown
-table; tools that are not installed are listed as unavailable.
+table; tools that are not installed are listed as unavailable. The machine's load average is printed with it:
+on a shared machine, compare the ratios within one run rather than absolute times across runs.
+
+For `hotswap run`, the save-to-response time is set beside when hotswap's line about the reload reached the bench
+(the watcher noticing the save, the reload, and the line's way out through the supervisor), what the reload
+itself took (from that line, the framework adapters' commit hooks included), and one request's round trip to
+the server once the edit is live; the bench polls every millisecond.
+
+uvicorn-hmr needs Python 3.12+: under an older interpreter its row runs with the newest 3.12+ interpreter
+found the way `scripts/pythons.sh` finds them, in a venv of its own (`benches/.venv-hmr`, created on first use
+with uvicorn-hmr and FastAPI), against the same app.
+
+A second table: what the `sys.meta_path` finder that activates framework adapters (``hotswap.frameworks``)
+adds to each import that reaches the finders, against the import of a small module from disk.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +42,10 @@ from typing import Dict, List, Optional, Tuple
 
 SAVES = 20
 PY = sys.executable
+SETTLE_S = 1.2  # after the server answers, before each save (see measure)
+TARGET_MS = 30.0  # the issue's target for hotswap: every framework edit served in under 30 ms
+HERE = Path(__file__).resolve().parent
+HMR_VENV = HERE / ".venv-hmr"
 
 FASTAPI = """\
 from fastapi import FastAPI
@@ -84,7 +104,7 @@ CASES: Dict[str, Tuple[Dict[str, str], str, Dict[str, List[str]]]] = {
     "FastAPI": ({"app.py": FASTAPI}, "app.py", {
         "hotswap run": [PY, "-m", "hotswap", "run", "-m", "uvicorn", "app:app", "--port", "PORT"],
         "uvicorn --reload": [PY, "-m", "uvicorn", "app:app", "--reload", "--port", "PORT"],
-        "uvicorn-hmr": ["uvicorn-hmr", "app:app", "--port", "PORT"],
+        "uvicorn-hmr": ["uvicorn-hmr", "app:app", "--host", "127.0.0.1", "--port", "PORT"],
     }),
     "Flask": ({"app.py": FLASK}, "app.py", {
         "hotswap run": [PY, "-m", "hotswap", "run", "-m", "flask", "--app", "app", "run", "--port", "PORT"],
@@ -107,8 +127,8 @@ def fetch(port: int) -> Optional[str]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
             return response.read().decode()
-    except (urllib.error.URLError, ConnectionError, OSError):
-        return None
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, OSError):
+        return None  # a restarting server drops connections, even halfway through a response
 
 
 def wait_for(port: int, version: int, timeout_s: float = 30.0) -> Optional[Tuple[float, int]]:
@@ -122,35 +142,91 @@ def wait_for(port: int, version: int, timeout_s: float = 30.0) -> Optional[Tuple
     return None
 
 
-def measure(files: Dict[str, str], edited: str, argv: List[str]) -> Tuple[List[float], bool, str]:
-    """(save-to-response times in ms, whether the request count survived every save, a note)."""
+def pythons() -> Dict[str, str]:
+    """The supported interpreters on this machine, as ``scripts/pythons.sh`` lists them: {"3.12": path}."""
+    try:
+        out = subprocess.run(["bash", str(HERE.parent / "scripts" / "pythons.sh")], capture_output=True, text=True,
+                             timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {line.split()[0]: line.split()[1] for line in out.splitlines() if len(line.split()) == 2
+            and line.split()[1] != "-"}
+
+
+def hmr_command() -> Tuple[Optional[str], str]:
+    """(the ``uvicorn-hmr`` executable to use, a note): this interpreter's when it is 3.12+ and has it, else one
+    in ``benches/.venv-hmr`` made with the newest 3.12+ interpreter found."""
+    if sys.version_info >= (3, 12):
+        here = shutil.which("uvicorn-hmr", path=os.path.dirname(PY)) or shutil.which("uvicorn-hmr")
+        if here:
+            return here, ""
+    found = {v: p for v, p in pythons().items() if tuple(map(int, v.split("."))) >= (3, 12)}
+    if not found:
+        return None, "needs Python 3.12+, none found"
+    version = max(found, key=lambda v: tuple(map(int, v.split("."))))
+    exe = HMR_VENV / "bin" / "uvicorn-hmr"
+    if not exe.exists():
+        try:
+            subprocess.run([found[version], "-m", "venv", str(HMR_VENV)], check=True, capture_output=True)
+            subprocess.run([str(HMR_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "uvicorn-hmr", "fastapi",
+                            "uvicorn"], check=True, capture_output=True, timeout=600)
+        except (OSError, subprocess.SubprocessError) as err:
+            return None, f"cannot set up uvicorn-hmr with Python {version}: {err}"
+    return str(exe), f"Python {version}"
+
+
+_RELOAD_LINE = re.compile(r"hotswap: .*: patched .*\(([0-9.]+) ms\)")
+
+
+def measure(files: Dict[str, str], edited: str, argv: List[str]) -> Dict[str, object]:
+    """Save-to-response times in ms, whether the request count survived every save, hotswap's own reload times
+    (from its lines), one request's round trip once each edit is live, and a note."""
+    result: Dict[str, object] = {"times": [], "kept": False, "reloads": [], "requests": [], "said_after": [],
+                                 "note": ""}
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
-        return [], False, f"{argv[0]} not installed"
+        result["note"] = f"{argv[0]} not installed"
+        return result
     root = Path(tempfile.mkdtemp(prefix="hotswap-bench-"))
     for name, text in files.items():
         (root / name).write_text(textwrap.dedent(text))
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    # The server's stderr is read as it comes: each of hotswap's reload lines is timestamped on arrival.
     proc = subprocess.Popen([a.replace("PORT", str(port)) for a in argv], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    lines: List[Tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: lines.extend((time.perf_counter(), line.decode(errors="replace"))
+                                                          for line in proc.stderr), daemon=True)
+    reader.start()
+    saved_at: List[float] = []
     times: List[float] = []
     counts: List[int] = []
-    note = ""
+    requests: List[float] = []
     try:
         if wait_for(port, 0, 60.0) is None:
-            return [], False, "did not start"
+            result["note"] = "did not start"
+            return result
+        # Restarting reloaders that poll (Django's StatReloader, every second) take their first snapshot of the
+        # files a moment after the server (re)starts: a save before it would never be seen. Not part of any timing.
+        time.sleep(SETTLE_S)
         source = (root / edited).read_text()
         for version in range(1, SAVES + 1):
             text = source.replace('f"v0 ', f'f"v{version} ')
             start = time.perf_counter()
             (root / edited).write_text(text)
+            saved_at.append(start)
             seen = wait_for(port, version)
             if seen is None:
-                note = f"save {version} not served within 30 s"
+                result["note"] = f"save {version} not served within 30 s"
                 break
             times.append((seen[0] - start) * 1000)
             counts.append(seen[1])
+            before = time.perf_counter()
+            if fetch(port) is not None:
+                requests.append((time.perf_counter() - before) * 1000)
+            counts[-1] += 1  # the round trip above was one more request
+            time.sleep(SETTLE_S)
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -158,30 +234,119 @@ def measure(files: Dict[str, str], edited: str, argv: List[str]) -> Tuple[List[f
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        reader.join(10)
+        proc.stderr.close()
+        said = [(at, float(m.group(1))) for at, m in ((at, _RELOAD_LINE.search(line)) for at, line in lines) if m]
+        reloads = [duration for _, duration in said]
+        # Save to hotswap's line about it reaching this process: watcher, reload, and the line's way out.
+        said_after = [next(((at - start) * 1000 for at, _ in said if at > start), float("nan")) for start in saved_at]
         shutil.rmtree(root, ignore_errors=True)
-    kept = len(counts) == SAVES and all(b > a for a, b in zip(counts, counts[1:])) and counts[0] > 1
-    return times, kept, note
+    result.update(times=times, requests=requests, reloads=reloads, said_after=said_after,
+                  kept=len(counts) == SAVES and all(b > a for a, b in zip(counts, counts[1:])) and counts[0] > 1)
+    return result
+
+
+def median(values: List[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def finder_table(n: int = 300) -> List[str]:
+    """Cost of the adapters' ``sys.meta_path`` finder per import: its ``find_spec`` for a name it does not await
+    (what every import that reaches the finders pays), against importing a small module from disk."""
+    import importlib
+
+    from hotswap import frameworks
+
+    frameworks.install()
+    finder = frameworks._finder
+    calls = 200_000
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        finder.find_spec("some_module_nobody_awaits", None)
+    per_call = (time.perf_counter_ns() - start) / calls
+
+    class Empty:
+        def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+            return None
+
+    empty = Empty()
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        empty.find_spec("some_module_nobody_awaits", None)
+    floor = (time.perf_counter_ns() - start) / calls
+    root = Path(tempfile.mkdtemp(prefix="hotswap-finder-"))
+    sys.path.insert(0, str(root))
+    try:
+        timings: Dict[bool, List[float]] = {True: [], False: []}
+        for i in range(2 * n):
+            (root / f"finder_probe_{i}.py").write_text(f"X = {i}\n")
+        importlib.invalidate_caches()
+        for i in range(2 * n):
+            with_finder = i % 2 == 0
+            if with_finder and finder not in sys.meta_path:
+                sys.meta_path.insert(0, finder)
+            elif not with_finder and finder in sys.meta_path:
+                sys.meta_path.remove(finder)
+            start = time.perf_counter_ns()
+            importlib.import_module(f"finder_probe_{i}")
+            timings[with_finder].append((time.perf_counter_ns() - start) / 1000)
+        if finder not in sys.meta_path:
+            sys.meta_path.insert(0, finder)
+    finally:
+        sys.path.remove(str(root))
+        shutil.rmtree(root, ignore_errors=True)
+    without, with_ = statistics.median(timings[False]), statistics.median(timings[True])
+    return [
+        "## Framework adapters' import finder (`benches/servers.py`)\n",
+        "| measure | median |",
+        "|---|---:|",
+        f"| `find_spec` of the finder, per import reaching it | {per_call:.0f} ns |",
+        f"| `find_spec` of a finder that returns None at once (the floor of any finder in Python) | {floor:.0f} ns |",
+        f"| import of a small module from disk, finder removed | {without:.1f} us |",
+        f"| import of a small module from disk, finder installed | {with_:.1f} us |",
+        f"| the finder's share of that import | {per_call / 1000 / without * 100:.2f} % |",
+    ]
 
 
 def main() -> None:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    hmr, hmr_note = hmr_command()
     rows = []
     for framework, (files, edited, tools) in CASES.items():
+        tools = dict(tools)
+        if "uvicorn-hmr" in tools:
+            tools["uvicorn-hmr"] = [hmr or "uvicorn-hmr", *tools["uvicorn-hmr"][1:]]
         results = {label: measure(files, edited, argv) for label, argv in tools.items()}
-        base = results["hotswap run"][0]
+        if "uvicorn-hmr" in results and not hmr:
+            results["uvicorn-hmr"]["note"] = hmr_note
+        base = results["hotswap run"]["times"]
         base_p50 = statistics.median(base) if base else None
-        for label, (times, kept, note) in results.items():
+        for label, result in results.items():
+            times, note = result["times"], result["note"]
+            if label == "uvicorn-hmr" and hmr_note and times:
+                note = hmr_note
             if not times:
-                rows.append(f"| {framework} | {label} | n/a | n/a | n/a | n/a ({note}) |")
+                rows.append(f"| {framework} | {label} | n/a | n/a | n/a | | n/a ({note}) |")
                 continue
             p50 = statistics.median(times)
             p95 = sorted(times)[max(0, int(len(times) * 0.95) - 1)]
             ratio = f"{p50 / base_p50:.0f}x" if base_p50 and label != "hotswap run" else "1x"
-            rows.append(f"| {framework} | {label} | {p50:.1f} ms | {p95:.1f} ms | {ratio} | "
-                        f"{'yes' if kept else 'no'}{f' ({note})' if note else ''} |")
+            split = ""
+            if label == "hotswap run":
+                split = (f"target < {TARGET_MS:.0f} ms ({'met' if p50 < TARGET_MS else 'missed'}); its reload line "
+                         f"after {median(result['said_after']):.1f} ms, of which the reload "
+                         f"{median(result['reloads']):.1f} ms; one request {median(result['requests']):.1f} ms")
+            rows.append(f"| {framework} | {label} | {p50:.1f} ms | {p95:.1f} ms | {ratio} | {split} | "
+                        f"{'yes' if result['kept'] else 'no'}{f' ({note})' if note else ''} |")
     print(f"## Save to first new response ({SAVES} saves of a handler body; `benches/servers.py`)\n")
-    print("| framework | server | p50 | p95 | vs hotswap | in-memory state kept |")
-    print("|---|---|---:|---:|---:|---|")
+    print(f"Load average at the start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs; Python "
+          f"{sys.version.split()[0]}.\n")
+    print("| framework | server | p50 | p95 | vs hotswap | hotswap: target, and where the time goes (p50) | "
+          "in-memory state kept |")
+    print("|---|---|---:|---:|---:|---|---|")
     print("\n".join(rows))
+    print()
+    print("\n".join(finder_table()))
 
 
 if __name__ == "__main__":

@@ -266,8 +266,6 @@ pub enum Touch {
     Landed,
     /// Removed or renamed away.
     Gone,
-    /// Opened (by anyone; inotify does not say for what, and notify does not ask for close-after-read).
-    Opened,
     /// Anything else (polling's events, rescans, files found in a new directory): look at the file.
     Other,
 }
@@ -279,21 +277,24 @@ enum State {
     /// file was only created (a hard link is never closed: such a file is looked at after `UNWRITTEN_MAX_MS`).
     Writing { written: bool, since: Instant },
     /// Read empty: a writer may have opened it with `O_TRUNC` and not written yet, and not every kernel reports
-    /// that truncation as a write (gVisor does not). Reported as empty only if nothing is written for
-    /// `UNWRITTEN_MAX_MS` (the Python side never applies an empty file; it reports it).
-    Empty { found: Found, since: Instant },
+    /// that truncation as a write (gVisor does not). Reported as empty only once its read is confirmed (as for
+    /// `Verifying`) and nothing is written for `UNWRITTEN_MAX_MS` (the Python side never applies an empty file;
+    /// it reports it).
+    Empty { found: Found, since: Instant, marker: u64 },
     /// Complete by its events: to be read.
     Complete,
-    /// Read at `read_at`; waiting for the echo of that read. `read` opens the file to read it, then opens its
-    /// directory once the read is done, and the events of one inotify instance arrive in the order they happened:
-    /// when the file's open (`file_open`) and the directory's (`dir_open`) have come back with no write between,
-    /// no write happened from the completion until after the read, so the bytes are the complete save and not
-    /// the start of the next one. (Two opens of the file itself would not do: inotify merges an event with an
-    /// identical one still queued, and notify does not ask for close-after-read, which would separate them.)
+    /// Read at `read_at`; waiting for marker number `marker` to come back. After reading, the batcher writes to a
+    /// file of its own watched by the same inotify instance (see `Marker`), and one instance's events arrive in the
+    /// order they happened: once that marker has come back, every event from before the end of the read has been
+    /// seen. If none of them was a
+    /// write (which turns the file back to `Writing`), nothing wrote to the file from its completion until after
+    /// the read, so the bytes are the complete save and not the start of the next one. A read is never trusted on
+    /// a timer: however late the events come (a loaded machine starves the event thread), the bytes wait for
+    /// them. (Opens of the file and its directory, which any process can make, would not do as a marker: one
+    /// made before the read but delivered after it would confirm the read too early.)
     Verifying {
         found: Found,
-        file_open: bool,
-        dir_open: bool,
+        marker: u64,
         read_at: Instant,
     },
     /// Ready to be reported.
@@ -304,8 +305,9 @@ enum State {
 /// empty for a write before it is reported as empty.
 pub const UNWRITTEN_MAX_MS: u64 = 1000;
 
-/// How long a read waits for its own opens to come back before it is trusted anyway (they come
-/// on inotify; the bound only keeps a lost event from holding a save).
+/// How long files being read and confirmed hold other ready files of their batch (confirmation takes well under
+/// a millisecond on an idle machine), and how often a marker that could not be made is tried again. A read is
+/// never trusted when this passes: it waits for its marker.
 pub const VERIFY_MAX_MS: u64 = 50;
 
 /// Quiet period for backends that do not report close-after-write (polling, FSEvents, Windows), where
@@ -315,8 +317,8 @@ pub const QUIET_WITHOUT_CLOSE_MS: u64 = 5;
 /// Decides when each file's save is complete and groups complete files into batches.
 ///
 /// With close events (inotify), a save is complete when its writer closes the file or a rename lands it: the
-/// file is then read at once (by the `read` function given to `advance`) and its bytes are confirmed by the echo
-/// of that read (see `State::Verifying`). A file being written holds only itself, however slow its writer; it
+/// file is then read at once (by the `read` function given to `advance`) and its bytes are confirmed by the
+/// marker made after that read (by the `mark` function; see `State::Verifying`). A file being written holds only itself, however slow its writer; it
 /// also holds complete files for at most `group_max` (files saved together are applied together, in dependency
 /// order). `settle` (the `debounce_ms` option, 0 by default) adds a quiet period before a batch is flushed.
 /// Without close events, a batch ends when the tree has been quiet for `settle` (at least
@@ -331,20 +333,9 @@ pub struct Batcher {
     first: Option<Instant>,
     last: Option<Instant>,
     ready_since: Option<Instant>,
-}
-
-/// A file being verified, with one more half of its echo: ready once both halves came back.
-fn verified(found: &Found, file_open: bool, dir_open: bool, read_at: Instant) -> State {
-    if file_open && dir_open {
-        State::Ready(found.clone())
-    } else {
-        State::Verifying {
-            found: found.clone(),
-            file_open,
-            dir_open,
-            read_at,
-        }
-    }
+    /// How many markers were made, and how many came back through the event queue (see `State::Verifying`).
+    marks_made: u64,
+    marks_seen: u64,
 }
 
 impl Batcher {
@@ -363,6 +354,8 @@ impl Batcher {
             first: None,
             last: None,
             ready_since: None,
+            marks_made: 0,
+            marks_seen: 0,
         }
     }
 
@@ -379,22 +372,9 @@ impl Batcher {
     pub fn touch(&mut self, path: PathBuf, touch: Touch, now: Instant) {
         let current = self.states.get(&path);
         let next = if !self.close_events {
-            match touch {
-                Touch::Opened => return,
-                _ => State::Complete,
-            }
+            State::Complete
         } else {
             match (touch, current) {
-                (
-                    Touch::Opened,
-                    Some(State::Verifying {
-                        found,
-                        dir_open,
-                        read_at,
-                        ..
-                    }),
-                ) => verified(found, true, *dir_open, *read_at),
-                (Touch::Opened, _) => return,
                 (Touch::Write, Some(State::Writing { since, .. })) => State::Writing {
                     written: true,
                     since: *since,
@@ -426,35 +406,45 @@ impl Batcher {
         self.last = Some(now);
     }
 
-    /// Records that directory `dir` was opened (the second half of a read's echo, see `State::Verifying`).
-    pub fn dir_opened(&mut self, dir: &Path, now: Instant) {
-        for path in &self.order {
-            if path.parent() != Some(dir) {
-                continue;
-            }
-            if let Some(State::Verifying {
-                found,
-                file_open,
-                read_at,
-                ..
-            }) = self.states.get(path)
-            {
-                let next = verified(found, *file_open, true, *read_at);
-                if matches!(next, State::Ready(_)) {
+    /// Records that the next marker came back through the event queue: every read made before it is confirmed.
+    pub fn marker_came_back(&mut self, now: Instant) {
+        self.marks_seen += 1;
+        for state in self.states.values_mut() {
+            if let State::Verifying { found, marker, .. } = state {
+                if *marker <= self.marks_seen {
+                    *state = State::Ready(std::mem::replace(found, Found::Missing));
                     self.ready_since.get_or_insert(now);
                     self.last = Some(now);
                 }
-                self.states.insert(path.clone(), next);
             }
         }
     }
 
-    /// Moves files along without new events: reads complete files (with close events), trusts a read whose echo
-    /// is overdue, and looks at files created long ago and never written.
-    pub fn advance(&mut self, now: Instant, read: &mut dyn FnMut(&Path) -> Found) {
+    /// Starts counting markers from scratch (new marker files, after markers may have been lost).
+    pub fn count_marks_again(&mut self) {
+        self.marks_made = 0;
+        self.marks_seen = 0;
+    }
+
+    /// Reads every file read but not yet confirmed again (the kernel's event queue overflowed: the markers of
+    /// those reads, and the writes before them, may be lost).
+    pub fn read_again(&mut self) {
+        for state in self.states.values_mut() {
+            if matches!(state, State::Verifying { .. } | State::Empty { .. }) {
+                *state = State::Complete;
+            }
+        }
+    }
+
+    /// Moves files along without new events: reads complete files (with close events) and makes one marker after
+    /// those reads (`mark(seq)`, false when it could not be made: tried again after `VERIFY_MAX_MS`), reports a file
+    /// left empty, and looks at files created long ago and never written.
+    pub fn advance(&mut self, now: Instant, read: &mut dyn FnMut(&Path) -> Found, mark: &mut dyn FnMut(u64) -> bool) {
         if !self.close_events {
             return;
         }
+        let seq = self.marks_made + 1;
+        let mut unmarked = false;
         for path in &self.order {
             let Some(state) = self.states.get_mut(path) else {
                 continue;
@@ -464,14 +454,8 @@ impl Batcher {
                     *state = State::Complete;
                 }
             }
-            if let State::Verifying { found, read_at, .. } = state {
-                if now >= *read_at + Duration::from_millis(VERIFY_MAX_MS) {
-                    *state = State::Ready(std::mem::replace(found, Found::Missing));
-                    self.ready_since.get_or_insert(now);
-                }
-            }
-            if let State::Empty { found, since } = state {
-                if now >= *since + Duration::from_millis(UNWRITTEN_MAX_MS) {
+            if let State::Empty { found, since, marker } = state {
+                if *marker <= self.marks_seen && now >= *since + Duration::from_millis(UNWRITTEN_MAX_MS) {
                     *state = State::Ready(std::mem::replace(found, Found::Missing));
                     self.ready_since.get_or_insert(now);
                 }
@@ -479,13 +463,16 @@ impl Batcher {
             if matches!(state, State::Complete) {
                 let found = read(path);
                 *state = match found {
-                    // The echo of a read comes on the path that was opened: a file read through a symlink in the
-                    // tree has none on this path, and nothing to confirm there.
-                    Found::File { ref content, .. } if content.is_empty() => State::Empty { found, since: now },
+                    Found::File { ref content, .. } if content.is_empty() => State::Empty {
+                        found,
+                        since: now,
+                        marker: seq,
+                    },
+                    // A file read through a symlink in the tree has its writes reported on its real path, which has
+                    // a save of its own: nothing to confirm on this path.
                     Found::File { ref real, .. } if real == path => State::Verifying {
                         found,
-                        file_open: false,
-                        dir_open: false,
+                        marker: seq,
                         read_at: now,
                     },
                     found => {
@@ -494,6 +481,10 @@ impl Batcher {
                     }
                 };
             }
+            unmarked |= matches!(state, State::Verifying { marker, .. } | State::Empty { marker, .. } if *marker > self.marks_made);
+        }
+        if unmarked && mark(seq) {
+            self.marks_made = seq;
         }
     }
 
@@ -531,10 +522,19 @@ impl Batcher {
             for state in self.states.values() {
                 match state {
                     State::Complete => at(self.last.unwrap_or_else(Instant::now)),
-                    State::Verifying { read_at, .. } => at(*read_at + Duration::from_millis(VERIFY_MAX_MS)),
-                    State::Writing { written: false, since } | State::Empty { since, .. } => {
+                    // A marker not made yet is tried again; one made is waited for (its event wakes the thread).
+                    State::Verifying {
+                        read_at: since, marker, ..
+                    }
+                    | State::Empty { since, marker, .. }
+                        if *marker > self.marks_made =>
+                    {
+                        at(*since + Duration::from_millis(VERIFY_MAX_MS))
+                    }
+                    State::Empty { since, marker, .. } if *marker <= self.marks_seen => {
                         at(*since + Duration::from_millis(UNWRITTEN_MAX_MS))
                     }
+                    State::Writing { written: false, since } => at(*since + Duration::from_millis(UNWRITTEN_MAX_MS)),
                     _ => {}
                 }
             }
@@ -586,9 +586,94 @@ pub type FileOut = (String, bool, Option<Vec<u8>>);
 /// One flushed batch, and notes for the Python side to log (trouble the batcher thread cannot log itself).
 pub type BatchOut = (Vec<FileOut>, Vec<String>);
 
+/// Two unnamed temporary files (`O_TMPFILE`: nothing to clean up, even after a crash or `os._exit`), watched by the
+/// same inotify instance as the tree through their `/proc/self/fd` paths. After reading, the batcher writes to one
+/// of them (the other the next time, so inotify never merges two markers into one event), and that write's event,
+/// coming back behind every event that happened before it, confirms the reads (see `State::Verifying`). Nobody else
+/// can write to them, so each event is exactly one marker, in order.
+struct Marker {
+    files: [std::fs::File; 2],
+    paths: [PathBuf; 2],
+}
+
+impl Marker {
+    /// Makes the two files in the system's temporary directory and watches them (Linux only: other systems have no
+    /// close events, and so no use for it).
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn new(_watcher: &mut dyn Watcher) -> std::io::Result<Marker> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn new(watcher: &mut dyn Watcher) -> std::io::Result<Marker> {
+        let files = [unnamed_file()?, unnamed_file()?];
+        let paths = [&files[0], &files[1]].map(|f| {
+            use std::os::fd::AsRawFd;
+            PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        });
+        for (i, path) in paths.iter().enumerate() {
+            if let Err(err) = watcher.watch(path, RecursiveMode::NonRecursive) {
+                for watched in &paths[..i] {
+                    let _ = watcher.unwatch(watched);
+                }
+                return Err(std::io::Error::other(err.to_string()));
+            }
+        }
+        Ok(Marker { files, paths })
+    }
+
+    /// Makes marker `seq` (counted from 1). False if the write failed.
+    fn make(&self, seq: u64) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileExt;
+            self.files[(seq % 2) as usize].write_at(&seq.to_le_bytes(), 0).is_ok()
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = seq;
+            false
+        }
+    }
+
+    /// Whether an event on `path` is a marker's.
+    fn owns(&self, path: &Path) -> bool {
+        self.paths.iter().any(|p| p == path)
+    }
+
+    /// Stops watching the files (they are closed when dropped).
+    fn unwatch(&self, watcher: &mut dyn Watcher) {
+        for path in &self.paths {
+            let _ = watcher.unwatch(path);
+        }
+    }
+}
+
+/// An unnamed file in the system's temporary directory: `O_TMPFILE`, or where the file system lacks it, a file
+/// created and removed at once.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn unnamed_file() -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = std::env::temp_dir();
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).mode(0o600);
+    if let Ok(file) = options.clone().custom_flags(libc::O_TMPFILE).open(&tmp) {
+        return Ok(file);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let path = tmp.join(format!(".hotswap-marker-{}-{nanos}", std::process::id()));
+    let file = options.create_new(true).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
 /// The notify watcher, the directories it watches, and the filter. Lives on the batcher thread after start.
 struct Tree {
     watcher: Box<dyn Watcher + Send>,
+    /// With the native backend on Linux: what confirms reads.
+    marker: Option<Marker>,
     filter: Filter,
     watched: HashSet<PathBuf>,
     native: bool,
@@ -740,23 +825,24 @@ fn run_batcher(
                     notes.push(format!("rescan of {} failed: {err}", root.display()));
                 }
             }
+            // Markers may have been lost with the events: new marker files (their events cannot be mistaken for
+            // the old ones'), counted from scratch, and what was read and not confirmed is read again.
+            if let Ok(marker) = Marker::new(tree.watcher.as_mut()) {
+                if let Some(old) = tree.marker.replace(marker) {
+                    old.unwatch(tree.watcher.as_mut());
+                }
+                batcher.count_marks_again();
+            }
+            batcher.read_again();
             for file in files {
                 batcher.touch(file, Touch::Other, now);
             }
         }
         let filter = &tree.filter;
-        let close_events = has_close_events(tree.native);
-        let mut read = |path: &Path| {
-            let found = read_checked(filter, path);
-            if close_events && matches!(&found, Found::File { real, .. } if real == path) {
-                // Opening the (watched) directory marks the end of the read in the event queue.
-                if let Some(dir) = path.parent() {
-                    drop(std::fs::File::open(dir));
-                }
-            }
-            found
-        };
-        batcher.advance(now, &mut read);
+        let mut read = |path: &Path| read_checked(filter, path);
+        let marker = tree.marker.as_ref();
+        let mut mark = |seq: u64| marker.is_some_and(|m| m.make(seq));
+        batcher.advance(now, &mut read, &mut mark);
         let due = batcher.due(Instant::now());
         if !due && notes.is_empty() {
             continue;
@@ -810,9 +896,17 @@ fn handle_event(tree: &mut Tree, batcher: &mut Batcher, event: RawEvent, notes: 
         return;
     }
     let now = Instant::now();
+    if let Some(marker) = &tree.marker {
+        if event.paths.iter().any(|p| marker.owns(p)) {
+            if matches!(event.kind, EventKind::Modify(ModifyKind::Data(_))) {
+                batcher.marker_came_back(now);
+            }
+            return;
+        }
+    }
     let touch = match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => Touch::Closed,
-        EventKind::Access(AccessKind::Open(_)) => Touch::Opened,
+        // Opens say nothing about content (inotify does not say for what; notify does not ask for close-after-read).
         EventKind::Access(_) => return,
         EventKind::Modify(ModifyKind::Data(_)) | EventKind::Modify(ModifyKind::Any) => Touch::Write,
         // chmod, utime: no new content (a `touch` also closes after writing, which is looked at).
@@ -825,10 +919,6 @@ fn handle_event(tree: &mut Tree, batcher: &mut Batcher, event: RawEvent, notes: 
         _ => Touch::Other,
     };
     for path in &event.paths {
-        if touch == Touch::Opened && tree.watched.contains(path) {
-            batcher.dir_opened(path, now);
-            continue;
-        }
         let gone = touch == Touch::Gone;
         if gone && tree.watched.contains(path) {
             tree.forget(path);
@@ -872,6 +962,62 @@ fn handle_event(tree: &mut Tree, batcher: &mut Batcher, event: RawEvent, notes: 
     }
 }
 
+/// A test hook between the native backend and the batcher (`Watcher(simulate_event_gate=True)`): it holds the
+/// backend's events, as a starved notify thread on a loaded machine does, and lets them through on command, so a
+/// test can make the batcher read a file at a chosen point of a writer's sequence.
+pub enum GateCmd {
+    /// Hold every event from now on.
+    Hold,
+    /// Let every event through, held ones first.
+    Open,
+    /// Let held and new events through up to and including the next close-after-write, then hold again; the
+    /// sender gets a message once that close has been passed on.
+    PassUntilClose(Sender<()>),
+}
+
+/// The gate's thread: relays `input` to `output` as `cmds` say. Passes everything once `input` ends (the backend
+/// shut down), then drops `output`, as the backend's own handler would.
+fn relay_through_gate(input: Receiver<RawEvent>, output: Sender<RawEvent>, cmds: Receiver<GateCmd>) {
+    let mut held = std::collections::VecDeque::new();
+    let mut open = true;
+    let mut until_close: Option<Sender<()>> = None;
+    let mut cmds = Some(cmds);
+    loop {
+        let never = crossbeam_channel::never();
+        crossbeam_channel::select! {
+            recv(input) -> ev => match ev {
+                Ok(ev) => held.push_back(ev),
+                Err(_) => break,
+            },
+            recv(cmds.as_ref().unwrap_or(&never)) -> cmd => match cmd {
+                Ok(GateCmd::Hold) => open = false,
+                Ok(GateCmd::Open) | Err(_) => {
+                    open = true;
+                    if cmd.is_err() {
+                        cmds = None;
+                    }
+                }
+                Ok(GateCmd::PassUntilClose(ack)) => until_close = Some(ack),
+            },
+        }
+        while open || until_close.is_some() {
+            let Some(ev) = held.pop_front() else { break };
+            let closed = matches!(&ev, Ok(e) if e.kind == EventKind::Access(AccessKind::Close(AccessMode::Write)));
+            if output.send(ev).is_err() {
+                return;
+            }
+            if closed {
+                if let Some(ack) = until_close.take() {
+                    let _ = ack.send(());
+                }
+            }
+        }
+    }
+    for ev in held {
+        let _ = output.send(ev);
+    }
+}
+
 /// Builds the tree with the native backend, or the polling one when asked to or when the native one fails.
 /// Returns the tree, its raw event receiver, and why the native backend was not used; `notes` gets directories
 /// that could not be watched.
@@ -880,6 +1026,7 @@ fn start_tree(
     force_polling: bool,
     simulate_native_error: bool,
     unreadable: Vec<PathBuf>,
+    gate: Option<Receiver<GateCmd>>,
     notes: &mut Vec<String>,
 ) -> (notify::Result<(Tree, Receiver<RawEvent>)>, Option<String>) {
     let mut fallback = if force_polling {
@@ -888,7 +1035,12 @@ fn start_tree(
         None
     };
     if fallback.is_none() {
-        let (raw_tx, raw_rx) = unbounded::<RawEvent>();
+        let (mut raw_tx, raw_rx) = unbounded::<RawEvent>();
+        if let Some(gate) = gate {
+            let (relay_tx, relay_rx) = unbounded::<RawEvent>();
+            let out = std::mem::replace(&mut raw_tx, relay_tx);
+            std::thread::spawn(move || relay_through_gate(relay_rx, out, gate));
+        }
         let native = if simulate_native_error {
             Err(notify::Error::io(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
@@ -901,6 +1053,7 @@ fn start_tree(
             Ok(watcher) => {
                 let mut tree = Tree {
                     watcher: Box::new(watcher),
+                    marker: None,
                     filter: filter.clone(),
                     watched: HashSet::new(),
                     native: true,
@@ -910,6 +1063,17 @@ fn start_tree(
                 match walk_roots(&mut tree, &mut tried) {
                     Ok(()) => {
                         notes.append(&mut tried);
+                        if has_close_events() {
+                            match Marker::new(tree.watcher.as_mut()) {
+                                Ok(marker) => tree.marker = Some(marker),
+                                Err(err) => notes.push(format!(
+                                    "cannot make a temporary file under {} to confirm reads of saved files \
+                                     ({err}): a save is taken as complete after {QUIET_WITHOUT_CLOSE_MS} quiet \
+                                     milliseconds, as when polling",
+                                    std::env::temp_dir().display()
+                                )),
+                            }
+                        }
                         return (Ok((tree, raw_rx)), None);
                     }
                     Err(err) if matches!(err.kind, ErrorKind::MaxFilesWatch) => {
@@ -930,6 +1094,7 @@ fn start_tree(
     let result = PollWatcher::new(move |ev: RawEvent| drop(raw_tx.send(ev)), config).and_then(|watcher| {
         let mut tree = Tree {
             watcher: Box::new(watcher),
+            marker: None,
             filter,
             watched: HashSet::new(),
             native: false,
@@ -955,9 +1120,10 @@ fn walk_roots(tree: &mut Tree, notes: &mut Vec<String>) -> notify::Result<()> {
     Ok(())
 }
 
-/// Whether the backend reports close-after-write, which is how a complete save is recognised.
-fn has_close_events(native: bool) -> bool {
-    native && cfg!(any(target_os = "linux", target_os = "android"))
+/// Whether the native backend reports close-after-write, which is how a complete save is recognised (used only
+/// with a `Marker`, which confirms each read).
+fn has_close_events() -> bool {
+    cfg!(any(target_os = "linux", target_os = "android"))
 }
 
 /// Watches directory trees and hands out batches of complete, changed files with their bytes.
@@ -981,6 +1147,8 @@ pub struct PyWatcher {
     warnings: Vec<String>,
     /// The process that started the threads; in a forked child they do not exist (see `forked`).
     pid: u32,
+    /// The test hook `simulate_event_gate` (see `GateCmd`).
+    gate: Option<Sender<GateCmd>>,
 }
 
 /// Slice of a blocking `wait` between two signal checks.
@@ -990,7 +1158,8 @@ const WAIT_SLICE: Duration = Duration::from_millis(50);
 impl PyWatcher {
     #[new]
     #[pyo3(signature = (roots, *, include = vec!["*.py".to_string()], exclude = vec![], debounce_ms = 0, max_batch_ms = 100,
-                        force_polling = false, simulate_native_error = false, simulate_unreadable = vec![]))]
+                        force_polling = false, simulate_native_error = false, simulate_unreadable = vec![],
+                        simulate_event_gate = false))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
@@ -1002,6 +1171,7 @@ impl PyWatcher {
         force_polling: bool,
         simulate_native_error: bool,
         simulate_unreadable: Vec<PathBuf>,
+        simulate_event_gate: bool,
     ) -> PyResult<Self> {
         if roots.is_empty() {
             return Err(PyValueError::new_err("Watcher needs at least one root directory"));
@@ -1038,12 +1208,19 @@ impl PyWatcher {
             .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
             .collect();
         let mut warnings = Vec::new();
+        let (gate, gate_rx) = if simulate_event_gate {
+            let (tx, rx) = unbounded();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let (result, fallback_reason) = py.detach(|| {
             start_tree(
                 filter.clone(),
                 force_polling,
                 simulate_native_error,
                 unreadable,
+                gate_rx,
                 &mut warnings,
             )
         });
@@ -1053,7 +1230,7 @@ impl PyWatcher {
         let (stop_tx, stop_rx) = bounded::<()>(1);
         let (out_tx, out_rx) = unbounded::<BatchOut>();
         let batcher = Batcher::new(
-            has_close_events(tree.native),
+            tree.marker.is_some(),
             Duration::from_millis(debounce_ms),
             Duration::from_millis(max_batch_ms.max(debounce_ms)),
         );
@@ -1071,6 +1248,7 @@ impl PyWatcher {
             watched_dirs,
             warnings,
             pid: std::process::id(),
+            gate,
         })
     }
 
@@ -1150,6 +1328,24 @@ impl PyWatcher {
         !self.forked() && self.thread.lock().as_ref().is_some_and(|h| !h.is_finished())
     }
 
+    /// Test hook (`simulate_event_gate=True`): holds the backend's events from now on.
+    fn _hold_events(&self) -> PyResult<()> {
+        self.gate_send(GateCmd::Hold)
+    }
+
+    /// Test hook: lets every event through, held ones first.
+    fn _release_events(&self) -> PyResult<()> {
+        self.gate_send(GateCmd::Open)
+    }
+
+    /// Test hook: lets events through up to and including the next close-after-write, then holds again. True once
+    /// that close has been passed to the batcher, False if none came within `timeout_s`.
+    fn _pass_events_until_close(&self, py: Python<'_>, timeout_s: f64) -> PyResult<bool> {
+        let (ack_tx, ack_rx) = bounded(1);
+        self.gate_send(GateCmd::PassUntilClose(ack_tx))?;
+        Ok(py.detach(|| ack_rx.recv_timeout(Duration::from_secs_f64(timeout_s.max(0.0))).is_ok()))
+    }
+
     /// Polling interval of the fallback backend, in milliseconds (the Python side quotes it in its log line).
     #[classattr]
     fn poll_interval_ms() -> u64 {
@@ -1176,6 +1372,14 @@ impl PyWatcher {
 // watcher made before the fork do not exist there, so joining or detaching them would fail (std panics with
 // "threads should not terminate unexpectedly"); the child forgets them instead and starts a watcher of its own.
 impl PyWatcher {
+    fn gate_send(&self, cmd: GateCmd) -> PyResult<()> {
+        let gate = self.gate.as_ref().ok_or_else(|| {
+            PyValueError::new_err("this Watcher was not made with simulate_event_gate=True (a test hook)")
+        })?;
+        gate.send(cmd)
+            .map_err(|_| PyRuntimeError::new_err("the watcher has stopped"))
+    }
+
     /// Whether this process is a fork of the one that started the watcher's threads.
     fn forked(&self) -> bool {
         std::process::id() != self.pid
@@ -1299,17 +1503,25 @@ mod tests {
         }
     }
 
-    /// Feeds `events` to a close-aware batcher at `t0`, advancing after each, and returns the batch if due.
+    /// Marks always made.
+    fn marks(_seq: u64) -> bool {
+        true
+    }
+
+    /// Feeds `events` to a close-aware batcher at `t0`, advancing after each, and returns the batch if due. The
+    /// path "" stands for the latest marker coming back.
     fn run(b: &mut Batcher, t0: Instant, events: &[(&str, Touch)], content: &'static str) -> Vec<(PathBuf, Found)> {
         let mut reads = 0;
         let mut read = reader(content, &mut reads);
         for (path, touch) in events {
             if path.is_empty() {
-                b.dir_opened(Path::new(""), t0); // "" is the files' directory
+                while b.marks_seen < b.marks_made {
+                    b.marker_came_back(t0);
+                }
             } else {
                 b.touch(PathBuf::from(path), *touch, t0);
             }
-            b.advance(t0, &mut read);
+            b.advance(t0, &mut read, &mut marks);
         }
         if b.due(t0) {
             b.take(&mut read)
@@ -1322,14 +1534,14 @@ mod tests {
     fn a_save_is_reported_once_closed_and_its_read_confirmed() {
         let t0 = Instant::now();
         let mut b = Batcher::new(true, ms(0), ms(100));
-        // In place: truncate, write, close. Nothing before the close; then the echo of the read's opens confirms.
+        // In place: truncate, write, close. Nothing before the close; then the marker made after the read confirms.
         assert!(run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Write)], "x").is_empty());
         assert!(b.is_writing(Path::new("m.py")));
         assert!(
             run(&mut b, t0, &[("m.py", Touch::Closed)], "x = 2").is_empty(),
             "read, not yet confirmed"
         );
-        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("", Touch::Opened)], "unused");
+        let out = run(&mut b, t0, &[("", Touch::Other)], "unused");
         assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "x = 2"))]);
         assert!(b.is_empty() && b.deadline().is_none());
     }
@@ -1339,16 +1551,11 @@ mod tests {
         let t0 = Instant::now();
         let mut b = Batcher::new(true, ms(0), ms(100));
         run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "first");
-        // The next save truncated the file before the read: its write comes before the read's echo.
-        let out = run(
-            &mut b,
-            t0,
-            &[("m.py", Touch::Write), ("m.py", Touch::Opened), ("", Touch::Opened)],
-            "",
-        );
+        // The next save truncated the file before the read: its write comes before the read's marker.
+        let out = run(&mut b, t0, &[("m.py", Touch::Write), ("", Touch::Other)], "");
         assert!(out.is_empty() && b.is_writing(Path::new("m.py")));
         run(&mut b, t0, &[("m.py", Touch::Closed)], "second");
-        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("", Touch::Opened)], "");
+        let out = run(&mut b, t0, &[("", Touch::Other)], "");
         assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "second"))]);
     }
 
@@ -1359,7 +1566,7 @@ mod tests {
         run(&mut b, t0, &[("m.py", Touch::Write)], "");
         let mut reads = 0;
         let later = t0 + Duration::from_secs(3600);
-        b.advance(later, &mut reader("half", &mut reads));
+        b.advance(later, &mut reader("half", &mut reads), &mut marks);
         assert!(
             !b.due(later) && reads == 0 && b.deadline().is_none(),
             "no timer while a writer holds the file"
@@ -1368,7 +1575,7 @@ mod tests {
         let mut b = Batcher::new(true, ms(0), ms(100));
         b.touch("n.py".into(), Touch::Created, t0);
         assert_eq!(b.deadline(), Some(t0 + ms(UNWRITTEN_MAX_MS)));
-        b.advance(t0 + ms(UNWRITTEN_MAX_MS), &mut reader("", &mut reads));
+        b.advance(t0 + ms(UNWRITTEN_MAX_MS), &mut reader("", &mut reads), &mut marks);
         assert_eq!(reads, 1);
     }
 
@@ -1382,8 +1589,7 @@ mod tests {
             ("m.py", Touch::Created),
             ("m.py", Touch::Write),
             ("m.py", Touch::Closed),
-            ("m.py", Touch::Opened),
-            ("", Touch::Opened),
+            ("", Touch::Other),
         ];
         assert_eq!(
             run(&mut b, t0, &vim, "v"),
@@ -1391,12 +1597,7 @@ mod tests {
         );
         // JetBrains: the original renamed away, the temporary file (ignored) renamed over it.
         let mut b = Batcher::new(true, ms(0), ms(100));
-        let jb = [
-            ("m.py", Touch::Gone),
-            ("m.py", Touch::Landed),
-            ("m.py", Touch::Opened),
-            ("", Touch::Opened),
-        ];
+        let jb = [("m.py", Touch::Gone), ("m.py", Touch::Landed), ("", Touch::Other)];
         assert_eq!(
             run(&mut b, t0, &jb, "j"),
             vec![(PathBuf::from("m.py"), file("m.py", "j"))]
@@ -1415,11 +1616,11 @@ mod tests {
         let mut b = Batcher::new(true, ms(0), ms(100));
         run(&mut b, t0, &[("a.py", Touch::Write), ("a.py", Touch::Closed)], "a");
         run(&mut b, t0, &[("b.py", Touch::Write)], "");
-        let out = run(&mut b, t0, &[("a.py", Touch::Opened), ("", Touch::Opened)], "");
+        let out = run(&mut b, t0, &[("", Touch::Other)], "");
         assert!(out.is_empty(), "b.py is being written: a.py waits for it");
         assert_eq!(b.deadline(), Some(t0 + ms(100)));
         run(&mut b, t0, &[("b.py", Touch::Closed)], "b");
-        let out = run(&mut b, t0, &[("b.py", Touch::Opened), ("", Touch::Opened)], "");
+        let out = run(&mut b, t0, &[("", Touch::Other)], "");
         assert_eq!(
             out.iter().map(|(p, _)| p.to_str().unwrap()).collect::<Vec<_>>(),
             ["a.py", "b.py"]
@@ -1431,7 +1632,7 @@ mod tests {
             &[("a.py", Touch::Write), ("a.py", Touch::Closed), ("c.py", Touch::Write)],
             "a2",
         );
-        run(&mut b, t0, &[("a.py", Touch::Opened), ("", Touch::Opened)], "");
+        run(&mut b, t0, &[("", Touch::Other)], "");
         assert!(!b.due(t0 + ms(99)) && b.due(t0 + ms(100)));
         let mut reads = 0;
         let out = b.take(&mut reader("", &mut reads));
@@ -1443,21 +1644,24 @@ mod tests {
     fn a_file_read_empty_waits_for_a_write_then_is_reported_empty() {
         let t0 = Instant::now();
         let mut b = Batcher::new(true, ms(0), ms(100));
-        // Closed, then truncated by the next writer before the read (no event for the truncation): read empty.
+        // Closed, then truncated by the next writer before the read (no event for the truncation): read empty, and
+        // no timer runs until the read is confirmed.
         run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "");
+        assert_eq!(b.deadline(), None);
+        run(&mut b, t0, &[("", Touch::Other)], "");
         assert!(!b.due(t0) && b.deadline() == Some(t0 + ms(UNWRITTEN_MAX_MS)));
+        run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "x = 3");
+        let out = run(&mut b, t0, &[("", Touch::Other)], "");
+        assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "x = 3"))]);
+        // Emptied and left so: reported empty after the bound.
         run(
             &mut b,
             t0,
-            &[("m.py", Touch::Opened), ("m.py", Touch::Write), ("m.py", Touch::Closed)],
-            "x = 3",
+            &[("m.py", Touch::Write), ("m.py", Touch::Closed), ("", Touch::Other)],
+            "",
         );
-        let out = run(&mut b, t0, &[("m.py", Touch::Opened), ("", Touch::Opened)], "");
-        assert_eq!(out, vec![(PathBuf::from("m.py"), file("m.py", "x = 3"))]);
-        // Emptied and left so: reported empty after the bound.
-        run(&mut b, t0, &[("m.py", Touch::Write), ("m.py", Touch::Closed)], "");
         let mut reads = 0;
-        b.advance(t0 + ms(UNWRITTEN_MAX_MS), &mut reader("", &mut reads));
+        b.advance(t0 + ms(UNWRITTEN_MAX_MS), &mut reader("", &mut reads), &mut marks);
         assert!(b.due(t0 + ms(UNWRITTEN_MAX_MS)));
         assert_eq!(
             b.take(&mut reader("", &mut reads)),
@@ -1466,19 +1670,49 @@ mod tests {
     }
 
     #[test]
-    fn an_echo_that_never_comes_is_trusted_after_a_bound() {
+    fn a_read_is_confirmed_only_by_a_marker_made_after_it_never_by_a_timer() {
         let t0 = Instant::now();
         let mut b = Batcher::new(true, ms(0), ms(100));
-        run(&mut b, t0, &[("m.py", Touch::Closed)], "x");
-        assert_eq!(b.deadline(), Some(t0 + ms(VERIFY_MAX_MS)));
+        run(&mut b, t0, &[("a.py", Touch::Closed)], "a");
+        assert_eq!(
+            (b.marks_made, b.deadline()),
+            (1, None),
+            "no timer: the marker is waited for"
+        );
         let mut reads = 0;
-        b.advance(t0 + ms(VERIFY_MAX_MS), &mut reader("", &mut reads));
-        assert!(b.due(t0 + ms(100)));
+        let later = t0 + Duration::from_secs(3600);
+        b.advance(later, &mut reader("", &mut reads), &mut marks);
+        assert!(!b.due(later) && reads == 0);
+        // A second file read after marker 1 was made: marker 1 coming back confirms a.py only.
+        run(&mut b, t0, &[("b.py", Touch::Closed)], "b");
+        b.marker_came_back(later);
         assert_eq!(
             b.take(&mut reader("", &mut reads)),
-            vec![(PathBuf::from("m.py"), file("m.py", "x"))]
+            vec![(PathBuf::from("a.py"), file("a.py", "a"))]
         );
-        assert_eq!(reads, 0);
+        b.marker_came_back(later);
+        assert_eq!(
+            b.take(&mut reader("", &mut reads)),
+            vec![(PathBuf::from("b.py"), file("b.py", "b"))]
+        );
+        // A marker that could not be made is tried again after a bound; the bytes read are kept meanwhile.
+        b.touch("c.py".into(), Touch::Closed, t0);
+        b.advance(t0, &mut reader("c", &mut reads), &mut |_| false);
+        assert_eq!((b.marks_made, b.deadline()), (2, Some(t0 + ms(VERIFY_MAX_MS))));
+        b.advance(t0 + ms(VERIFY_MAX_MS), &mut reader("", &mut reads), &mut marks);
+        assert_eq!((b.marks_made, b.deadline()), (3, None));
+        b.marker_came_back(t0);
+        assert_eq!(
+            b.take(&mut reader("", &mut reads)),
+            vec![(PathBuf::from("c.py"), file("c.py", "c"))]
+        );
+        assert_eq!(reads, 1, "c.py was read once");
+        // After an event queue overflow (markers may be lost), counting starts again and what was read is read again.
+        run(&mut b, t0, &[("d.py", Touch::Closed)], "old");
+        b.count_marks_again();
+        b.read_again();
+        let out = run(&mut b, t0, &[("", Touch::Other), ("", Touch::Other)], "new");
+        assert_eq!(out, vec![(PathBuf::from("d.py"), file("d.py", "new"))]);
     }
 
     #[test]
@@ -1554,13 +1788,13 @@ mod tests {
             exclude: vec![],
         };
         let mut notes = Vec::new();
-        let (result, fallback) = start_tree(filter, false, false, vec![], &mut notes);
+        let (result, fallback) = start_tree(filter, false, false, vec![], None, &mut notes);
         let (tree, raw_rx) = result.unwrap();
         assert!(fallback.is_none() && tree.native && notes.is_empty());
         assert_eq!(tree.watched.len(), 2, "the root and pkg/, not .git/");
         let (stop_tx, stop_rx) = bounded(1);
         let (out_tx, out_rx) = unbounded();
-        let batcher = Batcher::new(has_close_events(true), ms(0), ms(100));
+        let batcher = Batcher::new(tree.marker.is_some(), ms(0), ms(100));
         let handle = std::thread::spawn(move || run_batcher(tree, raw_rx, stop_rx, out_tx, batcher));
         let target = root.join("pkg/m.py");
         std::fs::write(root.join(".git/x.py"), "ignored").unwrap();
@@ -1591,7 +1825,7 @@ mod tests {
             ..Filter::default()
         };
         let mut notes = Vec::new();
-        let (result, _) = start_tree(filter, false, false, vec![dir.join("locked")], &mut notes);
+        let (result, _) = start_tree(filter, false, false, vec![dir.join("locked")], None, &mut notes);
         let (tree, _rx) = result.unwrap();
         assert_eq!(tree.watched.len(), 2, "the root and open/");
         assert_eq!(notes.len(), 1);

@@ -97,6 +97,21 @@ def modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         sys.modules.pop(name, None)
 
 
+@pytest.fixture
+def start():
+    """Starts ``AutoReloader``s that are stopped after the test."""
+    started = []
+
+    def make(*args, **kwargs) -> hotswap.AutoReloader:
+        reloader = hotswap.AutoReloader(*args, **kwargs)
+        started.append(reloader)
+        return reloader
+
+    yield make
+    for reloader in started:
+        reloader.stop()
+
+
 def warm(func: Callable, *args, times: int = 3000, **kwargs):
     """Calls ``func`` enough times for CPython 3.11+ to specialise its call sites; returns the last result."""
     result = None

@@ -173,3 +173,30 @@ def test_fork_waits_for_a_short_reload_in_progress(tmp_path):
     """)
     assert_clean(proc)
     assert "child short.f 2 finished True" in proc.stdout and "child reload True" in proc.stdout, proc.stdout
+
+
+def test_forked_child_reloads_a_file_its_module_read_at_import(tmp_path):
+    (tmp_path / "limits.json").write_text('{"limit": 1}')
+    (tmp_path / "conf.py").write_text("import json, os\nwith open(os.path.join(os.path.dirname(__file__), "
+                                      "'limits.json')) as fh:\n    LIMIT = json.load(fh)['limit']\n\n"
+                                      "def limit():\n    return LIMIT\n")
+    proc = run_script(tmp_path, """
+        import conf
+        limit = conf.limit
+        reloader = AutoReloader(ROOT)
+        assert reloader.data_files == [os.path.join(ROOT, "limits.json")], reloader.data_files
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(30)
+            with open(os.path.join(ROOT, "limits.json"), "w") as f:
+                f.write('{"limit": 5}')
+            reloaded_to(reloader, 5, limit)          # the child's own data-file watcher
+            print("child saw", limit(), flush=True)
+            sys.exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child status", status >> 8, flush=True)
+        reloaded_to(reloader, 5, limit)              # the parent saw the same save
+        print("parent saw", limit(), flush=True)
+    """)
+    assert_clean(proc)
+    assert "child saw 5" in proc.stdout and "child status 0" in proc.stdout and "parent saw 5" in proc.stdout

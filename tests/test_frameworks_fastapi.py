@@ -119,3 +119,71 @@ def test_a_failed_reload_leaves_the_routes_as_they_were(modules):
     assert list(module.app.routes) == routes
     assert served(client, "/hello") == (200, {"msg": "hello world"})
 
+
+
+def test_route_changes_go_live_at_the_commit_in_one_swap(modules):
+    """While the reload runs, the app still serves its old routes (a new statement at the end of the module sees
+    them); once it is done, the moved route answers at its new path only."""
+    module = modules.load(APP.format(extra=""))
+    client = TestClient(module.app)
+    served(client, "/hello")
+    routes = module.app.router.routes
+    new = APP.format(extra="during = [getattr(r, 'path', None) for r in app.routes]\n").replace(
+        '@app.get("/hello")\ndef hello(', '@app.get("/greet")\ndef greet(')
+    report = modules.edit(module, new)
+    assert report.ok, report.error
+    assert "/hello" in module.during and "/greet" not in module.during
+    assert module.app.router.routes is not routes, "a new list went live in one assignment"
+    assert served(client, "/greet") == (200, {"msg": "hello world"})
+    assert served(client, "/hello")[0] == 404
+
+
+def test_a_route_fastapi_refuses_to_build_rolls_the_whole_reload_back(modules):
+    """A new parameter type FastAPI cannot build a route with fails the reload at its commit: the function keeps
+    its old signature and body, and the routes stay as they were."""
+    module = modules.load(APP.format(extra="class Opaque:\n    pass\n"))
+    client = TestClient(module.app)
+    hello = module.hello
+    routes = list(module.app.routes)
+    new = APP.format(extra="class Opaque:\n    pass\n").replace(
+        'def hello(name: str = "world"):\n    calls.append(name)\n    return {"msg": f"hello {name}"}',
+        'def hello(name: str = "world", o: Opaque = None):\n    calls.append(name)\n    return {"msg": "changed"}')
+    report = modules.edit(module, new)
+    assert not report.ok
+    assert "refused by a framework hook" in report.error
+    assert hello() == {"msg": "hello world"}, "the code was rolled back with the routes"
+    assert list(module.app.routes) == routes
+    assert served(client, "/hello") == (200, {"msg": "hello world"})
+
+
+def test_a_schema_computed_while_a_reload_ran_is_not_kept(modules):
+    """A request that started computing the OpenAPI schema before a reload and stored it after the adapter
+    dropped the cache (the old routes' schema, tagged with the generation it started in) is computed again."""
+    module = modules.load(APP.format(extra=""))
+    client = TestClient(module.app)
+    stale = client.get("/openapi.json").json()
+    started_in = module.app.__dict__["_hotswap_openapi_generation"]
+    assert "/hello" in stale["paths"]
+    assert modules.edit(module, APP.format(extra="").replace('@app.get("/hello")', '@app.get("/hi")')).ok
+    # What the late request leaves behind: its schema, tagged with the generation it started in.
+    module.app.openapi_schema = stale
+    module.app.__dict__["_hotswap_openapi_generation"] = started_in
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/hi" in paths and "/hello" not in paths
+
+
+def test_an_include_in_a_failed_reload_leaves_no_route_behind(modules):
+    module = modules.load(APP.format(extra=""))
+    client = TestClient(module.app)
+    routes = list(module.app.routes)
+    extra = ('extra = APIRouter()\n\n@extra.get("/more")\ndef more():\n    return 1\n\n'
+             'app.include_router(extra, prefix="/x")\nraise RuntimeError("broken")\n')
+    report = modules.edit(module, APP.format(extra=extra))
+    assert not report.ok
+    assert list(module.app.routes) == routes
+    assert served(client, "/x/more")[0] == 404
+    ok = modules.edit(module, APP.format(extra=extra.replace('raise RuntimeError("broken")\n', "")))
+    assert ok.ok, ok.error
+    assert served(client, "/x/more") == (200, 1)
+    assert served(fresh(modules, APP.format(extra=extra.replace('raise RuntimeError("broken")\n', ""))),
+                  "/x/more") == (200, 1)

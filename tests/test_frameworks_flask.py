@@ -96,3 +96,73 @@ def test_a_saved_template_is_rendered_anew(flask_app, tmp_path):
     assert frameworks.file_saved(str(template)) is True
     assert client.get("/page").data == b"new page 1"
     assert frameworks.file_saved(str(tmp_path / "elsewhere.html")) is False
+
+
+def test_a_route_and_its_removal_go_live_together(modules, flask_app):
+    """A renamed view at a new path: while the reload runs, the app still serves the old rules; once it is done,
+    the new rule answers and the old one does not. No request sees both or neither."""
+    module, client = flask_app()
+    new = APP.format(extra="\nduring = sorted(r.rule for r in app.url_map.iter_rules())\n", tag="a").replace(
+        '@app.route("/hello")\ndef hello():', '@app.route("/greet")\ndef greet():')
+    report = modules.edit(module, new)
+    assert report.ok, report.error
+    assert "/greet" not in module.during and "/hello" in module.during, "nothing went live before the commit"
+    assert client.get("/greet").data == b"hello"
+    assert client.get("/hello").status_code == 404
+    assert "hello" not in module.app.view_functions
+
+
+def test_a_route_flask_refuses_rolls_the_whole_reload_back(modules, flask_app):
+    """A second view for an existing endpoint: Flask refuses it, so the reload fails and neither the code nor the
+    URL map changes (the body edit of hello in the same save is not applied either)."""
+    module, client = flask_app()
+    hello = module.hello
+    rules = sorted((r.rule, r.endpoint) for r in module.app.url_map.iter_rules())
+    extra = '\n@app.route("/other", endpoint="hello")\ndef other():\n    return "other"\n'
+    new = APP.format(extra=extra, tag="a").replace('return "hello"', 'return "changed"').replace(
+        '@app.route("/page")', '@app.route("/page2")')
+    report = modules.edit(module, new)
+    assert not report.ok
+    assert "overwriting an existing endpoint" in report.error
+    assert hello() == "hello" and client.get("/hello").data == b"hello"
+    assert sorted((r.rule, r.endpoint) for r in module.app.url_map.iter_rules()) == rules
+    assert client.get("/page2").status_code == 404 and client.get("/other").status_code == 404
+
+
+BLUEPRINT_APP = """\
+from flask import Blueprint, Flask
+
+bp = Blueprint("bp", __name__)
+
+@bp.route("/one")
+def one():
+    return "one"
+{extra}
+app = Flask(__name__)
+app.register_blueprint(bp, url_prefix="/bp")
+"""
+
+
+def test_routes_added_to_a_registered_blueprint_are_served_and_removed_ones_stop(modules):
+    module = modules.load(BLUEPRINT_APP.format(extra=""))
+    app, client = module.app, module.app.test_client()
+    assert client.get("/bp/one").data == b"one"  # the app has served a request; the blueprint is registered
+    extra = '\n@bp.route("/two")\ndef two():\n    return "two"\n'
+    report = modules.edit(module, BLUEPRINT_APP.format(extra=extra))
+    assert report.ok, report.error
+    assert module.app is app
+    assert client.get("/bp/two").data == b"two"
+    assert client.get("/bp/one").data == b"one"
+    without_one = BLUEPRINT_APP.format(extra=extra).replace('@bp.route("/one")\ndef one():\n    return "one"\n', "")
+    report = modules.edit(module, without_one)
+    assert report.ok, report.error
+    assert client.get("/bp/one").status_code == 404
+    assert client.get("/bp/two").data == b"two"
+    assert "bp.one" not in app.view_functions
+    moved = without_one.replace('@bp.route("/two")', '@bp.route("/deux")')
+    assert modules.edit(module, moved).ok
+    assert client.get("/bp/deux").data == b"two"
+    assert client.get("/bp/two").status_code == 404
+    reference = modules.load(moved).app.test_client()
+    for path in ("/bp/one", "/bp/two", "/bp/deux"):
+        assert client.get(path).status_code == reference.get(path).status_code, path

@@ -127,6 +127,16 @@ def test_aliased_constant_from_a_cell_import_is_rebound(ip):
     assert ip.user_ns["result"] == 4
 
 
+def test_a_file_a_module_read_at_import_is_applied_before_the_next_cell(ip):
+    write(Path("limits.json"), '{"rate": 3}')
+    name = new_module(ip, "import json\nwith open('limits.json') as fh:\n    RATE = json.load(fh)['rate']\n\n"
+                          "def f():\n    return RATE\n", "f, RATE as rate")
+    write(Path("limits.json"), '{"rate": 4}')
+    wait_pending(ip, name)
+    cell(ip, "result = (f(), rate)")
+    assert ip.user_ns["result"] == (4, 4)  # the function reads the new value; the notebook's name is rebound
+
+
 def test_mode_module_runs_every_statement(ip):
     name = fresh_name()
     source = "import sys\nruns = getattr(sys.modules[__name__], 'runs', 0) + 1\n\ndef f():\n    return {}\n"

@@ -4,6 +4,7 @@ bypassed with one line, and Ctrl-C ends them as it ends them without hotswap."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -220,19 +221,79 @@ def test_gunicorn_runs_under_hotswap_and_stops_on_ctrl_c(server):
     assert not any("Traceback" in line for line in run.err), run.err
 
 
+WORKER_APP = """\
+import os
+from fastapi import FastAPI
+app = FastAPI()
 
-@pytest.mark.xfail(sys.version_info < (3, 10), strict=False,
-                   reason="known open bug: on 3.9 (and the uvicorn release it gets) hotswap run still prints the "
-                          "lifespan CancelledError traceback on Ctrl-C that plain uvicorn does not")
+@app.get("/who")
+def who():
+    return {"msg": "v1", "pid": os.getpid()}
+"""
+
+
+def test_uvicorn_workers_started_with_spawn_each_keep_reloading(server):
+    """uvicorn --workers starts its workers with multiprocessing's spawn (fresh interpreters): each patches the
+    saved file itself, says so on one line naming its pid, and every answer afterwards is the new code."""
+    root, start = server
+    write(root / "app.py", WORKER_APP)
+    port = free_port()
+    run = start("-m", "uvicorn", "app:app", "--port", str(port), "--workers", "2")
+    serves(port, "/who", lambda body: '"v1"' in body, timeout=60)
+    # Both workers have imported the app before the edit (each answers once it started).
+    wait_until(lambda: sum("Application startup complete" in line for line in list(run.err)) >= 2, 60,
+               what="both workers started")
+    edit(root / "app.py", WORKER_APP.replace('"v1"', '"v2"').replace('"/who"', '"/who2"'))
+
+    def patched_workers() -> set:
+        return {line.split("]")[0] for line in list(run.err)
+                if line.startswith("hotswap: [") and "app: patched" in line}
+
+    wait_until(lambda: len(patched_workers()) == 2, 30, what=f"both workers patched: {run.err}")
+    answers = [get(port, "/who2") for _ in range(20)]
+    assert all(status == 200 and '"v2"' in body for status, body in answers), answers
+    assert all(get(port, "/who")[0] == 404 for _ in range(10))
+    assert interrupt_and_wait(run) == 0
+
+
+def test_a_spawned_uvicorn_worker_that_needs_a_restart_is_replaced_with_the_new_code(server):
+    """A change that cannot be patched in place (a class's __slots__) ends each worker that sees it, with one line
+    saying why; uvicorn starts fresh workers, which import the new code."""
+    root, start = server
+    source = WORKER_APP.replace("app = FastAPI()\n", 'app = FastAPI()\n\nclass Point:\n    __slots__ = ("x",)\n')
+    write(root / "app.py", source)
+    port = free_port()
+    run = start("-m", "uvicorn", "app:app", "--port", str(port), "--workers", "2")
+    wait_until(lambda: sum("Application startup complete" in line for line in list(run.err)) >= 2, 60,
+               what="both workers started")
+    before = {json.loads(get(port, "/who")[1])["pid"] for _ in range(10)}
+    edit(root / "app.py", source.replace('("x",)', '("x", "y")').replace('"v1"', '"v2"'))
+    serves(port, "/who", lambda body: '"v2"' in body, timeout=60)
+    run.wait_err("ending this child for a restart")
+
+    def served_by_new_workers() -> bool:
+        answers = [get(port, "/who") for _ in range(10)]
+        return all(status == 200 and json.loads(body)["msg"] == "v2" and json.loads(body)["pid"] not in before
+                   for status, body in answers)
+
+    wait_until(served_by_new_workers, 60, what=f"only new workers serve, with v2: {run.err}")
+    assert sum("ending this child for a restart" in line for line in list(run.err)) == 2, run.err
+    assert interrupt_and_wait(run) == 0
+
+
 def test_ctrl_c_at_a_terminal_ends_uvicorn_as_quietly_as_without_hotswap(server):
+    """Plain uvicorn is stopped once it is running; under hotswap the Ctrl-C comes as early as the app's startup
+    is complete, while uvicorn may still be starting (uvicorn 0.39, the last for 3.9, skips its shutdown and logs
+    a lifespan CancelledError traceback for a Ctrl-C in that window, which hotswap run must not show)."""
     pexpect = pytest.importorskip("pexpect")
     root, _start = server
     write(root / "app.py", FASTAPI_APP)
     outputs = {}
-    for label, args in (("plain", ["-m", "uvicorn"]), ("hotswap", ["-m", "hotswap", "run", "-m", "uvicorn"])):
+    for label, args, ready in (("plain", ["-m", "uvicorn"], "Uvicorn running on"),
+                               ("hotswap", ["-m", "hotswap", "run", "-m", "uvicorn"], "Application startup complete")):
         child = pexpect.spawn(sys.executable, [*args, "app:app", "--port", str(free_port())], cwd=str(root),
                               encoding="utf-8", timeout=60, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        child.expect("Application startup complete")
+        child.expect(ready)
         child.sendintr()  # the terminal's Ctrl-C: SIGINT to the whole foreground process group
         child.expect(pexpect.EOF)
         child.close()
@@ -241,3 +302,37 @@ def test_ctrl_c_at_a_terminal_ends_uvicorn_as_quietly_as_without_hotswap(server)
         assert status == 0, (label, output)
         assert "Traceback" not in output and "CancelledError" not in output, (label, output)
         assert "Finished server process" in output, (label, output)
+
+
+def test_a_stop_requested_while_uvicorn_starts_goes_through_its_shutdown():
+    """The window behind the Ctrl-C test, made deterministic: the stop request (what uvicorn's SIGINT handler
+    sets) arrives during startup, after the app's lifespan started. Under hotswap run uvicorn still shuts down:
+    the lifespan's shutdown runs and no task is left to be cancelled."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn import server as uvicorn_server
+
+    from hotswap.frameworks import servers
+
+    servers._uvicorn_stop_after_startup(uvicorn_server)
+    events = []
+    holder = {}
+
+    async def app(scope, receive, send):
+        assert scope["type"] == "lifespan"
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                events.append("startup")
+                holder["server"].should_exit = True  # as uvicorn's handler does for a Ctrl-C now
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                events.append("shutdown")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="on", log_level="warning")
+    holder["server"] = server = uvicorn.Server(config)
+    asyncio.run(asyncio.wait_for(server.serve(), 30))
+    assert events == ["startup", "shutdown"]

@@ -218,6 +218,30 @@ def test_a_slow_writer_is_reported_once_with_its_whole_content(w, tree):
     assert batches(w) == [(str(target), True, b"def f():\n    return 2\n")]
 
 
+def test_a_read_is_kept_only_once_every_event_before_it_has_come_back(tree):
+    """The next writer truncates and half-writes the file right after a save's close, and the event thread falls
+    behind (held by the test gate, as a loaded machine starves it): the batcher reads the half-written file when
+    the close reaches it, and must not hand those bytes over, however long the events after the close take."""
+    target = tree / "pkg" / "m.py"
+    w = Watcher([str(tree)], simulate_event_gate=True)
+    try:
+        target.write_text("x = 2\n")
+        assert batches(w, quiet=0.1) == [(str(target), True, b"x = 2\n")]
+        w._hold_events()
+        target.write_text("x = 3\n")  # complete, closed: its close is held
+        with open(target, "w") as writer:  # the next save truncates right after that close
+            writer.write("def half(")
+            writer.flush()
+            assert w._pass_events_until_close(5)  # the batcher sees the close now and reads the half-written file
+            assert w.wait(0.5) is None  # the events after the close are still held: nothing is confirmed
+            w._release_events()
+            assert w.wait(0.3) is None  # the truncation comes through: the read is discarded
+            writer.write("):\n    return 1\n")
+        assert batches(w) == [(str(target), True, b"def half():\n    return 1\n")]
+    finally:
+        w.stop()
+
+
 def test_files_saved_while_another_is_written_arrive_together(tree):
     """Files saved together come in one batch: a file still being written holds the complete ones (for at most
     max_batch_ms, here long enough for a loaded machine)."""
@@ -273,7 +297,9 @@ def test_ten_thousand_files_start_fast_and_idle_cheaply(tmp_path):
     w = Watcher([str(root)])
     elapsed = time.perf_counter() - started
     try:
-        assert elapsed < 1.0
+        # A bound against a walk gone wrong (one that lists files it ignores, say), not a speed target: 1 s failed at
+        # nice 19 on a machine with a load of 25 (it takes about 6 ms at normal priority there).
+        assert elapsed < 5.0
         assert w.watched_dirs == 101
         cpu = time.process_time()
         assert w.wait(0.5) is None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _log
 from ._native import __version__
-from .reload import ReloadReport, currently_reloading, on_reload, reload, running_source, track
+from .reload import ReloadReport, currently_reloading, data_files_read, on_reload, reload, running_source, track
 
 if TYPE_CHECKING:
     from .imports import scan_imports
@@ -32,6 +32,7 @@ __all__ = [
     "ReloadReport",
     "__version__",
     "currently_reloading",
+    "data_files_read",
     "isolate_imports",
     "on_reload",
     "reload",

@@ -9,10 +9,15 @@ engine calls, in this order, for one reload:
    message names the callback's exception) and the module is left as it was. Raising ``NeedsRestart`` instead
    refuses only that class: it keeps all its old members, the rest of the reload is applied, and the report's
    ``needs_restart`` carries the message.
-2. ``after_class_change`` callbacks, for each such class, once every write of the reload is applied.
-3. ``after_module_reload`` callbacks, with the module and its report, after every successful reload.
+2. ``before_module_commit`` callbacks, with a ``ModuleChange``, once every write of the reload is applied and
+   before it is recorded: the place to bring framework state derived from the module (a router's routes) up to
+   date inside the reload's transaction. A callback may raise to refuse the reload: everything is rolled back and
+   the report names the exception. It may return an ``undo`` callable, called if the reload is rolled back after
+   all (a later callback refused it, or Ctrl-C arrived as it was being recorded).
+3. ``after_class_change`` callbacks, for each such class, once the reload is committed.
+4. ``after_module_reload`` callbacks, with the module and its report, after every successful reload.
 
-Callbacks of steps 2 and 3 run when the reload can no longer be undone: one that raises is logged and does not
+Callbacks of steps 3 and 4 run when the reload can no longer be undone: one that raises is logged and does not
 stop the others. The engine names no framework; integrations register here (and should check ``sys.modules``
 for their framework before doing any work).
 
@@ -26,12 +31,13 @@ import dataclasses
 import logging
 import threading
 import types
-from typing import Any, Callable, List, Mapping
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 logger = logging.getLogger("hotswap")
 
 __all__ = [
-    "ClassChange", "NeedsRestart", "after_class_change", "after_module_reload", "before_class_change", "remove_hook",
+    "ClassChange", "ModuleChange", "NeedsRestart", "after_class_change", "after_module_reload", "before_class_change",
+    "before_module_commit", "remove_hook",
 ]
 
 
@@ -62,7 +68,27 @@ class ClassChange:
         return [name for name in self.old if name not in self.new]
 
 
+@dataclasses.dataclass(frozen=True)
+class ModuleChange:
+    """A reload of a module about to be committed: every write of it is applied, nothing is recorded yet.
+
+    Attributes:
+        module: the live module.
+        patched, added, removed: names, as the report will give them.
+        previous: the module-level names the reload bound to another object or unbound, with their values
+            before it (a re-run ``app = Starlette(routes=[...])`` gives ``{"app": <the old app>}``).
+    """
+
+    module: types.ModuleType
+    patched: Tuple[str, ...]
+    added: Tuple[str, ...]
+    removed: Tuple[str, ...]
+    previous: Mapping[str, Any]
+
+
+_Undo = Callable[[], object]
 _lock = threading.Lock()
+_commit: List[Callable[[ModuleChange], Optional[_Undo]]] = []
 _before: List[Callable[[ClassChange], object]] = []
 _after: List[Callable[[ClassChange], object]] = []
 _modules: List[Callable[[types.ModuleType, Any], object]] = []
@@ -86,8 +112,22 @@ def before_class_change(callback: Callable[[ClassChange], object]) -> Callable[[
     return _register(_before, callback)
 
 
+def before_module_commit(callback: Callable[[ModuleChange], Optional[_Undo]]) -> Callable[[ModuleChange], Any]:
+    """Registers ``callback(change)``, called with every write of a reload applied, before it is committed.
+
+    Raising refuses the reload (it is rolled back, the report names the exception); returning a callable asks for
+    it to be called if the reload is rolled back after all.
+
+    Example:
+        >>> from hotswap import _hooks
+        >>> cb = _hooks.before_module_commit(lambda change: None)
+        >>> _hooks.remove_hook(cb)
+    """
+    return _register(_commit, callback)
+
+
 def after_class_change(callback: Callable[[ClassChange], object]) -> Callable[[ClassChange], object]:
-    """Registers ``callback(change)``, called once every write of the reload is applied."""
+    """Registers ``callback(change)``, called once the reload is committed."""
     return _register(_after, callback)
 
 
@@ -99,7 +139,7 @@ def after_module_reload(callback: Callable[[types.ModuleType, Any], object]):
 def remove_hook(callback: Callable) -> None:
     """Unregisters ``callback`` from every hook list it is in."""
     with _lock:
-        for registry in (_before, _after, _modules):
+        for registry in (_before, _commit, _after, _modules):
             while callback in registry:
                 registry.remove(callback)
 
@@ -113,6 +153,30 @@ def run_before(change: ClassChange) -> None:
     """Runs the ``before_class_change`` callbacks; the first exception propagates (the engine fails the reload)."""
     for callback in _callbacks(_before):
         callback(change)
+
+
+def run_commit(change: ModuleChange) -> List[_Undo]:
+    """Runs the ``before_module_commit`` callbacks and returns their undo callables. If one raises, the undo
+    callables of those before it are called and the exception propagates (the engine fails the reload)."""
+    undos: List[_Undo] = []
+    for callback in _callbacks(_commit):
+        try:
+            undo = callback(change)
+        except BaseException:
+            run_undo(undos)
+            raise
+        if undo is not None:
+            undos.append(undo)
+    return undos
+
+
+def run_undo(undos: List[_Undo]) -> None:
+    """Calls undo callables from ``run_commit``, newest first; one that raises is logged."""
+    for undo in reversed(undos):
+        try:
+            undo()
+        except Exception:
+            logger.exception("undo of a before_module_commit hook %r failed", undo)
 
 
 def run_after(change: ClassChange) -> None:

@@ -199,9 +199,12 @@ class Watcher:
 
     On inotify a save is complete when its writer closes the file (close-after-write) or a rename lands it; a file
     modified or created and not yet closed is never read, however long its writer takes. A complete file is read
-    at once (checked first: a regular file whose real path is under the roots) and its bytes are kept only if the
-    read's own opens (one to read, one right after) come back through the event queue with no write between
-    them, which proves they are the whole save and not the start of the next one. Ready files are flushed at
+    at once (checked first: a regular file whose real path is under the roots); then a marker file is created and
+    removed in a private directory (under the system's temporary directory, watched by the same inotify
+    instance), and the bytes are kept only once that marker's event has come back with no write to the file
+    before it, which proves they are the whole save and not the start of the next one. There is no timer: however
+    late the events come, the bytes wait for them. If that directory cannot be made, saves are taken as complete
+    after 5 quiet milliseconds, as without close events, and ``warnings`` says so. Ready files are flushed at
     once, or after ``debounce_ms`` of quiet when it is set; a file still being written holds the others for at
     most ``max_batch_ms`` (files saved together arrive together). Backends without close events (polling,
     FSEvents, Windows) end a batch after ``max(debounce_ms, 5)`` quiet milliseconds, or ``max_batch_ms`` after
@@ -252,6 +255,7 @@ class Watcher:
         force_polling: bool = False,
         simulate_native_error: bool = False,
         simulate_unreadable: Sequence[str] = (),
+        simulate_event_gate: bool = False,
     ) -> None:
         """Starts watching at once (the initial walk runs with the GIL released).
 
@@ -266,6 +270,8 @@ class Watcher:
             force_polling: use notify's PollWatcher.
             simulate_native_error: for tests: behave as if the native backend failed to start.
             simulate_unreadable: for tests: directories to treat as if the OS refused to watch them.
+            simulate_event_gate: for tests: pass the backend's events through a gate that ``_hold_events``,
+                ``_release_events`` and ``_pass_events_until_close`` control (a starved event thread, on demand).
 
         Raises:
             FileNotFoundError: a root does not exist.
@@ -291,6 +297,17 @@ class Watcher:
     def read(self, path: str) -> Optional[Tuple[str, bytes]]:
         """Reads ``path`` now: ``(real path, bytes)`` if it is a regular file whose real path is under the roots,
         else None. The check and the read use one descriptor, so what is returned is what was checked."""
+
+    def _hold_events(self) -> None:
+        """Test hook (``simulate_event_gate=True``): holds the backend's events from now on, as a notify thread
+        that gets no CPU would. ValueError without the gate."""
+
+    def _release_events(self) -> None:
+        """Test hook: lets every event through, held ones first."""
+
+    def _pass_events_until_close(self, timeout_s: float) -> bool:
+        """Test hook: lets events through up to and including the next close-after-write, then holds again.
+        True once that close reached the batcher, False if none came within ``timeout_s``."""
 
     def stop(self) -> None:
         """Stops watching and joins the batcher thread; the backend's file descriptors are closed on return.

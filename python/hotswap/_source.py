@@ -23,7 +23,7 @@ import threading
 from types import ModuleType
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, cast
 
-from . import _native
+from . import _datafiles, _native
 
 
 class Baseline(NamedTuple):
@@ -82,13 +82,17 @@ def split(text: str, path: str) -> Tuple[_native.Stmt, ...]:
         return _fallback_split(text, path)
 
 
-def plan(text: str, path: str, previous: Optional[Baseline], *, whole_module: bool,
-         rebound: Sequence[str] = ()) -> Tuple[Tuple[_native.Stmt, ...], _native.Plan]:
+def plan(text: str, path: str, previous: Optional[Baseline], *, whole_module: bool, rebound: Sequence[str] = (),
+         statements: Optional[Sequence[_native.Stmt]] = None) -> Tuple[Tuple[_native.Stmt, ...], _native.Plan]:
     """Splits ``text`` and plans the reload to it from ``previous`` (the source the module runs, split; None:
     not known) in one native call: the new statements and the plan. Only the lines that differ from
-    ``previous`` are parsed. Raises SyntaxError (CPython's) for source CPython rejects."""
+    ``previous`` are parsed. ``statements``: ``text`` already split (and marked, see ``_datafiles.mark``): only
+    planned. Raises SyntaxError (CPython's) for source CPython rejects."""
     _refuse_nul(text, path)
     old = (previous.text, previous.stmts) if previous is not None else None
+    if statements is not None:
+        return _native.plan(text, path, old, statements=list(statements), whole_module=whole_module,
+                            rebound=list(rebound))
     try:
         return _native.plan(text, path, old, whole_module=whole_module, rebound=list(rebound))
     except SyntaxError:
@@ -252,6 +256,7 @@ class BaselineFinder:
                     else:
                         with _lock:
                             _imported_sources[real] = data
+                        _datafiles.expect(origin, name)  # files its top-level code reads are recorded
             return spec
         return None
 
@@ -260,6 +265,7 @@ class BaselineFinder:
 
 
 def install_import_hook() -> None:
+    _datafiles.install()
     if not any(isinstance(finder, BaselineFinder) for finder in sys.meta_path):
         sys.meta_path.insert(0, BaselineFinder())
 

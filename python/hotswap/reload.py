@@ -19,15 +19,15 @@ import sys
 import threading
 import time
 import types
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, Union
 
-from . import _crossmodule, _engine, _source
+from . import _crossmodule, _datafiles, _engine, _source
 from . import _hooks as _engine_hooks
 from ._source import running_source, track
 
 logger = logging.getLogger("hotswap")
 
-__all__ = ["ReloadReport", "currently_reloading", "on_reload", "reload", "running_source", "track"]
+__all__ = ["ReloadReport", "currently_reloading", "data_files_read", "on_reload", "reload", "running_source", "track"]
 
 _source.install_import_hook()
 
@@ -60,6 +60,8 @@ class ReloadReport:
         notes: what the reload did that a reader of the source would not expect, in words: an unchanged
             statement that ran again because it acts on a changed definition, a class decorator applied
             again to the live class, references taken before an edit that keep the old version.
+        data_files: for a reload triggered by files the module read at import (``reload(m, data_files=...)``),
+            those files (real paths); empty for a reload of the module's source.
     """
 
     module: str
@@ -89,6 +91,7 @@ class ReloadReport:
         message = " / ".join((self.error_message or self.error or "").strip().splitlines())
         return f"{self.error_type}: {message}" if self.error_type else message
     notes: Tuple[str, ...] = ()
+    data_files: Tuple[str, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -99,7 +102,7 @@ class ReloadReport:
     def summary(self) -> str:
         """One line for logs, e.g. ``app.models: patched 2, added 1 (0.41 ms)``."""
         if not self.ok:
-            return f"{self.module}: reload failed, old code kept: {self.reason()}"
+            return f"{self.module}: reload failed{self._trigger()}, old code kept: {self.reason()}"
         parts = [f"{label} {len(names)}" for label, names in
                  (("patched", self.patched), ("added", self.added), ("removed", self.removed)) if names]
         if self.executed:
@@ -112,7 +115,10 @@ class ReloadReport:
             parts.append(f"failed in {', '.join(failed)} (kept its old imports)")
         if self.needs_restart:
             parts.append(f"needs restart: {self.needs_restart}")
-        return f"{self.module}: {', '.join(parts) or 'no change'} ({self.duration_ms:.2f} ms)"
+        return f"{self.module}: {', '.join(parts) or 'no change'}{self._trigger()} ({self.duration_ms:.2f} ms)"
+
+    def _trigger(self) -> str:
+        return f" ({', '.join(map(os.path.basename, self.data_files))} saved)" if self.data_files else ""
 
 
 _state = threading.local()
@@ -176,7 +182,8 @@ FORK_WAIT_S = 2.0
 
 
 def reload(
-    module: Union[types.ModuleType, str], *, mode: str = "changed", source: Union[bytes, str, None] = None
+    module: Union[types.ModuleType, str], *, mode: str = "changed", source: Union[bytes, str, None] = None,
+    data_files: Optional[Sequence[Union[str, "os.PathLike[str]"]]] = None,
 ) -> ReloadReport:
     """Applies the module's current source to the running program, in place.
 
@@ -189,6 +196,12 @@ def reload(
         mode: ``"changed"`` runs new and changed statements (and those reading a name they rebind);
             ``"module"`` runs every top-level statement, as a re-import would, still patching in place.
         source: the new source, if the caller already read it; default, the module's file.
+        data_files: files (a config, a template...) that the module's top-level statements read when it was
+            imported after hotswap (or when a reload ran them) and that changed: instead of applying the module's
+            source, re-runs, in the source the module runs, exactly the statements that read one of them (and
+            those reading the names they rebind, as for any reload). All or nothing, like any reload: a file
+            that makes a statement fail (a broken JSON) gives ``ok=False`` and the module keeps its values.
+            ``report.data_files`` names them. See ``data_files_read``.
 
     Raises:
         TypeError: ``module`` is not a module or a name.
@@ -200,13 +213,47 @@ def reload(
         >>> hotswap.reload("json.tool").ok
         True
     """
+    if data_files is not None:
+        if source is not None:
+            raise ValueError("reload() takes either source or data_files, not both")
+        files = tuple(os.path.realpath(os.fspath(file)) for file in data_files)
+        return _reload_and_report(module, mode, None, log_failure=True, data_files=files)
     return _reload_and_report(module, mode, source, log_failure=True)
 
 
+def data_files_read(module: Union[types.ModuleType, str, None] = None) -> Dict[str, Tuple[str, ...]]:
+    """The files that modules' top-level statements read while they ran, and which modules read each.
+
+    Recorded for modules imported after ``import hotswap`` and for statements a reload runs (files opened for
+    reading, by the module's statements or by anything they call; not the module's own source, not files opened
+    later by functions called after the import). ``AutoReloader`` watches these files; saving one re-runs the
+    statements that read it (``reload(module, data_files=[path])``).
+
+    Args:
+        module: only the files of this module (object or name); default, of every module.
+
+    Returns:
+        ``{real path of the file: (module names, ...)}``.
+
+    Example:
+        >>> import hotswap
+        >>> isinstance(hotswap.data_files_read(), dict)
+        True
+    """
+    if isinstance(module, str):
+        module = sys.modules.get(module)
+        if module is None:
+            return {}
+    found = _datafiles.files(None if module is None else [module])
+    return {file: tuple(m.__name__ for m in modules) for file, modules in found.items()}
+
+
 def _reload_and_report(
-    module: Union[types.ModuleType, str], mode: str, source: Union[bytes, str, None], *, log_failure: bool
+    module: Union[types.ModuleType, str], mode: str, source: Union[bytes, str, None], *, log_failure: bool,
+    data_files: Optional[Tuple[str, ...]] = None,
 ) -> ReloadReport:
-    """``reload``; ``log_failure=False`` for a caller that reports failures itself (the watcher warns once)."""
+    """``reload``; ``log_failure=False`` for a caller that reports failures itself (the watcher warns once);
+    ``data_files``: re-run the statements that read them instead (see ``reload``)."""
     if mode not in ("changed", "module"):
         raise ValueError(f"mode must be 'changed' or 'module', not {mode!r}")
     if isinstance(module, str):
@@ -221,7 +268,10 @@ def _reload_and_report(
         outer = _active
         try:
             before = _crossmodule.names(module)
-            report = _reload(module, path, mode, source, start, interrupts)
+            if data_files is not None:
+                report = _reread(module, path, data_files, start, interrupts)
+            else:
+                report = _reload(module, path, mode, source, start, interrupts)
             if report.ok:
                 rebound, dependents = _follow_imports(module, before, {module.__name__}, interrupts)
                 if rebound or dependents:
@@ -259,6 +309,17 @@ def _follow_imports(
             rebound.extend(more)
             reports.extend(more_reports)
     return rebound, reports
+
+
+def _reread(module: types.ModuleType, path: str, data_files: Tuple[str, ...], start: float,
+            interrupts: _InterruptWatch) -> ReloadReport:
+    """Re-runs the statements of the running source that read ``data_files``, as a reload (all or nothing)."""
+    running = _source.baseline(module, path)
+    if running is None:  # records are kept by statement text, which needs the running source
+        report = ReloadReport(module.__name__, path, True, duration_ms=(time.perf_counter() - start) * 1000)
+    else:
+        report = _reload(module, path, "changed", running.text, start, interrupts, reread=data_files)
+    return dataclasses.replace(report, data_files=data_files)
 
 
 def _rebind(module: types.ModuleType, names: Dict[str, object], interrupts: _InterruptWatch) -> ReloadReport:
@@ -328,7 +389,7 @@ class _InterruptWatch:
 
 def _reload(
     module: types.ModuleType, path: str, mode: str, source: Union[bytes, str, None], start: float,
-    interrupts: _InterruptWatch, rebound: Tuple[str, ...] = (),
+    interrupts: _InterruptWatch, rebound: Tuple[str, ...] = (), reread: Tuple[str, ...] = (),
 ) -> ReloadReport:
     name = module.__name__
 
@@ -347,7 +408,15 @@ def _reload(
         return failed(f"{path}: cannot decode the source: {exc}", exc)
     try:
         old = _source.baseline(module, path)
-        new_stmts, plan = _source.plan(text, path, old, whole_module=mode == "module", rebound=rebound)
+        marked = None
+        if reread:  # the statements that read these files run as readers of a name rebound from outside
+            recorded = old.stmts if old is not None and old.text == text else _source.split(text, path)
+            marked = _datafiles.mark(recorded, _datafiles.readers(module, reread), _DATA_FILE)
+            rebound = (*rebound, _DATA_FILE)
+        new_stmts, plan = _source.plan(text, path, old, whole_module=mode == "module", rebound=rebound,
+                                       statements=marked)
+        if marked is None:
+            recorded = new_stmts
         old_stmts = old.stmts if old is not None else new_stmts
     except SyntaxError as exc:
         return failed(_engine._format_user_error(exc, path), exc)
@@ -358,6 +427,7 @@ def _reload(
     global _active
     _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
     _state.depth = getattr(_state, "depth", 0) + 1
+    reads = _datafiles.start(module, path)  # files the statements that run read
     try:
         for step in plan.steps:
             stmt = new_stmts[step.index]
@@ -382,16 +452,32 @@ def _reload(
         raise
     finally:
         _state.depth -= 1
+        _datafiles.stop(reads)
+    undos: List[Callable[[], object]] = []
+
+    def record() -> None:
+        # Every write is applied: integrations bring what they derived from the module up to date, in the
+        # transaction (a hook that raises fails the reload), then the new source becomes the baseline.
+        try:
+            undos.extend(_engine_hooks.run_commit(_module_change(module, tx)))
+        except Exception as exc:
+            raise _engine.ReloadFailed(f"{path}: the reload was refused by a framework hook, nothing was changed: "
+                                       f"{type(exc).__name__}: {exc}") from None
+        _source.set_baseline(module, text, recorded)
+
     try:
-        tx.commit(record=lambda: _source.set_baseline(module, text, new_stmts))
-    except _engine.ReloadFailed as exc:  # the native step undid its own writes; put the namespace back too
+        tx.commit(record=record)
+    except _engine.ReloadFailed as exc:  # the native step or a hook undid its own writes; put the rest back too
+        _engine_hooks.run_undo(undos)
         tx.rollback()
         return failed(str(exc), exc)
     except BaseException:  # Ctrl-C as the last batch returned: every batch was recorded, so all of it is undone
+        _engine_hooks.run_undo(undos)
         tx.rollback()
         _source.restore_baseline(module, old)
         raise
     tx.finish()
+    _datafiles.commit(reads, recorded, [new_stmts[step.index] for step in plan.steps if step.action != "move"])
     return ReloadReport(
         module=name,
         path=path,
@@ -404,6 +490,21 @@ def _reload(
         duration_ms=(time.perf_counter() - start) * 1000,
         notes=tuple(tx.notes),
     )
+
+
+#: The name that statements reading a saved data file are marked as reading (no Python name can be it).
+_DATA_FILE = "<data file>"
+
+
+def _module_change(module: types.ModuleType, tx: _engine.Transaction) -> _engine_hooks.ModuleChange:
+    """What the commit hooks are told: the names so far, and the module-level bindings the reload changed."""
+    namespace, before = module.__dict__, tx.snapshot or {}
+    previous = {name: value for name, value in before.items() if namespace.get(name, _MISSING) is not value}
+    return _engine_hooks.ModuleChange(module, tuple(dict.fromkeys(tx.patched)), tuple(dict.fromkeys(tx.added)),
+                                      tuple(dict.fromkeys(tx.removed)), previous)
+
+
+_MISSING = object()
 
 
 def _error_fields(exc: Optional[BaseException], path: str, text: str) -> Dict[str, Any]:

@@ -65,6 +65,7 @@ def run_program(spec: dict[str, Any]) -> int:
 
     frameworks.install()
     servers.bypass_reloaders(_say)
+    _follow_spawned_children(spec)
     reloader = None
     try:
         from .watcher import AutoReloader
@@ -106,6 +107,76 @@ def run_program(spec: dict[str, Any]) -> int:
             with contextlib.suppress(Exception):
                 reloader.stop()
     return 0
+
+
+# ------------------------------------------------------------------------------ children started with spawn
+
+#: The fields of the spec a spawned child needs to watch and patch as the program does.
+_CHILD_SPEC = ("paths", "include", "mode")
+
+
+def _follow_spawned_children(spec: dict[str, Any]) -> None:
+    """Makes every child the program starts with multiprocessing's spawn (``uvicorn --workers N``, a spawn
+    ``Pool``) run ``spawned_child`` before its own code: each child patches saved files into itself.
+
+    Mechanism: ``multiprocessing.spawn.get_command_line`` (the one place that writes the child's
+    ``python -c 'from multiprocessing.spawn import spawn_main; ...'``) is wrapped, once it is imported, so the
+    ``-c`` code first calls ``spawned_child`` with the watch settings. Nothing is imported until the program
+    itself imports multiprocessing's spawn support; forked children inherit the reloader through ``os.fork``.
+    """
+    from .frameworks import when_imported
+
+    child = {key: spec[key] for key in _CHILD_SPEC}
+    when_imported("multiprocessing.spawn", lambda module: _wrap_spawn_command(module, child))
+
+
+def _wrap_spawn_command(spawn: types.ModuleType, child: dict[str, Any]) -> None:
+    get_command_line = spawn.get_command_line
+    if getattr(get_command_line, "_hotswap", False):
+        return
+
+    def command_line(**kwds: Any) -> list[str]:
+        command = list(get_command_line(**kwds))
+        if "-c" in command[:-1]:
+            at = command.index("-c") + 1
+            command[at] = f"import hotswap.run; hotswap.run.spawned_child({child!r}); {command[at]}"
+        return command
+
+    command_line._hotswap = True  # type: ignore[attr-defined]
+    spawn.get_command_line = command_line
+
+
+def spawned_child(child: dict[str, Any]) -> None:
+    """Runs first in a child started with spawn under ``hotswap run``: framework adapters and an ``AutoReloader``
+    as in the program, each reload said on one line naming the process. A reload that needs a restart ends the
+    child with SIGTERM, the signal servers take as "shut down gracefully": uvicorn's supervisor (like a
+    ``multiprocessing.Pool``) then starts a fresh worker, which imports the new code."""
+    from . import frameworks
+
+    frameworks.install()
+    _follow_spawned_children(child)
+    try:
+        from .watcher import AutoReloader
+    except ImportError as err:
+        _say(f"[{os.getpid()}] live patching unavailable in this child ({type(err).__name__}: {err})")
+        return
+
+    def on_reload(report: Any) -> None:
+        _say(f"[{os.getpid()}] {report.summary()}")
+        if report.needs_restart:
+            _say(f"[{os.getpid()}] ending this child for a restart: {report.needs_restart}")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    try:
+        reloader = AutoReloader(child["paths"], include=("*.py", *TEMPLATE_PATTERNS, *child["include"]),
+                                mode=child["mode"], on_reload=on_reload, on_other_file=frameworks.file_saved)
+    except Exception as err:  # noqa: BLE001 - a reloader that cannot start must not stop the child
+        _say(f"[{os.getpid()}] live patching unavailable in this child ({type(err).__name__}: {err})")
+        return
+    _children_reloaders.append(reloader)
+
+
+_children_reloaders: list = []  # keeps a spawned child's reloader alive for its whole life
 
 
 def _matches(path: str, patterns: Sequence[str]) -> bool:

@@ -36,7 +36,7 @@ from collections import deque
 from types import ModuleType
 from typing import Any, Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from . import _native
+from . import _datafiles, _native
 from .reload import ReloadReport
 
 __all__ = ["DEFAULT_DEBOUNCE_MS", "DEFAULT_IGNORED_DIRS", "AutoReloader"]
@@ -87,7 +87,9 @@ _reload_mod = importlib.import_module(__package__ + ".reload")
 class AutoReloader:
     """Watches ``path`` and reloads each loaded module whose file is saved, on its own thread or on request.
 
-    Watching starts at once. Files under ``path`` that no loaded module came from are ignored. A save that does
+    Watching starts at once. Files under ``path`` that no loaded module came from are ignored, except the files
+    that those modules read while their top-level code ran (a config, a template read with ``open``; see
+    ``hotswap.data_files_read``), wherever they are: saving one re-runs the statements that read it. A save that does
     not change what a module runs (``touch``, an editor's "save" without edits) does nothing; a broken save
     (syntax error, exception at import) is logged once as a warning with file and line, and the old code keeps
     running until the next good save. An emptied file is never applied (it is logged once as a warning), and a
@@ -154,6 +156,8 @@ class AutoReloader:
         self.reports: Deque[ReloadReport] = deque(maxlen=100)
         self._unread: Deque[ReloadReport] = deque(maxlen=1000)
         self._pending: Dict[str, Tuple[ModuleType, str, bytes]] = {}
+        self._pending_data: Dict[str, bytes] = {}  # data files saved, for apply_pending()
+        self._data_files: Dict[str, List[ModuleType]] = {}  # watched data files -> modules that read them
         self._empty: Dict[str, bool] = {}
         self._stopping = False
         self._modules = _ModuleMap(self.roots)
@@ -181,6 +185,7 @@ class AutoReloader:
                 ", ".join(self.roots),
                 self._watcher.poll_interval_ms,
             )
+        self._start_data_files()
         self._thread = threading.Thread(target=self._run, name="hotswap-autoreload", daemon=True)
         self._thread.start()
         _live.add(self)
@@ -194,9 +199,20 @@ class AutoReloader:
 
     @property
     def pending(self) -> List[str]:
-        """Names of the modules saved and queued for ``apply_pending()`` (``apply="manual"``), oldest first."""
+        """Names of the modules saved and queued for ``apply_pending()`` (``apply="manual"``), oldest first (then
+        those with a data file saved)."""
         with self._lock:
-            return list(self._pending)
+            names = list(self._pending)
+            for path in self._data_files.keys() & self._pending_data.keys():
+                names.extend(m.__name__ for m in self._data_files[path] if m.__name__ not in names)
+            return names
+
+    @property
+    def data_files(self) -> List[str]:
+        """The files that modules under ``path`` read while their top-level code ran (see
+        ``hotswap.data_files_read``), watched by this reloader: saving one re-runs the statements that read it."""
+        with self._lock:
+            return sorted(self._data_files)
 
     @property
     def running(self) -> bool:
@@ -253,6 +269,7 @@ class AutoReloader:
         """
         with self._lock:
             pending, self._pending = self._pending, {}
+            data, self._pending_data = self._pending_data, {}
         changes = []
         for name, (module, path, saved) in pending.items():
             checked = self._watcher.read(path)
@@ -269,7 +286,10 @@ class AutoReloader:
                     self._pending.setdefault(name, (module, path, saved))
                 continue
             changes.append((module, path, content))
-        return self._apply(changes)
+        reports = self._apply(changes)
+        for path, content in data.items():
+            reports.extend(self._apply_data(path, content))
+        return reports
 
     def stop(self) -> None:
         """Stops watching. Returns promptly, leaves no thread or file descriptor behind; may be called again.
@@ -286,8 +306,13 @@ class AutoReloader:
             self._stopping = True
             self._lock.notify_all()
         self._watcher.stop()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        with self._lock:
+            data_watcher, data_thread = self._data_watcher, self._data_thread
+        if data_watcher is not None:
+            data_watcher.stop()
+        for thread in (self._thread, data_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5)
         _live.discard(self)
 
     def __enter__(self) -> AutoReloader:
@@ -327,6 +352,10 @@ class AutoReloader:
             if now - last_check >= MODULES_CHECK_S:
                 last_check = now
                 self._modules.refresh_if_imported()
+                try:
+                    self._refresh_data_files()
+                except Exception:  # pragma: no cover - a bug here must not end watching
+                    logger.exception("updating the watched data files failed")
             if saved:
                 try:
                     self._handle(saved)
@@ -345,6 +374,8 @@ class AutoReloader:
         for path, content in saved:
             modules = self._modules.lookup(path)
             if not modules:
+                if path in self._data_files:
+                    continue  # a file modules read at import: its own watcher re-runs their statements
                 if self._other_file_callback is not None and not path.endswith(".py"):
                     self._other_file(path)
                 else:
@@ -481,6 +512,118 @@ class AutoReloader:
                 logger.exception("on_reload callback %r failed", self._callback)
 
 
+    # -- data files -------------------------------------------------------------------------------------------------
+    #
+    # Files that modules read while their top-level code ran (``hotswap._datafiles``) are watched by a second native
+    # watcher whose roots are those files themselves (inside the roots or not), on a thread of its own, so the
+    # module watcher's roots and patterns stay as the user gave them. It is rebuilt when the recorded files change
+    # (a module imported later, a reload whose statements read other files).
+
+    def _start_data_files(self) -> None:
+        self._data_watcher: Optional[_native.Watcher] = None
+        self._data_thread: Optional[threading.Thread] = None
+        self._data_files = {}
+        self._data_generation: Tuple[int, int] = (-1, -1)
+        self._data_files_seen: set = set()  # files this reloader has checked since it started watching them
+        self._refresh_data_files()  # watching starts at once, as for the modules
+
+    def _refresh_data_files(self) -> None:
+        """Watches the files that the modules under the roots read (called at start, then by the watcher thread
+        every ``MODULES_CHECK_S``); cheap when nothing was imported or recorded since."""
+        _datafiles.resolve()
+        generation = (_datafiles.generation, self._modules.seen)  # recorded files, modules under the roots
+        if generation == self._data_generation:
+            return
+        self._data_generation = generation
+        modules = [m for path in self._modules.paths() for m in self._modules.known(path)]
+        found = {file: mods for file, mods in _datafiles.files(modules).items() if os.path.isfile(file)}
+        if found.keys() == self._data_files.keys():
+            with self._lock:
+                self._data_files = found
+            return
+        try:
+            watcher = _native.Watcher(sorted(found), include=["*"], force_polling=self._watch_args["force_polling"]) \
+                if found else None
+        except (OSError, ValueError, RuntimeError) as exc:
+            logger.warning("cannot watch the files modules read at import (%s): %s", ", ".join(sorted(found)), exc)
+            return
+        with self._lock:
+            if self._stopping:  # stop() ran meanwhile: it has stopped the watcher it saw, this one is never used
+                if watcher is not None:
+                    watcher.stop()
+                return
+            old, self._data_watcher, self._data_files = self._data_watcher, watcher, found
+            watched_before = set(self._data_files_seen)
+            self._data_files_seen.update(found)
+            if watcher is not None and (self._data_thread is None or not self._data_thread.is_alive()):
+                self._data_thread = threading.Thread(target=self._run_data, name="hotswap-autoreload-data",
+                                                     daemon=True)
+                self._data_thread.start()
+        if old is not None:
+            old.stop()  # its wait returns None: the data thread goes on with the new one
+        logger.debug("watching %d file(s) read at import: %s", len(found), ", ".join(sorted(found)))
+        # A file saved after its module read it and before it was watched here: applied now.
+        for path in sorted(found.keys() - watched_before):
+            checked = watcher.read(path) if watcher is not None else None
+            if checked is not None:
+                self._on_data_saved(*checked)
+
+    def _run_data(self) -> None:
+        while not self._stopping:
+            watcher = self._data_watcher
+            if watcher is None:
+                return  # started again when there are files to watch
+            try:
+                batch = watcher.wait(MODULES_CHECK_S)
+            except Exception:  # pragma: no cover - the native wait raises only for signals (main thread only)
+                logger.exception("watching data files failed")
+                return
+            if batch is None or self._stopping:
+                continue
+            files, notes = batch
+            for note in notes:
+                logger.warning("%s", note)
+            for path, exists, content in files:
+                if exists and content is not None:
+                    try:
+                        self._on_data_saved(path, content)
+                    except Exception:  # pragma: no cover - a bug here must not end watching
+                        logger.exception("handling the saved file %s failed", path)
+
+    def _on_data_saved(self, path: str, content: bytes) -> None:
+        if self.apply == "manual":
+            with self._lock:
+                if _datafiles.changed(path, content, note=False):
+                    self._pending_data[path] = content
+                else:  # saved back to what the modules read: nothing left to apply
+                    self._pending_data.pop(path, None)
+            return
+        self._apply_data(path, content)
+
+    def _apply_data(self, path: str, content: bytes) -> List[ReloadReport]:
+        """Re-runs, in each module that read ``path`` at import, the statements that read it."""
+        reports = []
+        with _engine_lock():  # the check and the reloads: another reloader may have applied this very save
+            if not _datafiles.changed(path, content):
+                logger.debug("saved %s: skipped, its content is what the modules read", path)
+                return reports
+            for module in self._data_files.get(path, ()):
+                if sys.modules.get(module.__name__) is not module:
+                    continue
+                try:
+                    report = _reload_mod._reload_and_report(module, self.mode, None, log_failure=False,
+                                                            data_files=(path,))
+                except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
+                    report = ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc(),
+                                          data_files=(path,))
+                reports.append(report)
+        if self._clear and reports:
+            sys.stdout.write(_CLEAR_SCREEN)
+            sys.stdout.flush()
+        for report in reports:
+            self._record(report, path, content)
+        return reports
+
     # -- fork -------------------------------------------------------------------------------------------------------
     #
     # A forked child (gunicorn --preload, multiprocessing's fork, os.fork) has only the thread that forked: the
@@ -501,6 +644,12 @@ class AutoReloader:
             return
         self._thread = threading.Thread(target=self._run, args=(True,), name="hotswap-autoreload", daemon=True)
         self._thread.start()
+        if self._data_watcher is not None:
+            self._data_watcher.stop()  # forgets the parent's threads
+        self._data_watcher = None
+        self._data_thread = None
+        self._data_files, self._data_files_seen = {}, set()  # checked again by the catch-up
+        self._data_generation = (-1, -1)
 
     def _catch_up(self) -> None:
         """Checks every watched module's file once: a save made while the process forked (before this process's
@@ -512,6 +661,10 @@ class AutoReloader:
                 self._handle(saved)
             except Exception:  # pragma: no cover - a bug here must not end watching
                 logger.exception("checking the watched files after a fork failed")
+        try:
+            self._refresh_data_files()  # and the files modules read at import, each checked once
+        except Exception:  # pragma: no cover
+            logger.exception("checking the watched data files after a fork failed")
 
 
 class _ModuleMap:
@@ -572,6 +725,11 @@ class _ModuleMap:
             if ignored:
                 return True
         return False
+
+    @property
+    def seen(self) -> int:
+        """How many modules ``sys.modules`` held at the last refresh."""
+        return self._seen
 
     def refresh_if_imported(self) -> None:
         if len(sys.modules) != self._seen:

@@ -5,12 +5,15 @@ activates it. ``install()`` loads an adapter at once when its framework is alrea
 otherwise the moment the framework finishes importing (``when_imported``: a ``sys.meta_path`` finder that
 wraps only the loaders of the awaited module names, and hands the real loader back to the module before its
 code runs). So no framework is ever imported by hotswap, and a program that uses none pays one dictionary
-lookup per import. Adapters talk to the engine only through its public hooks (``hotswap.on_reload`` and
-``currently_reloading``); the engine never names a framework.
+lookup per import. Adapters talk to the engine only through its hooks (``hotswap.on_reload``,
+``currently_reloading`` and ``hotswap._hooks``); the engine never names a framework.
 
-Trade-off: adapters keep framework knowledge out of the engine, at the price of acting after a reload has
-been applied (a framework object is reconciled with the new code) rather than inside the reload's
-transaction.
+Adapters that reconcile what a framework serves (routes) do it inside the reload's transaction, through the
+engine's ``before_module_commit`` hook: a framework that refuses the new routes fails the reload, and
+everything is rolled back.
+
+Trade-off: adapters keep framework knowledge out of the engine, at the price of wrapping a few framework
+methods (those that register routes) so that what a reload registers is staged until it commits.
 
 An adapter module defines ``activate(framework_module)``; it is called once per process.
 """
@@ -30,10 +33,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 logger = logging.getLogger("hotswap")
 
-__all__ = ["ADAPTERS", "activated", "file_saved", "install", "on_file_saved", "track_instances", "when_imported"]
+__all__ = ["ADAPTERS", "StandIn", "activated", "file_saved", "install", "on_file_saved", "stand_in",
+           "track_instances", "when_imported"]
 
 #: Framework module -> adapter module of this package, activated when the framework is imported.
-#: Order matters where adapters build on each other: Pydantic models are rebuilt before FastAPI's routes.
+#: Order matters where adapters build on each other: Pydantic models are rebuilt before FastAPI's routes, and a
+#: Starlette app bound anew hands its routes to the live one before FastAPI reconciles routers.
 ADAPTERS: Dict[str, str] = {
     "pydantic": ".pydantic",
     "attr": ".attrs",
@@ -41,6 +46,7 @@ ADAPTERS: Dict[str, str] = {
     "django": ".django",
     "click": ".click",
     "typer": ".typer",
+    "starlette": ".starlette",
     "fastapi": ".fastapi",
     "flask": ".flask",
     "jinja2": ".jinja2",
@@ -100,6 +106,8 @@ def _call(callback: Callable[[types.ModuleType], object], module: types.ModuleTy
 def _imported(module: types.ModuleType) -> None:
     with _lock:
         callbacks = _waiting.pop(module.__name__, [])
+        if not _waiting and _finder in sys.meta_path:  # nothing left to wait for: imports skip the finder again
+            sys.meta_path.remove(_finder)
     for callback in callbacks:
         _call(callback, module)
 
@@ -203,6 +211,27 @@ def track_instances(cls: type, registry: "weakref.WeakValueDictionary[int, Any]"
             on_new(self)
 
     cls.__init__ = __init__  # type: ignore[misc]
+
+
+class StandIn:
+    """Stands in for a framework object (an app, a router) while a reload registers routes on it: the
+    framework's own method runs with this as ``self``, so it writes to the copies given here (a route list, a
+    URL map) while every other attribute is the object's. The adapter makes the copies live at the commit."""
+
+    def __init__(self, stands_for: Any, **copies: Any) -> None:
+        self.stands_for = stands_for  # a name no framework object has: the framework's code never reads it
+        self.__dict__.update(copies)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.stands_for, attr)
+
+
+def stand_in(stages: Dict[int, StandIn], target: Any, make: Callable[[Any], StandIn]) -> StandIn:
+    """The stand-in for ``target`` in ``stages`` (the current reload's, by id), made by ``make`` the first time."""
+    stage = stages.get(id(target))
+    if stage is None:
+        stage = stages[id(target)] = make(target)
+    return stage
 
 
 _file_handlers: List[Callable[[str], bool]] = []
