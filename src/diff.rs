@@ -76,22 +76,20 @@ pub struct MemberPlan {
     pub nested: Vec<(String, MemberPlan)>,
 }
 
-/// Plans how a class body changed (see `MemberPlan`); `rebound` are the names this reload rebinds.
+/// Plans how a class body changed (see `MemberPlan`); `rebound` are the names this reload rebinds. With no old
+/// body every statement of the new one is new.
 pub fn plan_members(old: &[Stmt], new: &[Stmt], rebound: &BTreeSet<String>) -> MemberPlan {
     let old_refs: Vec<&Stmt> = old.iter().collect();
     let new_refs: Vec<&Stmt> = new.iter().collect();
-    let none = BTreeSet::new();
-    let old_index: HashMap<_, usize> = keys(&old_refs, &none)
-        .into_iter()
-        .enumerate()
-        .map(|(i, key)| (key, i))
-        .collect();
     let mut unchanged: BTreeSet<String> = BTreeSet::new();
     let mut changed: BTreeSet<String> = BTreeSet::new();
     let mut statements: Vec<(String, usize, Option<usize>)> = Vec::new();
     let mut nested: Vec<(String, MemberPlan)> = Vec::new();
-    for (i, (stmt, key)) in new.iter().zip(keys(&new_refs, &none)).enumerate() {
-        let matched = old_index.get(&key).copied();
+    for (i, (stmt, matched)) in new
+        .iter()
+        .zip(match_old(&old_refs, &new_refs, &BTreeSet::new()))
+        .enumerate()
+    {
         let same =
             matched.is_some_and(|j| old[j].text == stmt.text) && !stmt.reads.iter().any(|name| rebound.contains(name));
         for name in &stmt.binds {
@@ -103,8 +101,9 @@ pub fn plan_members(old: &[Stmt], new: &[Stmt], rebound: &BTreeSet<String>) -> M
             statements.retain(|(bound, _, _)| bound != name);
             statements.push((name.clone(), i, matched));
         }
-        if let (Some(j), "class", Some(name)) = (matched, stmt.kind, &stmt.name) {
-            nested.push((name.clone(), plan_members(&old[j].members, &stmt.members, rebound)));
+        if let ("class", Some(name)) = (stmt.kind, &stmt.name) {
+            let old_members = matched.map_or(&[][..], |j| &old[j].members[..]);
+            nested.push((name.clone(), plan_members(old_members, &stmt.members, rebound)));
         }
     }
     let old_bound: BTreeSet<String> = old.iter().flat_map(|s| s.binds.iter().cloned()).collect();
@@ -166,6 +165,19 @@ fn keys(stmts: &[&Stmt], overloaded: &BTreeSet<String>) -> Vec<(&'static str, St
         .collect()
 }
 
+/// For each new statement, the index of the old statement with the same key (see `keys`), if any.
+fn match_old(old: &[&Stmt], new: &[&Stmt], overloaded: &BTreeSet<String>) -> Vec<Option<usize>> {
+    let old_index: HashMap<_, usize> = keys(old, overloaded)
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| (key, i))
+        .collect();
+    keys(new, overloaded)
+        .into_iter()
+        .map(|key| old_index.get(&key).copied())
+        .collect()
+}
+
 /// Names defined with an `@overload` (or `@typing.overload`) stub.
 fn overloaded_names<'a>(stmts: impl Iterator<Item = &'a &'a Stmt>) -> BTreeSet<String> {
     stmts
@@ -220,29 +232,25 @@ pub fn acts_on(text: &str, name: &str) -> bool {
     })
 }
 
-/// Plans a reload from the statements the module runs (`old`) to the new ones.
+/// Plans a reload from the statements the module runs (`old`) to the new ones. `whole_module` re-runs every
+/// statement (re-import semantics); definitions are still patched in place. The names in `outside` were also
+/// rebound before the reload (names imported with `from m import X` whose object the reload of `m` replaced):
+/// the statements reading them act too.
 ///
-/// `whole_module` re-runs every statement (re-import semantics); definitions are still patched in place.
-pub fn plan(old: &[&Stmt], new: &[&Stmt], whole_module: bool) -> Plan {
-    plan_rebinding(old, new, whole_module, &[])
-}
-
-/// `plan`, where the names in `outside` were also rebound before the reload (names imported with
-/// `from m import X` whose object the reload of `m` replaced): the statements reading them act too.
-pub fn plan_rebinding(old: &[&Stmt], new: &[&Stmt], whole_module: bool, outside: &[String]) -> Plan {
+/// Without `old` (what the module runs is not known), every statement acts as in `whole_module`, no step has
+/// an old statement, and every class body counts as new.
+pub fn plan(old: Option<&[&Stmt]>, new: &[&Stmt], whole_module: bool, outside: &[String]) -> Plan {
+    let baseline = old.is_some();
+    let (old, whole_module) = match old {
+        Some(old) => (old, whole_module),
+        None => (new, true),
+    };
     let overloaded = overloaded_names(old.iter().chain(new.iter()));
-    let old_index: HashMap<_, usize> = keys(old, &overloaded)
-        .into_iter()
-        .enumerate()
-        .map(|(i, key)| (key, i))
-        .collect();
     // Adding or removing a `from __future__` import recompiles every definition under the new flags.
     let flags_changed = future_imports(old) != future_imports(new);
+    let matches = match_old(old, new, &overloaded);
     let mut actions: Vec<Option<(Action, &'static str)>> = Vec::with_capacity(new.len());
-    let mut matches: Vec<Option<usize>> = Vec::with_capacity(new.len());
-    for (stmt, key) in new.iter().zip(keys(new, &overloaded)) {
-        let matched = old_index.get(&key).copied();
-        matches.push(matched);
+    for (stmt, matched) in new.iter().zip(&matches) {
         let is_def = stmt.kind != "other";
         let action = match matched.map(|i| old[i]) {
             None => Some((Action::Run, "new")),
@@ -259,10 +267,22 @@ pub fn plan_rebinding(old: &[&Stmt], new: &[&Stmt], whole_module: bool, outside:
         actions.push(action);
     }
 
+    // Names bound by the old source (by any statement) and by no statement of the new one are removed.
+    let new_binds: BTreeSet<&str> = new.iter().flat_map(|s| s.binds.iter().map(String::as_str)).collect();
+    let mut removed: Vec<String> = old
+        .iter()
+        .flat_map(|s| s.binds.iter().cloned())
+        .filter(|name| !new_binds.contains(name.as_str()))
+        .collect();
+    removed.sort();
+    removed.dedup();
+
     // Names rebound by what runs; unchanged statements reading one of them run (or are rebuilt) too, transitively.
+    // A removed name is rebound as well (to a builtin of that name, as a removed `str = bytes` shim leaves it, or
+    // to nothing).
     let mut rebound: BTreeSet<String> = BTreeSet::new();
     let mut readers: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut queue: Vec<&str> = outside.iter().map(String::as_str).collect();
+    let mut queue: Vec<&str> = outside.iter().chain(&removed).map(String::as_str).collect();
     for (i, stmt) in new.iter().enumerate() {
         for name in &stmt.reads {
             readers.entry(name.as_str()).or_default().push(i);
@@ -323,31 +343,25 @@ pub fn plan_rebinding(old: &[&Stmt], new: &[&Stmt], whole_module: bool, outside:
         }
     }
 
-    // Names bound by the old source (by any statement) and by no statement of the new one are removed.
-    let new_binds: BTreeSet<&str> = new.iter().flat_map(|s| s.binds.iter().map(String::as_str)).collect();
-    let mut removed: Vec<String> = old
-        .iter()
-        .flat_map(|s| s.binds.iter().cloned())
-        .filter(|name| !new_binds.contains(name.as_str()))
-        .collect();
-    removed.sort();
-    removed.dedup();
-
     let steps = actions
         .into_iter()
         .enumerate()
         .filter_map(|(index, action)| {
-            action.map(|(action, reason)| Step {
+            let (action, reason) = action?;
+            let old_index = matches[index].filter(|_| baseline);
+            let members = match (action, old_index) {
+                (Action::Patch, old_index) if new[index].kind == "class" => {
+                    let old_members = old_index.map_or(&[][..], |j| &old[j].members[..]);
+                    Some(plan_members(old_members, &new[index].members, &rebound))
+                }
+                _ => None,
+            };
+            Some(Step {
                 index,
-                old_index: matches[index],
+                old_index,
                 action: action.as_str(),
                 reason,
-                members: match (action, matches[index]) {
-                    (Action::Patch, Some(j)) if new[index].kind == "class" => {
-                        Some(plan_members(&old[j].members, &new[index].members, &rebound))
-                    }
-                    _ => None,
-                },
+                members,
             })
         })
         .collect();
@@ -363,14 +377,33 @@ mod tests {
     use super::*;
     use crate::stmts::split;
 
-    fn run(before: &str, after: &str) -> Plan {
-        let old = split(before, "<old>").unwrap();
+    type Acts = Vec<(usize, &'static str, &'static str)>;
+
+    /// The plan from `before` (None: no baseline) to `after`.
+    fn plan_of(before: Option<&str>, after: &str, whole_module: bool, outside: &[&str]) -> Plan {
+        let old = before.map(|before| split(before, "<old>").unwrap());
+        let old_refs: Option<Vec<&Stmt>> = old.as_ref().map(|old| old.iter().collect());
         let new = split(after, "<new>").unwrap();
-        plan(&old.iter().collect::<Vec<_>>(), &new.iter().collect::<Vec<_>>(), false)
+        let outside: Vec<String> = outside.iter().map(|name| name.to_string()).collect();
+        plan(
+            old_refs.as_deref(),
+            &new.iter().collect::<Vec<_>>(),
+            whole_module,
+            &outside,
+        )
     }
 
-    fn actions(plan: &Plan) -> Vec<(usize, &'static str, &'static str)> {
+    fn run(before: &str, after: &str) -> Plan {
+        plan_of(Some(before), after, false, &[])
+    }
+
+    fn actions(plan: &Plan) -> Acts {
         plan.steps.iter().map(|s| (s.index, s.action, s.reason)).collect()
+    }
+
+    /// The steps of the plan from `before` to `after`, as (index, action, reason).
+    fn acts(before: &str, after: &str) -> Acts {
+        actions(&run(before, after))
     }
 
     #[test]
@@ -431,9 +464,7 @@ mod tests {
     #[test]
     fn names_rebound_outside_make_their_readers_act() {
         let src = "from m import X\nY = X + 1\nZ = 3\ndef f(a=Y):\n    return a\n";
-        let old = split(src, "<old>").unwrap();
-        let refs: Vec<_> = old.iter().collect();
-        let plan = plan_rebinding(&refs, &refs, false, &["X".to_string()]);
+        let plan = plan_of(Some(src), src, false, &["X"]);
         assert_eq!(actions(&plan), vec![(1, "run", "reads"), (3, "patch", "reads")]);
         assert_eq!(plan.rebound, vec!["X", "Y"]);
     }
@@ -441,20 +472,16 @@ mod tests {
     #[test]
     fn patched_definitions_do_not_rebind_their_name() {
         // `f` keeps its identity, so `handlers = [f]` must not run again.
-        let plan = run(
-            "def f():\n    return 1\nhandlers = [f]\n",
-            "def f():\n    return 2\nhandlers = [f]\n",
-        );
+        let before = "def f():\n    return 1\nhandlers = [f]\n";
+        let plan = run(before, &before.replace("return 1", "return 2"));
         assert_eq!(actions(&plan), vec![(0, "patch", "changed")]);
         assert!(plan.rebound.is_empty());
     }
 
     #[test]
     fn new_definitions_run_and_removed_ones_are_listed() {
-        let plan = run(
-            "def f():\n    pass\nclass Old:\n    pass\n",
-            "def f():\n    pass\ndef g():\n    pass\n",
-        );
+        let before = "def f():\n    pass\nclass Old:\n    pass\n";
+        let plan = run(before, &before.replace("class Old:", "def g():"));
         assert_eq!(actions(&plan), vec![(1, "run", "new")]);
         assert_eq!(plan.removed, vec!["Old".to_string()]);
     }
@@ -474,21 +501,23 @@ mod tests {
 
     #[test]
     fn moved_definitions_only_move() {
-        let plan = run("def f():\n    pass\n", "\n\ndef f():\n    pass\n");
-        assert_eq!(actions(&plan), vec![(0, "move", "moved")]);
+        assert_eq!(
+            acts("def f():\n    pass\n", "\n\ndef f():\n    pass\n"),
+            vec![(0, "move", "moved")]
+        );
     }
 
     #[test]
     fn statements_calling_currently_reloading_always_run() {
         let src = "reloads = 0\nif currently_reloading():\n    reloads += 1\n";
-        assert_eq!(actions(&run(src, src)), vec![(1, "run", "reloading")]);
+        assert_eq!(acts(src, src), vec![(1, "run", "reloading")]);
     }
 
     #[test]
     fn repeated_names_are_matched_in_order() {
         let before = "@f.register\ndef _(x: int):\n    return 1\n@f.register\ndef _(x: str):\n    return 2\n";
         let after = before.replace("return 2", "return 3");
-        assert_eq!(actions(&run(before, &after)), vec![(1, "patch", "changed")]);
+        assert_eq!(acts(before, &after), vec![(1, "patch", "changed")]);
     }
 
     #[test]
@@ -496,10 +525,9 @@ mod tests {
         let before = "def f(x):\n    return x\n";
         let after =
             "@overload\ndef f(x: int) -> int: ...\n@overload\ndef f(x: str) -> str: ...\ndef f(x):\n    return x\n";
-        let plan = run(before, after);
         // The stubs bind `f` as they run; the implementation binds it again, keeping its function object.
         assert_eq!(
-            actions(&plan),
+            acts(before, after),
             vec![(0, "run", "new"), (1, "run", "new"), (2, "patch", "rebinds")]
         );
     }
@@ -508,14 +536,11 @@ mod tests {
     fn a_later_statement_binding_the_same_name_runs_again() {
         let before = "X = 1\ntry:\n    from m import X\nexcept ImportError:\n    pass\n";
         let after = before.replacen("X = 1", "X = 2", 1);
-        assert_eq!(
-            actions(&run(before, &after)),
-            vec![(0, "run", "new"), (1, "run", "rebinds")]
-        );
+        assert_eq!(acts(before, &after), vec![(0, "run", "new"), (1, "run", "rebinds")]);
         // A patched definition does not rebind its name: `f = wrap(f)` must not wrap twice.
         let before = "def f():\n    return 1\nf = wrap(f)\n";
         let after = before.replace("return 1", "return 2");
-        assert_eq!(actions(&run(before, &after)), vec![(0, "patch", "changed")]);
+        assert_eq!(acts(before, &after), vec![(0, "patch", "changed")]);
     }
 
     #[test]
@@ -523,7 +548,7 @@ mod tests {
         let before = "class S:\n    x = 1\nfor k in list(vars(S)):\n    pass\nS.y = 2\nprint(S.x)\nT = S.x == 1\n";
         let after = before.replace("x = 1", "x = 3");
         assert_eq!(
-            actions(&run(before, &after)),
+            acts(before, &after),
             vec![(0, "patch", "changed"), (1, "run", "acts_on"), (2, "run", "acts_on")]
         );
         assert!(acts_on("setattr(S, 'a', 1)", "S") && acts_on("S.__dict__", "S") && acts_on("S.n += 1", "S"));
@@ -531,9 +556,11 @@ mod tests {
     }
 
     #[test]
-    fn names_bound_only_by_removed_statements_are_removed() {
-        let plan = run("import os\nstr = bytes\nX = 1\n", "X = 1\n");
+    fn names_bound_only_by_removed_statements_are_removed_and_their_readers_act() {
+        let plan = run("import os\nstr = bytes\nX = 1\nY = str(X)\n", "X = 1\nY = str(X)\n");
         assert_eq!(plan.removed, vec!["os".to_string(), "str".to_string()]);
+        assert_eq!(actions(&plan), vec![(0, "move", "moved"), (1, "run", "reads")]);
+        assert_eq!(plan.rebound, vec!["Y", "os", "str"]);
     }
 
     #[test]
@@ -541,7 +568,7 @@ mod tests {
         let before = "def f():\n    pass\nclass C:\n    pass\n";
         let after = format!("from __future__ import annotations\n{before}");
         assert_eq!(
-            actions(&run(before, &after)),
+            acts(before, &after),
             vec![(0, "run", "new"), (1, "patch", "future"), (2, "patch", "future")]
         );
     }
@@ -570,9 +597,27 @@ mod tests {
     #[test]
     fn whole_module_mode_runs_everything_and_patches_definitions() {
         let src = "X = 1\ndef f():\n    pass\n";
-        let old = split(src, "<old>").unwrap();
-        let refs: Vec<_> = old.iter().collect();
-        let plan = plan(&refs, &refs, true);
+        let plan = plan_of(Some(src), src, true, &[]);
         assert_eq!(actions(&plan), vec![(0, "run", "module"), (1, "patch", "module")]);
+    }
+
+    #[test]
+    fn without_a_baseline_everything_acts_and_class_bodies_are_new() {
+        let src = "X = 1\nclass C:\n    y = X\n    class Inner:\n        z = 1\n";
+        let plan = plan_of(None, src, false, &[]);
+        assert_eq!(actions(&plan), vec![(0, "run", "module"), (1, "patch", "module")]);
+        assert!(plan.steps.iter().all(|step| step.old_index.is_none()), "{plan:?}");
+        let members = plan.steps[1]
+            .members
+            .clone()
+            .expect("a patched class has a member plan");
+        assert_eq!(members.changed, vec!["Inner", "y"]);
+        assert!(members.unchanged.is_empty() && members.old_bound.is_empty());
+        assert_eq!(
+            members.statements,
+            vec![("y".to_string(), 0, None), ("Inner".to_string(), 1, None)]
+        );
+        assert_eq!(members.nested[0].0, "Inner");
+        assert_eq!(members.nested[0].1.changed, vec!["z"]);
     }
 }

@@ -20,7 +20,8 @@ use pyo3::{ffi, intern};
 /// expression's function is called at once and dropped (a suspended generator keeps its own code, which no
 /// patch can change), so nothing is ever searched for them.
 const CALL_SCOPED: [&str; 4] = ["<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"];
-/// `CO_NESTED` (Include/cpython/code.h): set on the code of a function defined inside another function.
+/// `CO_NESTED` (Include/cpython/code.h, 0x10 on 3.9-3.13 and in 3.14): set on the code of a function defined inside
+/// another function.
 const CO_NESTED: i64 = 0x10;
 
 type Addr = usize;
@@ -149,6 +150,8 @@ mod watcher {
     use std::os::raw::c_int;
 
     // Include/cpython/funcobject.h (3.12, 3.13): `PyFunction_WatchEvent`, in the order of PY_FOREACH_FUNC_EVENT.
+    // 3.14 (read, untested) appends MODIFY_QUALNAME after MODIFY_KWDEFAULTS: these values hold, and the callback
+    // ignores events it does not know.
     const EVENT_CREATE: c_int = 0;
     const EVENT_DESTROY: c_int = 1;
     const EVENT_MODIFY_CODE: c_int = 2;
@@ -172,7 +175,8 @@ mod watcher {
         }
         // SAFETY: CPython passes a live PyFunctionObject; PyFunction_GetCode returns its borrowed, non-NULL code
         // (func_dealloc runs DESTROY before clearing anything, func_clear keeps func_code), only used as an
-        // address here. Checked against Objects/funcobject.c of 3.12 and 3.13.
+        // address here. Checked against Objects/funcobject.c of 3.12 and 3.13. 3.14 (read, untested) sends
+        // CREATE and MODIFY_CODE at the same points (MODIFY_CODE before `func_code` changes).
         let code = unsafe { ffi::PyFunction_GetCode(func) } as Addr;
         let mut guard = WATCHED.lock();
         let Some(index) = guard.as_mut() else { return 0 };
@@ -189,8 +193,9 @@ mod watcher {
 
     /// Registers the watcher; false if CPython has no free watcher slot (8 per interpreter).
     pub(super) fn add(py: Python<'_>) -> bool {
-        // SAFETY: PyFunction_AddWatcher (public C API, CPython 3.12 and 3.13) stores the callback pointer, which
-        // is a plain function of this module and lives as long as the process; called with the GIL held.
+        // SAFETY: PyFunction_AddWatcher (public C API, checked on CPython 3.12 and 3.13; the same in 3.14, read,
+        // untested) stores the callback pointer, which is a plain function of this module and lives as long as the
+        // process; called with the GIL held.
         let id = unsafe { PyFunction_AddWatcher(on_function_event) };
         if id < 0 {
             let err = PyErr::fetch(py);
@@ -226,7 +231,8 @@ fn is_call_scoped(code: &Bound<'_, PyAny>) -> PyResult<bool> {
 
 fn code_of(func: &Bound<'_, PyAny>) -> Addr {
     // SAFETY: callers pass a PyFunctionObject (checked with is_instance_of) that they keep alive;
-    // PyFunction_GetCode returns a borrowed, non-NULL pointer, only used as an address. Public C API 3.9-3.13.
+    // PyFunction_GetCode returns a borrowed, non-NULL pointer, only used as an address. Public C API, checked on
+    // 3.9-3.13; unchanged in 3.14 (read, untested).
     unsafe { ffi::PyFunction_GetCode(func.as_ptr()) as Addr }
 }
 
@@ -389,7 +395,8 @@ fn watched_functions<'py>(py: Python<'py>, code: Addr) -> Vec<Bound<'py, PyAny>>
     };
     // SAFETY: every address in the index is a live function (its DESTROY event removes it before it is freed).
     // from_borrowed_ptr only increments its refcount, which runs no Python code, so no event can arrive while the
-    // lock is held. Py_INCREF: CPython 3.12, 3.13.
+    // lock is held. Py_INCREF: checked on CPython 3.12, 3.13; 3.14 (read, untested) likewise in the default build
+    // (its deferred reference counting of top-level functions is for free-threaded builds only).
     funcs
         .iter()
         .map(|f| unsafe { Bound::from_borrowed_ptr(py, f as *mut ffi::PyObject) })
@@ -520,7 +527,8 @@ pub fn find_defined_function<'py>(
             let guard = WATCHED.lock();
             let index = guard.as_ref().expect("watcher mode has an index");
             // SAFETY: each key is the code of a live function, which holds a reference to it; from_borrowed_ptr
-            // increments its refcount and runs no Python code. Py_INCREF: CPython 3.12, 3.13.
+            // increments its refcount and runs no Python code. Py_INCREF: checked on CPython 3.12, 3.13; the same in
+            // 3.14's default build (read, untested).
             index
                 .keys()
                 .map(|&c| unsafe { Bound::from_borrowed_ptr(py, c as *mut ffi::PyObject) })

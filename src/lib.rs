@@ -1,6 +1,8 @@
 //! The `hotswap._native` extension module: exports only. Each concern lives in its own module.
 
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyTuple;
 
 pub mod diff;
 pub mod errors;
@@ -21,41 +23,69 @@ fn split_statements(py: Python<'_>, source: &str, path: &str) -> PyResult<Vec<st
     Ok(py.detach(|| stmts::split(source, path))?)
 }
 
-/// Splits `new` reusing what `old` (split into `old_stmts`) shares with it; see `stmts::split_incremental`.
-#[pyfunction]
-#[pyo3(signature = (old, old_stmts, new, path = "<unknown>"))]
-fn split_statements_incremental(
-    py: Python<'_>,
-    old: &str,
-    old_stmts: Vec<PyRef<'_, stmts::Stmt>>,
-    new: &str,
-    path: &str,
-) -> PyResult<Vec<stmts::Stmt>> {
-    let mut owned: Vec<stmts::Stmt> = errors::try_vec(old_stmts.len(), "the module's statements")?;
-    owned.extend(old_stmts.iter().map(|s| (**s).clone()));
-    Ok(py.detach(|| stmts::split_incremental(old, &owned, new, path))?)
-}
-
 /// Bytes the planner may need per statement at its peak (keys, indexes, the steps); probed like parsing's.
 const PLAN_BYTES_PER_STMT: usize = 512;
 
-/// Plans a reload from the statements a module runs (`old`) to the new ones; see `diff::plan`. `rebound`:
-/// names another module's reload rebound here (see `diff::plan_rebinding`).
+/// Splits `source` and plans the reload to it from what the module runs, in one call: returns the new
+/// statements (a tuple) and the plan (`diff::plan`), class bodies' member plans included.
+///
+/// `old`: the source the module runs and its statements; the new source is split reusing the statements of the
+/// text both share (the same objects where they did not move), or as a whole. None: no baseline is known (every
+/// statement acts, see `diff::plan`). `statements`: the new source already split (by the fallback splitter,
+/// for syntax the parser rejects); it is then not parsed. `rebound`: names another module's reload rebound
+/// here. Raises SyntaxError (the caller falls back) and MemoryError as `split_statements` does.
 #[pyfunction]
-#[pyo3(signature = (old, new, *, whole_module = false, rebound = Vec::new()))]
-fn plan(
-    old: Vec<PyRef<'_, stmts::Stmt>>,
-    new: Vec<PyRef<'_, stmts::Stmt>>,
+#[pyo3(signature = (source, path, old = None, *, statements = None, whole_module = false, rebound = Vec::new()))]
+fn plan<'py>(
+    py: Python<'py>,
+    source: &str,
+    path: &str,
+    old: Option<(PyBackedStr, Vec<Py<stmts::Stmt>>)>,
+    statements: Option<Vec<Py<stmts::Stmt>>>,
     whole_module: bool,
     rebound: Vec<String>,
-) -> PyResult<diff::Plan> {
+) -> PyResult<(Bound<'py, PyTuple>, diff::Plan)> {
+    let old_refs: Option<Vec<&stmts::Stmt>> = old.as_ref().map(|(_, stmts)| stmts.iter().map(Py::get).collect());
+    let new: Vec<Py<stmts::Stmt>> = match (statements, &old, &old_refs) {
+        (Some(given), _, _) => given,
+        (None, Some((old_text, old_stmts)), Some(refs)) => {
+            match py.detach(|| stmts::splice(old_text, refs, source, path))? {
+                stmts::Splice::Whole(all) => all.into_iter().map(|s| Py::new(py, s)).collect::<PyResult<_>>()?,
+                stmts::Splice::Reuse {
+                    head,
+                    middle,
+                    tail,
+                    delta,
+                } => {
+                    let mut out =
+                        errors::try_vec(head + middle.len() + old_stmts.len() - tail, "the module's statements")?;
+                    out.extend(old_stmts[..head].iter().map(|s| s.clone_ref(py)));
+                    for s in middle {
+                        out.push(Py::new(py, s)?);
+                    }
+                    for s in &old_stmts[tail..] {
+                        out.push(if delta == 0 {
+                            s.clone_ref(py)
+                        } else {
+                            Py::new(py, s.get().shifted(delta))?
+                        });
+                    }
+                    out
+                }
+            }
+        }
+        _ => {
+            let all = py.detach(|| stmts::split(source, path))?;
+            all.into_iter().map(|s| Py::new(py, s)).collect::<PyResult<_>>()?
+        }
+    };
+    let new_refs: Vec<&stmts::Stmt> = new.iter().map(Py::get).collect();
     errors::headroom(
-        (old.len() + new.len()).saturating_mul(PLAN_BYTES_PER_STMT),
+        (old_refs.as_ref().map_or(0, Vec::len) + new.len()).saturating_mul(PLAN_BYTES_PER_STMT),
         "planning the reload",
     )?;
-    let old: Vec<&stmts::Stmt> = old.iter().map(|s| &**s).collect();
-    let new: Vec<&stmts::Stmt> = new.iter().map(|s| &**s).collect();
-    Ok(diff::plan_rebinding(&old, &new, whole_module, &rebound))
+    let plan = py.detach(|| diff::plan(old_refs.as_deref(), &new_refs, whole_module, &rebound));
+    Ok((PyTuple::new(py, &new)?, plan))
 }
 
 #[pymodule]
@@ -67,7 +97,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stmts::Stmt>()?;
     m.add_class::<watch::PyWatcher>()?;
     m.add_function(wrap_pyfunction!(split_statements, m)?)?;
-    m.add_function(wrap_pyfunction!(split_statements_incremental, m)?)?;
     m.add_class::<diff::Plan>()?;
     m.add_class::<diff::Step>()?;
     m.add_class::<diff::MemberPlan>()?;

@@ -183,7 +183,7 @@ impl SetCell {
 /// Whether `obj` is exactly a cell object (what closures hold).
 fn is_cell(obj: &Bound<'_, PyAny>) -> bool {
     // SAFETY: PyCell_Check only compares the type pointer of a live object (`obj` is borrowed for the call). Public
-    // C API (cellobject.h) on CPython 3.9-3.13.
+    // C API (cellobject.h), checked on CPython 3.9-3.13; the same macro in 3.14's cellobject.h (read, untested).
     unsafe { ffi::PyCell_Check(obj.as_ptr()) != 0 }
 }
 
@@ -391,9 +391,10 @@ fn read_func<'py>(func: &Bound<'py, PyAny>, with_type_params: bool) -> PyResult<
 fn set_closure(func: &Bound<'_, PyAny>, closure: &Bound<'_, PyAny>) -> PyResult<()> {
     // SAFETY: `func` is a PyFunctionObject and `closure` is None or a tuple of exactly as many cells as the code
     // being set has free variables (checked by `check_function` when the op was made; a function's own closure
-    // when undoing), as PyFunction_SetClosure requires (it checks only the tuple type); it takes its own reference to `closure` and releases the old closure,
-    // which the caller keeps alive in `Undo` until the batch ends. Public C API on CPython 3.9-3.13; from 3.11
-    // it also resets the function's version tag, invalidating specialised call sites.
+    // when undoing), as PyFunction_SetClosure requires (it checks only the tuple type). It takes its own reference
+    // to `closure` and releases the old closure, which the caller keeps alive in `Undo` until the batch ends.
+    // Public C API, checked on CPython 3.9-3.13; from 3.11 it also resets the function's version tag,
+    // invalidating specialised call sites. 3.14 (read, untested): unchanged, and it sends no watcher event.
     let rc = unsafe { ffi::PyFunction_SetClosure(func.as_ptr(), closure.as_ptr()) };
     if rc < 0 {
         return Err(PyErr::fetch(func.py()));
@@ -404,6 +405,11 @@ fn set_closure(func: &Bound<'_, PyAny>, closure: &Bound<'_, PyAny>) -> PyResult<
 /// Writes a function's fields in the order that is safe under warmed call sites: closure, then `__code__`
 /// through its setter (which checks the free-variable count against the closure just set and resets the
 /// version tag), then the rest.
+///
+/// CPython 3.14 (read in its source, untested): `func_set_code` also warns (DeprecationWarning, an error under
+/// `-W error`) when the new code's generator/coroutine kind differs from the old one's; and annotations are
+/// lazy (PEP 649): reading `__annotations__` calls `__annotate__` (which can raise NameError on a forward
+/// reference), and setting it clears `__annotate__`, so there the op should carry `__annotate__` instead.
 fn write_func(func: &Bound<'_, PyAny>, new: &FuncFields<'_>, old_closure: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = func.py();
     set_closure(func, &new.closure)?;
@@ -482,7 +488,7 @@ fn cell_get<'py>(cell: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>
 fn cell_set(cell: &Bound<'_, PyAny>, value: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
     // SAFETY: PyCell_Set type-checks `cell` itself (raising SystemError on a non-cell) and takes a new
     // reference to `value` (NULL empties the cell). The old contents are held by the caller's Undo entry.
-    // Public C API on CPython 3.9-3.13.
+    // Public C API, checked on CPython 3.9-3.13; unchanged in 3.14 (read, untested).
     let rc = unsafe { ffi::PyCell_Set(cell.as_ptr(), value.map_or(std::ptr::null_mut(), |v| v.as_ptr())) };
     if rc < 0 {
         return Err(PyErr::fetch(cell.py()));

@@ -153,7 +153,7 @@ pub fn split(source: &str, path: &str) -> Result<Vec<Stmt>, CoreError> {
 
 impl Stmt {
     /// The same statement `delta` lines further down (negative: up).
-    fn shifted(&self, delta: isize) -> Stmt {
+    pub fn shifted(&self, delta: isize) -> Stmt {
         let mv = |line: usize| line.saturating_add_signed(delta);
         Stmt {
             lineno: mv(self.lineno),
@@ -165,12 +165,27 @@ impl Stmt {
     }
 }
 
+/// How a new version of a module splits, given the statements of the version before it (see `splice`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Splice {
+    /// The old statements `..head`, unchanged; then `middle`, parsed from the new text; then the old statements
+    /// `tail..`, moved `delta` lines down (negative: up).
+    Reuse {
+        head: usize,
+        middle: Vec<Stmt>,
+        tail: usize,
+        delta: isize,
+    },
+    /// The new text parsed whole.
+    Whole(Vec<Stmt>),
+}
+
 /// Splits `new` knowing that `old` split into `old_stmts`: statements entirely in the text the two share at
 /// their start or end are reused (moved by the change in line count), and only the lines in between are
 /// parsed. That region is parsed on its own, so it must hold whole statements; where it does not (an edit
-/// opened a string that closes further down, say) the whole of `new` is parsed, so the result is always what
-/// `split(new)` returns.
-pub fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str, path: &str) -> Result<Vec<Stmt>, CoreError> {
+/// opened a string that closes further down, say) the whole of `new` is parsed, so the statements are always
+/// what `split(new)` returns.
+pub fn splice(old: &str, old_stmts: &[&Stmt], new: &str, path: &str) -> Result<Splice, CoreError> {
     let (ob, nb) = (old.as_bytes(), new.as_bytes());
     let prefix = ob.iter().zip(nb).take_while(|(a, b)| a == b).count();
     let max_suffix = ob.len().min(nb.len()) - prefix;
@@ -186,11 +201,12 @@ pub fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str, path: &str) -
     let first_changed = old_lines.line_of(prefix).max(1);
     let last_changed = old_lines.line_of((ob.len() - suffix).max(prefix)).max(first_changed);
     let head = old_stmts.iter().take_while(|s| s.end_lineno < first_changed).count();
-    let tail_start = old_stmts[head..]
+    let tail = old_stmts[head..]
         .iter()
         .position(|s| s.lineno > last_changed)
         .map_or(old_stmts.len(), |i| head + i);
     let delta = new_lines.starts.len() as isize - old_lines.starts.len() as isize;
+    let whole = || split(new, path).map(Splice::Whole);
     // The region of the new text to parse: from the line after the last reused head statement to the line
     // before the first reused tail statement.
     let region_first = old_stmts[..head].last().map_or(1, |s| s.end_lineno + 1);
@@ -199,35 +215,28 @@ pub fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str, path: &str) -
     } else {
         nb.len()
     };
-    let region_end = match old_stmts.get(tail_start) {
+    let region_end = match old_stmts.get(tail) {
         Some(s) => match s.lineno.checked_add_signed(delta) {
             Some(line) if line >= 1 && line <= new_lines.starts.len() => new_lines.start_of(line),
-            _ => return split(new, path),
+            _ => return whole(),
         },
         None => nb.len(),
     };
     if region_end < region_start || !new.is_char_boundary(region_start) || !new.is_char_boundary(region_end) {
-        return split(new, path);
+        return whole();
     }
     // Newlines in front give the region's statements the file's line numbers.
     let padded = format!("{}{}", "\n".repeat(region_first - 1), &new[region_start..region_end]);
-    let middle = match split(&padded, path) {
-        Ok(middle) => middle,
-        Err(CoreError::Syntax { .. }) => return split(new, path),
-        Err(err) => return Err(err),
-    };
-    let mut out = try_vec(
-        head + middle.len() + old_stmts.len() - tail_start,
-        "the module's statements",
-    )?;
-    out.extend(old_stmts[..head].iter().cloned());
-    out.extend(middle);
-    out.extend(
-        old_stmts[tail_start..]
-            .iter()
-            .map(|s| if delta == 0 { s.clone() } else { s.shifted(delta) }),
-    );
-    Ok(out)
+    match split(&padded, path) {
+        Ok(middle) => Ok(Splice::Reuse {
+            head,
+            middle,
+            tail,
+            delta,
+        }),
+        Err(CoreError::Syntax { .. }) => whole(),
+        Err(err) => Err(err),
+    }
 }
 
 fn slice(source: &str, range: ast::text_size::TextRange) -> &str {
@@ -659,9 +668,26 @@ mod tests {
         assert!(!one("def f():\n    return currently_reloading()\n").calls_reloading);
     }
 
+    /// The statements `splice` describes, as a list.
+    fn split_incremental(old: &str, old_stmts: &[Stmt], new: &str) -> Result<Vec<Stmt>, CoreError> {
+        let refs: Vec<&Stmt> = old_stmts.iter().collect();
+        Ok(match splice(old, &refs, new, "<t>")? {
+            Splice::Whole(stmts) => stmts,
+            Splice::Reuse {
+                head,
+                middle,
+                tail,
+                delta,
+            } => {
+                let moved = old_stmts[tail..].iter().map(|s| s.shifted(delta));
+                old_stmts[..head].iter().cloned().chain(middle).chain(moved).collect()
+            }
+        })
+    }
+
     fn check_incremental(old: &str, new: &str) {
         let old_stmts = split(old, "<t>").unwrap();
-        let fast = split_incremental(old, &old_stmts, new, "<t>");
+        let fast = split_incremental(old, &old_stmts, new);
         assert_eq!(fast, split(new, "<t>"), "old={old:?} new={new:?}");
     }
 

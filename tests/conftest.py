@@ -52,6 +52,28 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return SerialFilesTogether(config, log)
 
 
+# Small module sources several tests start from, indented as the tests write theirs (``ModuleFactory`` dedents).
+DATACLASS_SOURCE = """
+        import dataclasses
+
+        @dataclasses.dataclass
+        class P:
+            x: int = 1
+"""
+ABSTRACT_SOURCE = """
+        import abc
+
+        class Base(abc.ABC):
+            @abc.abstractmethod
+            def run(self):
+                ...
+
+        class Impl(Base):
+            def run(self):
+                return 1
+"""
+
+
 class ModuleFactory:
     """Writes modules under a temporary directory on sys.path and edits them the way an editor would."""
 

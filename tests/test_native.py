@@ -75,16 +75,38 @@ def test_cell_op_and_undo():
     assert f() == 10
 
 
-def test_split_statements_and_plan():
-    old = _native.split_statements("X = 1\ndef f():\n    return X\n", "m.py")
-    new = _native.split_statements("X = 2\ndef f():\n    return X\n", "m.py")
+def test_plan_splits_and_plans_in_one_call():
+    old_src = "X = 1\ndef f():\n    return X\n"
+    old = _native.split_statements(old_src, "m.py")
+    new, plan = _native.plan("X = 2\ndef f():\n    return X\n", "m.py", (old_src, old))
     assert [(s.kind, s.name, s.lineno) for s in new] == [("other", None, 1), ("def", "f", 2)]
-    plan = _native.plan(old, new)
+    assert new[1] is old[1]  # a statement the edit did not reach is reused, not parsed again
     assert [(s.index, s.action, s.reason) for s in plan.steps] == [(0, "run", "new")]
     assert plan.rebound == ["X"]
     with pytest.raises(SyntaxError) as info:
-        _native.split_statements("def f(:\n", "m.py")
+        _native.plan("def f(:\n", "m.py", (old_src, old))
     assert info.value.filename == "m.py" and info.value.lineno == 1
+
+
+def test_plan_takes_statements_split_elsewhere():
+    # The fallback splitter's statements go through the same planner; the source is not parsed again.
+    old_src = "class C:\n    x = 1\n    def m(self):\n        return 1\n"
+    old = _native.split_statements(old_src, "m.py")
+    new_src = old_src.replace("return 1", "return 2")
+    given = _native.split_statements(new_src, "m.py")
+    new, plan = _native.plan("this is not Python", "m.py", (old_src, old), statements=given)
+    assert list(new) == list(given) and new[0] is given[0]
+    [step] = plan.steps
+    assert (step.index, step.old_index, step.action, step.reason) == (0, 0, "patch", "changed")
+    assert step.members.changed == ["m"] and step.members.unchanged == ["x"]
+
+
+def test_plan_without_a_baseline_runs_everything_and_class_bodies_are_new():
+    new, plan = _native.plan("X = 1\nclass C:\n    y = X\n", "m.py", whole_module=False)
+    assert [(s.index, s.old_index, s.action, s.reason) for s in plan.steps] == [
+        (0, None, "run", "module"), (1, None, "patch", "module")]
+    members = plan.steps[1].members
+    assert members.changed == ["y"] and members.statements == [("y", 0, None)] and members.old_bound == []
 
 
 def test_incremental_split_matches_full_split():
@@ -96,10 +118,12 @@ def test_incremental_split_matches_full_split():
             full = _native.split_statements(new_src, "m.py")
         except SyntaxError:
             with pytest.raises(SyntaxError):
-                _native.split_statements_incremental(old_src, old, new_src, "m.py")
+                _native.plan(new_src, "m.py", (old_src, old))
             continue
-        fast = _native.split_statements_incremental(old_src, old, new_src, "m.py")
-        assert [(s.text, s.lineno, s.end_lineno) for s in fast] == [(s.text, s.lineno, s.end_lineno) for s in full]
+        fast, _ = _native.plan(new_src, "m.py", (old_src, old))
+        def lines(stmts):
+            return [(s.text, s.lineno, s.end_lineno, s.def_lineno, lines(s.members)) for s in stmts]
+        assert lines(fast) == lines(full)
 
 
 def test_find_functions_finds_the_live_functions_of_each_code():

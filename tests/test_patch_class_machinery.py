@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 
+from conftest import ABSTRACT_SOURCE, DATACLASS_SOURCE
 from hotswap import _hooks
 
 REGISTRIES = """
@@ -139,13 +140,7 @@ def test_set_name_runs_on_the_live_class_for_new_and_changed_descriptors(modules
     ("unsafe_hash=True", lambda cls: "__hash__" in cls.__dict__ and cls.__dict__["__hash__"] is not None),
 ])
 def test_dataclass_options_turned_off_remove_what_they_generated(modules, option, probe):
-    src = f"""
-        import dataclasses
-
-        @dataclasses.dataclass({option})
-        class P:
-            x: int = 1
-    """
+    src = DATACLASS_SOURCE.replace("dataclass\n", f"dataclass({option})\n")
     m = modules.load(src)
     P = m.P
     p = P()
@@ -258,21 +253,7 @@ def test_enum_member_value_change_and_removal(modules):
 
 
 def test_a_subclass_that_loses_an_override_becomes_abstract(modules):
-    src = """
-        import abc
-
-        class Base(abc.ABC):
-            @abc.abstractmethod
-            def run(self):
-                ...
-
-        class Impl(Base):
-            def run(self):
-                return 1
-
-        class Leaf(Impl):
-            pass
-    """
+    src = ABSTRACT_SOURCE + "\n        class Leaf(Impl):\n            pass\n"
     m = modules.load(src)
     Impl, Leaf = m.Impl, m.Leaf
     Leaf()

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from conftest import warm
+from conftest import ABSTRACT_SOURCE, DATACLASS_SOURCE, warm
 
 BASE = """
     class Shape:
@@ -192,18 +192,7 @@ def test_namedtuple_fields_are_redone(modules):
 
 
 def test_abstract_methods_are_recomputed(modules):
-    src = """
-        import abc
-
-        class Base(abc.ABC):
-            @abc.abstractmethod
-            def run(self):
-                ...
-
-        class Impl(Base):
-            def run(self):
-                return 1
-    """
+    src = ABSTRACT_SOURCE
     m = modules.load(src)
     Base = m.Base
     new = src.replace("            def run(self):\n                ...\n",
@@ -302,13 +291,7 @@ def test_class_attribute_reading_a_rebound_name_is_reevaluated(modules):
 
 
 def test_class_decorator_change_is_redone(modules):
-    src = """
-        import dataclasses
-
-        @dataclasses.dataclass
-        class P:
-            x: int = 1
-    """
+    src = DATACLASS_SOURCE
     m = modules.load(src)
     P = m.P
     report = modules.edit(m, src.replace("@dataclasses.dataclass", "@dataclasses.dataclass(frozen=True)"))

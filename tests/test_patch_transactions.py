@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 import hotswap
+from conftest import DATACLASS_SOURCE
 from hotswap import _native
 
 SRC = """
@@ -88,13 +89,7 @@ def test_a_failed_report_names_the_type_the_whole_message_and_the_real_line(modu
 
 
 def test_a_failing_class_decorator_applied_by_the_reload_names_the_class_line(modules):
-    src = """
-        import dataclasses
-
-        @dataclasses.dataclass
-        class P:
-            x: int = 1
-    """
+    src = DATACLASS_SOURCE
     m = modules.load(src)
     P = m.P
     bad = src.replace("x: int = 1", "x: int = 1\n            y: int")  # non-default after default

@@ -48,7 +48,13 @@ def counted():
 """
 
 APP = "def value():\n    return 1\n"
-APP_FIXED = "def value():\n    return 2\n"
+#: The test module most tests run: it fails until ``app.value()`` returns 2.
+VALUE_TEST = """
+import app
+
+def test_value():
+    assert app.value() == 2
+"""
 
 
 @pytest.fixture
@@ -208,14 +214,7 @@ def test_gives_up_after_the_reload_timeout(project: pytest.Pytester) -> None:
 
 
 def test_broken_save_keeps_waiting_for_a_good_one(project: pytest.Pytester) -> None:
-    project.makepyfile(
-        test_app="""
-        import app
-
-        def test_value():
-            assert app.value() == 2
-        """
-    )
+    project.makepyfile(test_app=VALUE_TEST)
     result = run_editing(project, [("app.py", "def value():", "def value(:")], "--reload-timeout=5")
     result.stdout.fnmatch_lines(
         [
@@ -375,34 +374,69 @@ def finish(child: pexpect.spawn) -> str:
     return rest
 
 
-def test_interactive_edit_then_continue_passes(project: pytest.Pytester) -> None:
-    project.makepyfile(
-        test_app="""
-        import app
+#: One step of ``interact``: ("expect", text), ("match", regular expression), ("save", edit) or ("send", line).
+Step = tuple[str, "Edit | str"]
 
-        def test_value():
-            assert app.value() == 2
-        """
-    )
-    child = spawn(project, "--reload-loop")
+
+def edit_and_continue(test: str, edit: Edit) -> list[Step]:
+    """The steps of one round at pdb's prompt: attempt 1 of ``test`` failed, ``edit`` is saved and patched in, and
+    ``c`` is typed."""
+    module = edit[0].removesuffix(".py")
+    return [
+        ("expect", f"{test}: attempt 1 failed"),
+        ("expect", "(Pdb) "),
+        ("save", edit),
+        ("expect", f"hotswap: {module}: patched"),
+        ("send", "c"),
+    ]
+
+
+def interact(pytester: pytest.Pytester, steps: list[Step], *args: str) -> tuple[str, int]:
+    """Runs ``pytest --reload-loop`` in a pseudo-terminal: ``("expect", text)`` waits for text on the screen,
+    ``("match", pattern)`` for a regular expression, ``("save", edit)`` saves an edit, ``("send", line)`` types
+    a line. Returns the rest of the output and the exit status."""
+    child = spawn(pytester, "--reload-loop", *args)
     try:
-        child.expect_exact("test_app.py::test_value: attempt 1 failed")
-        child.expect_exact("assert 1 == 2")
-        child.expect_exact("'c' to rerun, 'q' to give up")
-        child.expect_exact("(Pdb) ")
-        child.sendline("p app.value()")
-        child.expect_exact("1")
-        child.expect_exact("(Pdb) ")
-        (project.path / "app.py").write_text(APP_FIXED)
-        child.expect_exact("hotswap: app: patched 1")
-        child.sendline("c")
-        child.expect_exact("hotswap: rerunning")
-        child.expect_exact("PASSED test_app.py::test_value after 2 attempts")
+        for action, what in steps:
+            if action == "expect":
+                assert isinstance(what, str)
+                child.expect_exact(what)
+            elif action == "match":
+                assert isinstance(what, str)
+                child.expect(what)
+            elif action == "save":
+                assert isinstance(what, tuple)
+                apply_edit(pytester, what)
+            else:
+                assert isinstance(what, str)
+                child.sendline(what)
         rest = finish(child)
     finally:
         child.terminate(force=True)
+    return rest, child.exitstatus
+
+
+def test_interactive_edit_then_continue_passes(project: pytest.Pytester) -> None:
+    project.makepyfile(test_app=VALUE_TEST)
+    rest, status = interact(
+        project,
+        [
+            ("expect", "test_app.py::test_value: attempt 1 failed"),
+            ("expect", "assert 1 == 2"),
+            ("expect", "'c' to rerun, 'q' to give up"),
+            ("expect", "(Pdb) "),
+            ("send", "p app.value()"),
+            ("expect", "1"),
+            ("expect", "(Pdb) "),
+            ("save", ("app.py", "return 1", "return 2")),
+            ("expect", "hotswap: app: patched 1"),
+            ("send", "c"),
+            ("expect", "hotswap: rerunning"),
+            ("expect", "PASSED test_app.py::test_value after 2 attempts"),
+        ],
+    )
     assert "1 passed" in rest
-    assert child.exitstatus == 0
+    assert status == 0
 
 
 def test_interactive_quit_reports_the_failure(project: pytest.Pytester) -> None:
@@ -417,17 +451,18 @@ def test_interactive_quit_reports_the_failure(project: pytest.Pytester) -> None:
             print("NEXT RAN")
         """
     )
-    child = spawn(project, "--reload-loop", "-rP")
-    try:
-        child.expect_exact("test_app.py::test_value: attempt 1 failed")
-        child.expect_exact("(Pdb) ")
-        child.sendline("q")
-        child.expect_exact("FAILED test_app.py::test_value after 1 attempt (quit from the debugger)")
-        rest = finish(child)
-    finally:
-        child.terminate(force=True)
+    rest, status = interact(
+        project,
+        [
+            ("expect", "test_app.py::test_value: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("send", "q"),
+            ("expect", "FAILED test_app.py::test_value after 1 attempt (quit from the debugger)"),
+        ],
+        "-rP",
+    )
     assert "1 failed, 1 passed" in rest
-    assert child.exitstatus == 1
+    assert status == 1
 
 
 def test_reload_dir_and_mode_reach_the_reloader(project: pytest.Pytester) -> None:
@@ -479,14 +514,7 @@ def test_skips_and_expected_failures_are_not_looped(project: pytest.Pytester) ->
 
 
 def test_a_rerun_that_fails_otherwise_ends_the_loop(project: pytest.Pytester) -> None:
-    project.makepyfile(
-        test_app="""
-        import app
-
-        def test_value():
-            assert app.value() == 2
-        """
-    )
+    project.makepyfile(test_app=VALUE_TEST)
     skipping = ("app.py", "def value():\n    return 1", "import pytest\ndef value():\n    pytest.skip('now skipped')")
     result = run_editing(project, [skipping], "--reload-timeout=60")
     result.stdout.fnmatch_lines(
@@ -522,14 +550,7 @@ def test_edited_test_method_passes_on_attempt_two(project: pytest.Pytester) -> N
 
 def test_pytest_timeout_does_not_end_the_wait(project: pytest.Pytester) -> None:
     pytest.importorskip("pytest_timeout")  # installed in every test venv by scripts/venv.sh
-    project.makepyfile(
-        test_app="""
-        import app
-
-        def test_value():
-            assert app.value() == 2
-        """
-    )
+    project.makepyfile(test_app=VALUE_TEST)
     result = run(project, "--reload-loop", "--reload-timeout=3", "--timeout=1")
     result.stdout.fnmatch_lines(
         [
@@ -573,14 +594,7 @@ def test_rerun_sees_only_its_own_capsys_caplog_and_recwarn(project: pytest.Pytes
 
 
 def test_the_report_is_the_last_attempts(project: pytest.Pytester) -> None:
-    project.makepyfile(
-        test_app="""
-        import app
-
-        def test_value():
-            assert app.value() == 2
-        """
-    )
+    project.makepyfile(test_app=VALUE_TEST)
     result = run_editing(project, [("app.py", "return 1", "return 3")], "--reload-timeout=3")
     result.stdout.fnmatch_lines(
         [
@@ -631,35 +645,31 @@ def test_with_pdb_too_only_failures_outside_the_loop_reach_pytests_debugger(proj
 
 
 def test_interactive_breakpoint_saved_into_the_test_stops_the_rerun(project: pytest.Pytester) -> None:
-    project.makepyfile(
-        test_bp="""
-        def test_value():
-            x = 5
-            assert x == 6
-        """
+    source = "def test_value():\n    x = 5\n    assert x == 6\n"
+    (project.path / "test_bp.py").write_text(source)
+    saved = source.replace("x = 5\n", "x = 6\n    breakpoint()\n")
+    rest, status = interact(
+        project,
+        [
+            ("expect", "test_bp.py::test_value: attempt 1 failed"),
+            ("expect", "(Pdb) "),
+            ("save", ("test_bp.py", source, saved)),
+            ("expect", "hotswap: test_bp: patched 1"),
+            ("send", "c"),
+            ("expect", "hotswap: rerunning"),
+            # Stopped by the saved breakpoint(), in the rerun: 3.13's pdb shows the breakpoint() line, older ones
+            # the next.
+            ("match", r"test_bp\.py\(\d\)test_value\(\)\r?\n-> (breakpoint\(\)|assert x == 6)"),
+            ("expect", "(Pdb) "),
+            ("send", "p x * 7"),
+            ("expect", "42"),
+            ("expect", "(Pdb) "),
+            ("send", "c"),
+            ("expect", "PASSED test_bp.py::test_value after 2 attempts"),
+        ],
     )
-    child = spawn(project, "--reload-loop")
-    try:
-        child.expect_exact("test_bp.py::test_value: attempt 1 failed")
-        child.expect_exact("(Pdb) ")
-        source = "def test_value():\n    x = 6\n    breakpoint()\n    assert x == 6\n"
-        (project.path / "test_bp.py").write_text(source)
-        child.expect_exact("hotswap: test_bp: patched 1")
-        child.sendline("c")
-        child.expect_exact("hotswap: rerunning")
-        # Stopped by the saved breakpoint(), in the rerun: 3.13's pdb shows the breakpoint() line, older ones the next.
-        child.expect(r"test_bp\.py\(\d\)test_value\(\)\r?\n-> (breakpoint\(\)|assert x == 6)")
-        child.expect_exact("(Pdb) ")
-        child.sendline("p x * 7")
-        child.expect_exact("42")
-        child.expect_exact("(Pdb) ")
-        child.sendline("c")
-        child.expect_exact("PASSED test_bp.py::test_value after 2 attempts")
-        rest = finish(child)
-    finally:
-        child.terminate(force=True)
     assert "1 passed" in rest
-    assert child.exitstatus == 0
+    assert status == 0
 
 
 # -- what a rerun is built from: fixtures, parametrize values, unittest ------------------------------------------
@@ -979,45 +989,6 @@ def test_unittest_failure_is_reported_when_the_loop_gives_up(project: pytest.Pyt
         ]
     )
     assert result.ret == 1
-
-
-#: One step of ``interact``: ("expect", text), ("save", edit) or ("send", line).
-Step = tuple[str, "Edit | str"]
-
-
-def edit_and_continue(test: str, edit: Edit) -> list[Step]:
-    """The steps of one round at pdb's prompt: attempt 1 of ``test`` failed, ``edit`` is saved and patched in, and
-    ``c`` is typed."""
-    module = edit[0].removesuffix(".py")
-    return [
-        ("expect", f"{test}: attempt 1 failed"),
-        ("expect", "(Pdb) "),
-        ("save", edit),
-        ("expect", f"hotswap: {module}: patched"),
-        ("send", "c"),
-    ]
-
-
-def interact(pytester: pytest.Pytester, steps: list[Step], *args: str) -> tuple[str, int]:
-    """Runs ``pytest --reload-loop`` in a pseudo-terminal: ``("expect", text)`` waits for text on the screen,
-    ``("save", edit)`` saves an edit, ``("send", line)`` types a line. Returns the rest of the output and the
-    exit status."""
-    child = spawn(pytester, "--reload-loop", *args)
-    try:
-        for action, what in steps:
-            if action == "expect":
-                assert isinstance(what, str)
-                child.expect_exact(what)
-            elif action == "save":
-                assert isinstance(what, tuple)
-                apply_edit(pytester, what)
-            else:
-                assert isinstance(what, str)
-                child.sendline(what)
-        rest = finish(child)
-    finally:
-        child.terminate(force=True)
-    return rest, child.exitstatus
 
 
 def test_interactive_edited_fixture_is_set_up_again(fixtures_project: pytest.Pytester) -> None:

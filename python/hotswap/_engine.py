@@ -500,9 +500,7 @@ class Transaction:
             self.ops.append(_native.SetCell(dict_cell, body.ns))
         old_members = list(old_stmt.members) if old_stmt is not None else []
         new_members = list(new_stmt.members) if new_stmt is not None else []
-        if old_stmt is None:  # no baseline: every member counts as new
-            plan = _MemberPlanNew(new_members)
-        elif plan is None:
+        if plan is None:
             plan = _NO_MEMBER_PLAN
         unchanged, changed_names, old_bound = set(plan.unchanged), set(plan.changed), set(plan.old_bound)
         member_stmts = {name: new_members[i] for name, i, _ in plan.statements}
@@ -1224,8 +1222,8 @@ def _shift_lines(code: types.CodeType, delta: int) -> types.CodeType:
 
 
 class _NoMemberPlan:
-    """Stands in for the planner's ``MemberPlan`` where it has none (a nested class the old body defined inside a
-    block): no member counts as unchanged, so every value is compared."""
+    """Stands in for the planner's ``MemberPlan`` where it has none (a nested class a body defines inside a block):
+    no member counts as unchanged, so every value is compared."""
 
     unchanged: Tuple[str, ...] = ()
     changed: Tuple[str, ...] = ()
@@ -1235,14 +1233,6 @@ class _NoMemberPlan:
 
 
 _NO_MEMBER_PLAN = _NoMemberPlan()
-
-
-class _MemberPlanNew(_NoMemberPlan):
-    """The member plan of a class body with nothing to compare it with: every statement is new."""
-
-    def __init__(self, members: Sequence[Any]) -> None:
-        self.statements = tuple((name, i, None) for i, stmt in enumerate(members) for name in stmt.binds)
-        self.changed = tuple(name for name, _, _ in self.statements)
 
 
 class _BlockMemberPlan(_NoMemberPlan):

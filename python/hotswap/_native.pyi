@@ -47,9 +47,6 @@ def split_statements(source: str, path: str = "<unknown>") -> list[Stmt]:
     when the memory a parse of that size needs (``stmts::PARSE_BYTES_PER_SOURCE_BYTE`` times the source) cannot be
     reserved, instead of an abort inside the parser."""
 
-def split_statements_incremental(old: str, old_stmts: Sequence[Stmt], new: str, path: str = "<unknown>") -> list[Stmt]:
-    """Like ``split_statements(new)``, reusing the statements of ``old`` that lie in text both share."""
-
 class Step:
     index: int
     """Index into the new statements."""
@@ -58,7 +55,7 @@ class Step:
     """``"run"``, ``"patch"`` or ``"move"``."""
     reason: str
     members: Optional[MemberPlan]
-    """For a class that is patched: how its body changed."""
+    """For a class that is patched: how its body changed (with no old body, every member is new)."""
 
 class MemberPlan:
     """How a class body changed: its statements keyed and diffed like a module's (definitions by name, other
@@ -73,7 +70,7 @@ class MemberPlan:
     statements: list[Tuple[str, int, Optional[int]]]
     """(name, index of the new body's statement binding it last, index of the old statement it matches)."""
     nested: list[Tuple[str, "MemberPlan"]]
-    """The plans of nested classes both bodies define."""
+    """The plans of the nested classes the new body defines (one the old body did not define: all new)."""
 
 class Plan:
     steps: list[Step]
@@ -82,11 +79,21 @@ class Plan:
     rebound: list[str]
     """Names this reload binds to new objects."""
 
-def plan(old: Sequence[Stmt], new: Sequence[Stmt], *, whole_module: bool = False, rebound: Sequence[str] = ()) -> Plan:
-    """Decides which statements run, which definitions are patched in place and which only moved.
+def plan(
+    source: str, path: str, old: Optional[Tuple[str, Sequence[Stmt]]] = None, *,
+    statements: Optional[Sequence[Stmt]] = None, whole_module: bool = False, rebound: Sequence[str] = (),
+) -> Tuple[Tuple[Stmt, ...], Plan]:
+    """Splits ``source`` and plans the reload to it in one call: returns the new statements and the plan, which
+    decides which statements run, which definitions are patched in place (with each patched class body's
+    ``MemberPlan``) and which only moved.
 
-    ``rebound``: names bound to new objects from outside before the reload (another module's reload replaced
-    what ``from m import X`` gave): the statements reading them run, or are rebuilt, too.
+    ``old``: the source the module runs and its statements; only the lines that differ from it are parsed (the
+    statements before and after them are reused). None: not known; every statement acts as with
+    ``whole_module``, no step has an ``old_index`` and every class body counts as new.
+    ``statements``: ``source`` already split (CPython's ``ast``, for syntax the native parser rejects); it is
+    not parsed again. ``rebound``: names bound to new objects from outside before the reload (another module's
+    reload replaced what ``from m import X`` gave): the statements reading them run, or are rebuilt, too.
+    SyntaxError and MemoryError as from ``split_statements``.
     """
 
 class PatchFunction:

@@ -73,24 +73,46 @@ def decode(data: bytes) -> str:
     return importlib.util.decode_source(data)
 
 
-def split(text: str, path: str, previous: Optional[Baseline] = None) -> Tuple[_native.Stmt, ...]:
-    """Top-level statements of ``text``; raises SyntaxError (CPython's) for source CPython rejects.
+def split(text: str, path: str) -> Tuple[_native.Stmt, ...]:
+    """Top-level statements of ``text``; raises SyntaxError (CPython's) for source CPython rejects."""
+    _refuse_nul(text, path)
+    try:
+        return tuple(_native.split_statements(text, path))
+    except SyntaxError:
+        return _fallback_split(text, path)
 
-    With ``previous`` (the source the module runs, split), only the lines that differ from it are parsed.
-    """
+
+def plan(text: str, path: str, previous: Optional[Baseline], *, whole_module: bool, rebound: Sequence[str] = (),
+         statements: Optional[Sequence[_native.Stmt]] = None) -> Tuple[Tuple[_native.Stmt, ...], _native.Plan]:
+    """Splits ``text`` and plans the reload to it from ``previous`` (the source the module runs, split; None:
+    not known) in one native call: the new statements and the plan. Only the lines that differ from
+    ``previous`` are parsed. ``statements``: ``text`` already split (and marked, see ``_datafiles.mark``): only
+    planned. Raises SyntaxError (CPython's) for source CPython rejects."""
+    _refuse_nul(text, path)
+    old = (previous.text, previous.stmts) if previous is not None else None
+    if statements is not None:
+        return _native.plan(text, path, old, statements=list(statements), whole_module=whole_module,
+                            rebound=list(rebound))
+    try:
+        return _native.plan(text, path, old, whole_module=whole_module, rebound=list(rebound))
+    except SyntaxError:
+        return _native.plan(text, path, old, statements=_fallback_split(text, path), whole_module=whole_module,
+                            rebound=list(rebound))
+
+
+def _refuse_nul(text: str, path: str) -> None:
     nul = text.find("\0")
     if nul >= 0:  # CPython refuses such source (a ValueError from compile() before 3.12): a failed reload
         line = text.count("\n", 0, nul) + 1
         start = text.rfind("\n", 0, nul) + 1
         raise SyntaxError("source code cannot contain null bytes", (path, line, nul - start + 1, None))
-    try:
-        if previous is not None:
-            return tuple(_native.split_statements_incremental(previous.text, previous.stmts, text, path))
-        return tuple(_native.split_statements(text, path))
-    except SyntaxError:
-        tree = cast(ast.Module, compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True))  # CPython's errors
-        lines = source_lines(text)
-        return tuple(_describe(node, text, lines) for node in tree.body)
+
+
+def _fallback_split(text: str, path: str) -> Tuple[_native.Stmt, ...]:
+    """CPython's ``ast`` splits source the native parser rejects; raises CPython's SyntaxError."""
+    tree = cast(ast.Module, compile(text, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True))
+    lines = source_lines(text)
+    return tuple(_describe(node, text, lines) for node in tree.body)
 
 
 def baseline(module: ModuleType, path: str) -> Optional[Baseline]:

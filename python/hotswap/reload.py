@@ -21,7 +21,7 @@ import time
 import types
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar, Union
 
-from . import _crossmodule, _datafiles, _engine, _native, _source
+from . import _crossmodule, _datafiles, _engine, _source
 from . import _hooks as _engine_hooks
 from ._source import running_source, track
 
@@ -408,15 +408,16 @@ def _reload(
         return failed(f"{path}: cannot decode the source: {exc}", exc)
     try:
         old = _source.baseline(module, path)
-        new_stmts = recorded = _source.split(text, path, old)
+        marked = None
         if reread:  # the statements that read these files run as readers of a name rebound from outside
-            new_stmts = tuple(_datafiles.mark(recorded, _datafiles.readers(module, reread), _DATA_FILE))
+            recorded = old.stmts if old is not None and old.text == text else _source.split(text, path)
+            marked = _datafiles.mark(recorded, _datafiles.readers(module, reread), _DATA_FILE)
             rebound = (*rebound, _DATA_FILE)
-        whole = mode == "module" or old is None
+        new_stmts, plan = _source.plan(text, path, old, whole_module=mode == "module", rebound=rebound,
+                                       statements=marked)
+        if marked is None:
+            recorded = new_stmts
         old_stmts = old.stmts if old is not None else new_stmts
-        # A removed name is rebound too (a removed `str = bytes` shim): statements reading it run again.
-        unbound = _engine.unbound_names(old_stmts, new_stmts) if old is not None else ()
-        plan = _native.plan(list(old_stmts), list(new_stmts), whole_module=whole, rebound=tuple(rebound) + unbound)
     except SyntaxError as exc:
         return failed(_engine._format_user_error(exc, path), exc)
     except MemoryError as exc:  # nothing was changed yet
@@ -430,7 +431,7 @@ def _reload(
     try:
         for step in plan.steps:
             stmt = new_stmts[step.index]
-            old_stmt = old_stmts[step.old_index] if step.old_index is not None and old is not None else None
+            old_stmt = old_stmts[step.old_index] if step.old_index is not None else None
             if step.action == "run":
                 tx.step_run(stmt, step.reason, old_stmt)
             elif step.action == "patch":
