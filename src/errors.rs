@@ -86,9 +86,11 @@ pub fn reserve<T>(vec: &mut Vec<T>, additional: usize, what: &'static str) -> Re
 /// turns "the process is out of address space" into MemoryError instead of an abort halfway through a reload.
 pub fn headroom(bytes: usize, what: &'static str) -> Result<(), CoreError> {
     let mut probe: Vec<u8> = Vec::new();
-    probe
-        .try_reserve_exact(bytes)
-        .map_err(|_| CoreError::OutOfMemory { what, bytes })
+    let reserved = probe.try_reserve_exact(std::hint::black_box(bytes));
+    // An allocation nothing reads may be removed by the optimiser, which would make every probe succeed in a
+    // release build: the buffer escapes into `black_box`, so it is really allocated (and freed on return).
+    std::hint::black_box(&probe);
+    reserved.map_err(|_| CoreError::OutOfMemory { what, bytes })
 }
 
 #[cfg(test)]
