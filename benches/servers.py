@@ -99,6 +99,9 @@ def index(request):
 urlpatterns = [path("", index)]
 """
 
+#: Environment variables only one tool's server gets (see main).
+ENV_EXTRA: Dict[str, Dict[str, str]] = {}
+
 # framework -> (files, file edited, tools: label -> argv with PORT)
 CASES: Dict[str, Tuple[Dict[str, str], str, Dict[str, List[str]]]] = {
     "FastAPI": ({"app.py": FASTAPI}, "app.py", {
@@ -108,7 +111,7 @@ CASES: Dict[str, Tuple[Dict[str, str], str, Dict[str, List[str]]]] = {
     }),
     "Flask": ({"app.py": FLASK}, "app.py", {
         "hotswap run": [PY, "-m", "hotswap", "run", "-m", "flask", "--app", "app", "run", "--port", "PORT"],
-        "flask run --debug": [PY, "-m", "flask", "--app", "app", "run", "--debug", "--port", "PORT"],
+        "flask run --debug (stat reloader)": [PY, "-m", "flask", "--app", "app", "run", "--debug", "--port", "PORT"],
     }),
     "Django": ({"manage.py": DJANGO_MANAGE, "settings.py": DJANGO_SETTINGS, "urls.py": DJANGO_URLS}, "urls.py", {
         "hotswap run": [PY, "-m", "hotswap", "run", "manage.py", "runserver", "127.0.0.1:PORT"],
@@ -178,7 +181,8 @@ def hmr_command() -> Tuple[Optional[str], str]:
 _RELOAD_LINE = re.compile(r"hotswap: .*: patched .*\(([0-9.]+) ms\)")
 
 
-def measure(files: Dict[str, str], edited: str, argv: List[str]) -> Dict[str, object]:
+def measure(files: Dict[str, str], edited: str, argv: List[str], env_extra: Optional[Dict[str, str]] = None
+            ) -> Dict[str, object]:
     """Save-to-response times in ms, whether the request count survived every save, hotswap's own reload times
     (from its lines), one request's round trip once each edit is live, and a note."""
     result: Dict[str, object] = {"times": [], "kept": False, "reloads": [], "requests": [], "said_after": [],
@@ -190,7 +194,7 @@ def measure(files: Dict[str, str], edited: str, argv: List[str]) -> Dict[str, ob
     for name, text in files.items():
         (root / name).write_text(textwrap.dedent(text))
     port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", **(env_extra or {})}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     # The server's stderr is read as it comes: each of hotswap's reload lines is timestamped on arrival.
     proc = subprocess.Popen([a.replace("PORT", str(port)) for a in argv], cwd=root, env=env,
@@ -308,7 +312,19 @@ def finder_table(n: int = 300) -> List[str]:
     ]
 
 
+def _werkzeug_stat_reloader() -> Dict[str, str]:
+    """werkzeug picks its watchdog reloader when watchdog is importable (this venv has it, for jurigged); that
+    reloader watches site-packages and the standard library recursively and, with this venv's size, overflows
+    the inotify queue and misses saves. `flask run --debug` is measured with werkzeug's stat reloader, what it
+    uses without watchdog: a stand-in `watchdog` package first on its path refuses to import."""
+    stub = Path(tempfile.mkdtemp(prefix="hotswap-bench-nowatchdog-")) / "watchdog"
+    stub.mkdir()
+    (stub / "__init__.py").write_text('raise ImportError("hidden by benches/servers.py")\n')
+    return {"PYTHONPATH": str(stub.parent)}
+
+
 def main() -> None:
+    ENV_EXTRA["flask run --debug (stat reloader)"] = _werkzeug_stat_reloader()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     hmr, hmr_note = hmr_command()
     rows = []
@@ -316,7 +332,7 @@ def main() -> None:
         tools = dict(tools)
         if "uvicorn-hmr" in tools:
             tools["uvicorn-hmr"] = [hmr or "uvicorn-hmr", *tools["uvicorn-hmr"][1:]]
-        results = {label: measure(files, edited, argv) for label, argv in tools.items()}
+        results = {label: measure(files, edited, argv, ENV_EXTRA.get(label)) for label, argv in tools.items()}
         if "uvicorn-hmr" in results and not hmr:
             results["uvicorn-hmr"]["note"] = hmr_note
         base = results["hotswap run"]["times"]
