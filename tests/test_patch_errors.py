@@ -245,6 +245,60 @@ def test_real_ctrl_c_during_a_slow_statement_rolls_back_and_reaches_the_program(
         del sys.modules[gate.__name__]
 
 
+def test_a_second_ctrl_c_during_the_rollback_lets_it_finish_and_reaches_the_program_once(modules, monkeypatch):
+    """Ctrl-C while a statement runs starts a rollback; a second Ctrl-C arriving while the rollback writes objects
+    back is held until the rollback is done: everything is old, and one KeyboardInterrupt reaches the program."""
+    import os
+    import signal
+    import threading
+
+    from hotswap import _engine, _native
+
+    gate = types.ModuleType("hotswap_test_gate2")
+    gate.entered, gate.release = threading.Event(), threading.Event()
+    sys.modules[gate.__name__] = gate
+    rolling_back: list = []
+    second: list = []
+    rollback, apply = _engine.Transaction.rollback, _native.apply
+
+    def rollback_marked(self):
+        rolling_back.append(True)
+        try:
+            rollback(self)
+        finally:
+            rolling_back.pop()
+
+    def apply_interrupted(*args, **kwargs):
+        if rolling_back and not second:  # the second Ctrl-C, as the rollback's first write starts
+            second.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # bytecode boundaries: a handler that is not held would raise here
+                pass
+        return apply(*args, **kwargs)
+
+    monkeypatch.setattr(_engine.Transaction, "rollback", rollback_marked)
+    monkeypatch.setattr(_native, "apply", apply_interrupted)
+    try:
+        m = modules.load(BASE)
+        f, c = m.f, m.C()
+        before = _state(m)
+        running = hotswap.running_source(m)
+        interrupter = threading.Thread(target=lambda: gate.entered.wait(30) and os.kill(os.getpid(), signal.SIGINT))
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt):
+            modules.edit(m, textwrap.dedent(BASE).replace('return "old"', 'return "new"').replace("X = 1", "X = 2") +
+                         "import hotswap_test_gate2 as gate\ngate.entered.set()\ngate.release.wait(30)\n")
+        interrupter.join()
+        for _ in range(1000):  # nothing is left pending: no second KeyboardInterrupt arrives later
+            pass
+        assert second, "the rollback made no write to interrupt"
+        assert _state(m) == before and hotswap.running_source(m) == running
+        assert f() == "old" and c.m() == "old" and m.X == 1
+    finally:
+        gate.release.set()
+        del sys.modules[gate.__name__]
+
+
 @pytest.mark.parametrize("statement, nth", [(False, 1), (True, 1), (True, 2)],
                          ids=["only-batch", "first-of-two", "last-of-two"])
 def test_interrupt_as_the_native_apply_returns_leaves_all_old(modules, statement, nth):
