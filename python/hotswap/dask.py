@@ -3,7 +3,7 @@
 Mechanism: ``attach(client, path=...)`` watches ``path`` on the client's side with an ``AutoReloader``. Each save
 that applies there is sent to every worker as source text, through the channel Dask already has
 (``Client.run``), and applied on each worker with ``hotswap.reload(module, source=text)``: the functions and
-classes the worker holds (in tasks, in scattered or persisted objects, in actors) run the new code, and what it
+classes the worker holds (in tasks, in scattered or persisted objects) run the new code, and what it
 keeps in memory stays. Workers need no shared file system and no copy of the edited tree. Each worker's reports
 come back to the client (``handle.reports``, one logged line per save). A worker plugin (registered with the
 scheduler) carries the current source of every module changed since ``attach``, so a worker that joins later (or
