@@ -82,7 +82,7 @@ class Bench:
         importlib.invalidate_caches()
         self.module = importlib.import_module(self.path.stem)
         self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                    dashboard_address=None)
+                                    dashboard_address=":0")
         self.client = Client(self.cluster)
         self.blobs = [os.urandom(DATA_MB_PER_WORKER * 1_000_000) for _ in range(workers)]
         self.scatter()

@@ -312,6 +312,133 @@ def finder_table(n: int = 300) -> List[str]:
     ]
 
 
+# --- framework edits under hotswap run: not only a handler body --------------------------------------------------
+
+KIND_SAVES = 10
+
+FASTAPI_KINDS = """\
+from fastapi import FastAPI
+from pydantic import BaseModel
+app = FastAPI()
+
+class Item(BaseModel):
+    name: str
+
+@app.get("/r0")
+def route():
+    return {"route": 0}
+
+@app.post("/item")
+def item(body: Item):
+    return body
+"""
+
+FLASK_KINDS = """\
+from flask import Flask
+app = Flask(__name__)
+
+@app.route("/")
+def index():
+    return "index"
+"""
+
+DJANGO_KINDS_URLS = """\
+from django.http import HttpResponse
+from django.urls import path
+
+def index(request):
+    return HttpResponse("index")
+
+urlpatterns = [path("p0", index)]
+"""
+
+
+def request(port: int, path: str, payload: Optional[bytes] = None) -> Optional[str]:
+    """The body of a 200 answer to GET (or POST ``payload`` as JSON) ``path``, else None."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=payload,
+                                 headers={"content-type": "application/json"} if payload else {})
+    try:
+        with urllib.request.urlopen(req, timeout=2) as response:
+            return response.read().decode() if response.status == 200 else None
+    except (urllib.error.URLError, http.client.HTTPException, ConnectionError, OSError):
+        return None
+
+
+# framework -> (files, file edited, argv, [(edit kind, edit(text, k) -> text, served(port, k) -> bool)])
+KINDS = {
+    "FastAPI": ({"app.py": FASTAPI_KINDS}, "app.py",
+                [PY, "-m", "hotswap", "run", "-m", "uvicorn", "app:app", "--port", "PORT"], [
+        ("route path changed (`@app.get(\"/r0\")` -> `\"/r1\"`)",
+         lambda text, k: text.replace(f'@app.get("/r{k - 1}")', f'@app.get("/r{k}")'),
+         lambda port, k: request(port, f"/r{k}") is not None),
+        ("Pydantic field added (validated and returned)",
+         lambda text, k: text.replace("    name: str\n", f"    name: str\n    f{k}: int = {k}\n"),
+         lambda port, k: f'"f{k}":{k}' in (request(port, "/item", b'{"name": "x"}') or "")),
+    ]),
+    "Flask": ({"app.py": FLASK_KINDS}, "app.py",
+              [PY, "-m", "hotswap", "run", "-m", "flask", "--app", "app", "run", "--port", "PORT"], [
+        ("route added after requests were served",
+         lambda text, k: text + f'\n@app.route("/n{k}")\ndef n{k}():\n    return "n{k}"\n',
+         lambda port, k: request(port, f"/n{k}") == f"n{k}"),
+    ]),
+    "Django": ({"manage.py": DJANGO_MANAGE, "settings.py": DJANGO_SETTINGS, "urls.py": DJANGO_KINDS_URLS}, "urls.py",
+               [PY, "-m", "hotswap", "run", "manage.py", "runserver", "127.0.0.1:PORT"], [
+        ("URLconf path changed",
+         lambda text, k: text.replace(f'path("p{k - 1}"', f'path("p{k}"'),
+         lambda port, k: request(port, f"/p{k}") is not None),
+    ]),
+}
+
+
+def kinds_table() -> List[str]:
+    """Save to first answer showing the edit under ``hotswap run``, p50 over KIND_SAVES saves of each kind."""
+    rows = ["| framework | edit | p50 | p95 | target < 30 ms |", "|---|---|---:|---:|---|"]
+    for framework, (files, edited, argv, kinds) in KINDS.items():
+        root = Path(tempfile.mkdtemp(prefix="hotswap-bench-kinds-"))
+        for name, text in files.items():
+            (root / name).write_text(text)
+        port = free_port()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        proc = subprocess.Popen([a.replace("PORT", str(port)) for a in argv], cwd=root, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            deadline = time.perf_counter() + 60
+            while request(port, "/") is None and request(port, "/p0") is None and request(port, "/r0") is None:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"{framework} did not start")
+                time.sleep(0.01)
+            for kind, edit, served in kinds:
+                times: List[float] = []
+                for k in range(1, KIND_SAVES + 1):
+                    text = edit((root / edited).read_text(), k)
+                    start = time.perf_counter()
+                    (root / edited).write_text(text)
+                    while not served(port, k):
+                        if time.perf_counter() - start > 30:
+                            break
+                        time.sleep(0.001)
+                    else:
+                        times.append((time.perf_counter() - start) * 1000)
+                    time.sleep(0.2)
+                if len(times) < KIND_SAVES:
+                    rows.append(f"| {framework} | {kind} | n/a | n/a | not served within 30 s "
+                                f"({len(times)} of {KIND_SAVES}) |")
+                    continue
+                p50, p95 = statistics.median(times), sorted(times)[max(0, int(len(times) * 0.95) - 1)]
+                rows.append(f"| {framework} | {kind} | {p50:.1f} ms | {p95:.1f} ms | "
+                            f"{'met' if p50 < TARGET_MS else 'missed'} |")
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
 def _werkzeug_stat_reloader() -> Dict[str, str]:
     """werkzeug picks its watchdog reloader when watchdog is importable (this venv has it, for jurigged); that
     reloader watches site-packages and the standard library recursively and, with this venv's size, overflows
@@ -324,6 +451,9 @@ def _werkzeug_stat_reloader() -> Dict[str, str]:
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--kinds"]:  # only the framework-edits table
+        print_kinds()
+        return
     ENV_EXTRA["flask run --debug (stat reloader)"] = _werkzeug_stat_reloader()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     hmr, hmr_note = hmr_command()
@@ -362,7 +492,15 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---|---|")
     print("\n".join(rows))
     print()
+    print_kinds()
+    print()
     print("\n".join(finder_table()))
+
+
+def print_kinds() -> None:
+    print(f"## Framework edits under `hotswap run` (save to first answer showing the edit, {KIND_SAVES} saves each; "
+          "`benches/servers.py`)\n")
+    print("\n".join(kinds_table()))
 
 
 if __name__ == "__main__":

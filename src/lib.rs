@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyTuple;
 
+pub mod audit;
 pub mod diff;
 pub mod errors;
 pub mod funcindex;
@@ -102,6 +103,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<diff::MemberPlan>()?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(patch::apply, m)?)?;
+    m.add_function(wrap_pyfunction!(audit::audit_gate, m)?)?;
+    m.add_function(wrap_pyfunction!(audit::set_audit_handler, m)?)?;
     m.add_class::<patch::PatchFunction>()?;
     m.add_class::<patch::SetAttr>()?;
     m.add_class::<patch::DelAttr>()?;

@@ -417,7 +417,6 @@ fn write_func(func: &Bound<'_, PyAny>, new: &FuncFields<'_>, old_closure: &Bound
         set_closure(func, old_closure)?;
         return Err(err);
     }
-    crate::funcindex::code_changed(func, &new.code);
     func.setattr(intern!(py, "__defaults__"), &new.defaults)?;
     func.setattr(intern!(py, "__kwdefaults__"), &new.kwdefaults)?;
     func.setattr(intern!(py, "__annotations__"), &new.annotations)?;
@@ -425,6 +424,9 @@ fn write_func(func: &Bound<'_, PyAny>, new: &FuncFields<'_>, old_closure: &Bound
     if let Some(type_params) = &new.type_params {
         func.setattr(intern!(py, "__type_params__"), type_params)?;
     }
+    // After every field is written: filing the function can allocate, and a collection then runs the gc
+    // callbacks (Python code, where another thread may run and call the function).
+    crate::funcindex::code_changed(func, &new.code);
     Ok(())
 }
 

@@ -96,7 +96,7 @@ def local(project, tmp_path_factory):
     preload.write_text(f"import sys\nsys.path[:] = [{str(project.worker_src)!r} if p == {str(project.client_src)!r} "
                        "else p for p in sys.path]\n")
     cluster = LocalCluster(n_workers=2, threads_per_worker=2, processes=True, host="127.0.0.1",
-                           dashboard_address=None, preload=[str(preload)])
+                           dashboard_address=":0", preload=[str(preload)])
     client = Client(cluster)
     yield cluster, client
     client.close()

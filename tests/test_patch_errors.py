@@ -287,7 +287,7 @@ def test_a_second_ctrl_c_during_the_rollback_lets_it_finish_and_reaches_the_prog
         interrupter.start()
         with pytest.raises(KeyboardInterrupt):
             modules.edit(m, textwrap.dedent(BASE).replace('return "old"', 'return "new"').replace("X = 1", "X = 2") +
-                         "import hotswap_test_gate2 as gate\ngate.entered.set()\ngate.release.wait(30)\n")
+                         "import hotswap_test_gate2 as gate\ngate.entered.set()\ngate.release.wait(5)\n")
         interrupter.join()
         for _ in range(1000):  # nothing is left pending: no second KeyboardInterrupt arrives later
             pass

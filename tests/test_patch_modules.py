@@ -13,6 +13,8 @@ import textwrap
 import uuid
 from pathlib import Path
 
+import pytest
+
 import hotswap
 from conftest import warm
 from hotswap import AutoReloader
@@ -252,3 +254,34 @@ def test_future_imports_that_are_always_on_leave_code_flags_as_an_import_does(mo
     expr = "[f.__code__.co_flags, f.__annotations__, f(8)]"
     assert eval(expr, vars(m)) == fresh(modules.root, m.__name__, expr)
     assert f(8) == 2.0
+
+
+@pytest.mark.parametrize("entry", ["symlink", "unnormalised"])
+def test_a_module_imported_through_a_symlink_or_an_unnormalised_path_is_patched_in_place(tmp_path, monkeypatch,
+                                                                                          entry):
+    """The module's code objects carry the file name its import used (a symlinked directory, `dir/./m.py`), which
+    is not the resolved path the reload reads: its functions are still recognised as its own and patched, so
+    references taken before the edit run the new code (not left behind by a new function)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    if entry == "symlink":
+        (tmp_path / "link").symlink_to(real)
+        sys_path_entry = str(tmp_path / "link")
+    else:
+        sys_path_entry = str(real) + "/."
+    name = f"mod_{uuid.uuid4().hex[:10]}"
+    source = 'def f(x, *, k=1):\n    return ("A", x + k)\n\nclass C:\n    def m(self):\n        return "A"\n'
+    (real / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(sys_path_entry)
+    try:
+        module = __import__(name)
+        f, method = module.f, module.C().m
+        assert module.f.__code__.co_filename != str((real / f"{name}.py").resolve())
+        (real / f"{name}.py").write_text(source.replace('"A", x + k', '"B", x + k').replace("k=1", "k=2")
+                                         .replace('return "A"', 'return "B"'))
+        report = hotswap.reload(module)
+        assert report.ok, report.error
+        assert report.executed == 0 and set(report.patched) >= {"f", "C.m"}, report
+        assert module.f is f and f(1) == ("B", 3) and method() == "B"
+    finally:
+        sys.modules.pop(name, None)

@@ -170,7 +170,10 @@ def install() -> None:
     global _installed
     if not _installed:
         _installed = True
-        sys.addaudithook(_audit)
+        # The hook is native: it runs no bytecode for the events this module ignores (the native apply step's
+        # writes raise one each), so no thread switch can fall between two writes of one function.
+        _native.set_audit_handler(_audit)
+        sys.addaudithook(_native.audit_gate)
 
 
 _installed = False

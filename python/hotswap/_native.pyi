@@ -2,7 +2,7 @@
 
 import os
 from types import CellType, CodeType, FunctionType
-from typing import ClassVar, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, ClassVar, Iterable, List, Optional, Sequence, Tuple, Union
 
 __version__: str
 LOG_ENV: str
@@ -403,3 +403,10 @@ class IsolatedCallError(HotswapError):
     the child's formatted traceback."""
 
     child_traceback: str
+
+def audit_gate(event: str, args: Tuple[Any, ...]) -> None:
+    """The process's audit hook: hands only the ``open`` and ``exec`` events to the handler (native: runs no
+    bytecode for any other event)."""
+
+def set_audit_handler(handler: Callable[[str, Tuple[Any, ...]], None]) -> None:
+    """Sets the handler ``audit_gate`` calls (once per process)."""

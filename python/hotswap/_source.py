@@ -63,6 +63,18 @@ def module_path(module: ModuleType) -> str:
     return os.path.realpath(origin)
 
 
+def code_filename(module: ModuleType, path: str) -> str:
+    """The file name the module's code objects carry (what its import compiled them with): its spec's origin as
+    the import system wrote it, which may differ from the resolved ``path`` (a symlinked directory, a relative or
+    unnormalised ``sys.path`` entry such as ``./`` on 3.9 and 3.10). Code a reload compiles takes the same name,
+    so the module's old and new functions are recognised as its own."""
+    spec = getattr(module, "__spec__", None)
+    origin = getattr(spec, "origin", None) or getattr(module, "__file__", None)
+    if isinstance(origin, str) and origin != path and os.path.realpath(origin) == path:
+        return origin
+    return path
+
+
 def read(path: str) -> bytes:
     with open(path, "rb") as file:
         return file.read()

@@ -422,12 +422,13 @@ def _reload(
         return failed(_engine._format_user_error(exc, path), exc)
     except MemoryError as exc:  # nothing was changed yet
         return failed(f"{path}: not enough memory to reload it, nothing was changed: MemoryError: {exc}", exc)
-    tx = _engine.Transaction(module, path, text, old_stmts, new_stmts, set(plan.rebound),
+    code_path = _source.code_filename(module, path)
+    tx = _engine.Transaction(module, code_path, text, old_stmts, new_stmts, set(plan.rebound),
                              {step.index: step.members for step in plan.steps if step.members is not None})
     global _active
     _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
     _state.depth = getattr(_state, "depth", 0) + 1
-    reads = _datafiles.start(module, path)  # files the statements that run read
+    reads = _datafiles.start(module, code_path)  # files the statements that run read
     try:
         for step in plan.steps:
             stmt = new_stmts[step.index]
