@@ -216,12 +216,15 @@ def test_non_utf8_source_with_a_coding_cookie_is_decoded(modules):
     assert m.f() == "caf\xe9"
 
 
-def test_real_ctrl_c_during_a_slow_statement_rolls_back_and_reaches_the_program(modules):
+def _ctrl_c_during_a_slow_statement(modules, gate_name: str):
+    """Loads BASE, then reloads an edit whose last statement blocks until a real SIGINT (sent by another thread
+    once the statement runs) interrupts it; checks that KeyboardInterrupt reached the caller and that the module
+    is all old. Returns the module and the references taken before the edit."""
     import os
     import signal
     import threading
 
-    gate = types.ModuleType("hotswap_test_gate")
+    gate = types.ModuleType(gate_name)
     gate.entered, gate.release = threading.Event(), threading.Event()
     sys.modules[gate.__name__] = gate
     try:
@@ -233,16 +236,23 @@ def test_real_ctrl_c_during_a_slow_statement_rolls_back_and_reaches_the_program(
         interrupter.start()
         with pytest.raises(KeyboardInterrupt):
             modules.edit(m, textwrap.dedent(BASE).replace('return "old"', 'return "new"').replace("X = 1", "X = 2") +
-                         "import hotswap_test_gate as gate\ngate.entered.set()\ngate.release.wait(30)\n")
+                         f"import {gate_name} as gate\ngate.entered.set()\ngate.release.wait(30)\n")
         interrupter.join()
+        for _ in range(1000):  # bytecode boundaries: a KeyboardInterrupt still pending would be raised here
+            pass
         assert _state(m) == before and hotswap.running_source(m) == running
         assert f() == "old" and c.m() == "old" and m.X == 1
-        report = modules.edit(m, BASE.replace('return "old"', 'return "new"'))
-        assert report.ok, report.error
-        assert f() == "new" and c.m() == "new"
+        return m, f, c
     finally:
         gate.release.set()
         del sys.modules[gate.__name__]
+
+
+def test_real_ctrl_c_during_a_slow_statement_rolls_back_and_reaches_the_program(modules):
+    m, f, c = _ctrl_c_during_a_slow_statement(modules, "hotswap_test_gate")
+    report = modules.edit(m, BASE.replace('return "old"', 'return "new"'))
+    assert report.ok, report.error
+    assert f() == "new" and c.m() == "new"
 
 
 def test_a_second_ctrl_c_during_the_rollback_lets_it_finish_and_reaches_the_program_once(modules, monkeypatch):
@@ -250,13 +260,9 @@ def test_a_second_ctrl_c_during_the_rollback_lets_it_finish_and_reaches_the_prog
     back is held until the rollback is done: everything is old, and one KeyboardInterrupt reaches the program."""
     import os
     import signal
-    import threading
 
     from hotswap import _engine, _native
 
-    gate = types.ModuleType("hotswap_test_gate2")
-    gate.entered, gate.release = threading.Event(), threading.Event()
-    sys.modules[gate.__name__] = gate
     rolling_back: list = []
     second: list = []
     rollback, apply = _engine.Transaction.rollback, _native.apply
@@ -278,25 +284,8 @@ def test_a_second_ctrl_c_during_the_rollback_lets_it_finish_and_reaches_the_prog
 
     monkeypatch.setattr(_engine.Transaction, "rollback", rollback_marked)
     monkeypatch.setattr(_native, "apply", apply_interrupted)
-    try:
-        m = modules.load(BASE)
-        f, c = m.f, m.C()
-        before = _state(m)
-        running = hotswap.running_source(m)
-        interrupter = threading.Thread(target=lambda: gate.entered.wait(30) and os.kill(os.getpid(), signal.SIGINT))
-        interrupter.start()
-        with pytest.raises(KeyboardInterrupt):
-            modules.edit(m, textwrap.dedent(BASE).replace('return "old"', 'return "new"').replace("X = 1", "X = 2") +
-                         "import hotswap_test_gate2 as gate\ngate.entered.set()\ngate.release.wait(5)\n")
-        interrupter.join()
-        for _ in range(1000):  # nothing is left pending: no second KeyboardInterrupt arrives later
-            pass
-        assert second, "the rollback made no write to interrupt"
-        assert _state(m) == before and hotswap.running_source(m) == running
-        assert f() == "old" and c.m() == "old" and m.X == 1
-    finally:
-        gate.release.set()
-        del sys.modules[gate.__name__]
+    _ctrl_c_during_a_slow_statement(modules, "hotswap_test_gate2")
+    assert second, "the rollback made no write to interrupt"
 
 
 @pytest.mark.parametrize("statement, nth", [(False, 1), (True, 1), (True, 2)],
