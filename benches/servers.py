@@ -181,6 +181,31 @@ def hmr_command() -> Tuple[Optional[str], str]:
 _RELOAD_LINE = re.compile(r"hotswap: .*: patched .*\(([0-9.]+) ms\)")
 
 
+def start_server(files: Dict[str, str], argv: List[str], stderr: int,
+                 env_extra: Optional[Dict[str, str]] = None) -> Tuple[Path, int, subprocess.Popen]:
+    """Writes the app's ``files`` into a fresh directory and starts ``argv`` there (PORT replaced by a free port),
+    in its own session: (the directory, the port, the process)."""
+    root = Path(tempfile.mkdtemp(prefix="hotswap-bench-"))
+    for name, text in files.items():
+        (root / name).write_text(textwrap.dedent(text))
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", **(env_extra or {})}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.Popen([a.replace("PORT", str(port)) for a in argv], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    return root, port, proc
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """Ctrl-C to the server's whole session, then SIGKILL if it has not ended within 10 s."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def measure(files: Dict[str, str], edited: str, argv: List[str], env_extra: Optional[Dict[str, str]] = None
             ) -> Dict[str, object]:
     """Save-to-response times in ms, whether the request count survived every save, hotswap's own reload times
@@ -190,15 +215,8 @@ def measure(files: Dict[str, str], edited: str, argv: List[str], env_extra: Opti
     if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
         result["note"] = f"{argv[0]} not installed"
         return result
-    root = Path(tempfile.mkdtemp(prefix="hotswap-bench-"))
-    for name, text in files.items():
-        (root / name).write_text(textwrap.dedent(text))
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", **(env_extra or {})}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
     # The server's stderr is read as it comes: each of hotswap's reload lines is timestamped on arrival.
-    proc = subprocess.Popen([a.replace("PORT", str(port)) for a in argv], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    root, port, proc = start_server(files, argv, subprocess.PIPE, env_extra)
     lines: List[Tuple[float, str]] = []
     reader = threading.Thread(target=lambda: lines.extend((time.perf_counter(), line.decode(errors="replace"))
                                                           for line in proc.stderr), daemon=True)
@@ -232,12 +250,7 @@ def measure(files: Dict[str, str], edited: str, argv: List[str], env_extra: Opti
             counts[-1] += 1  # the round trip above was one more request
             time.sleep(SETTLE_S)
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_server(proc)
         reader.join(10)
         proc.stderr.close()
         said = [(at, float(m.group(1))) for at, m in ((at, _RELOAD_LINE.search(line)) for at, line in lines) if m]
@@ -394,14 +407,7 @@ def kinds_table() -> List[str]:
     """Save to first answer showing the edit under ``hotswap run``, p50 over KIND_SAVES saves of each kind."""
     rows = ["| framework | edit | p50 | p95 | target < 30 ms |", "|---|---|---:|---:|---|"]
     for framework, (files, edited, argv, kinds) in KINDS.items():
-        root = Path(tempfile.mkdtemp(prefix="hotswap-bench-kinds-"))
-        for name, text in files.items():
-            (root / name).write_text(text)
-        port = free_port()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        proc = subprocess.Popen([a.replace("PORT", str(port)) for a in argv], cwd=root, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        root, port, proc = start_server(files, argv, subprocess.DEVNULL)
         try:
             deadline = time.perf_counter() + 60
             while request(port, "/") is None and request(port, "/p0") is None and request(port, "/r0") is None:
@@ -429,12 +435,7 @@ def kinds_table() -> List[str]:
                 rows.append(f"| {framework} | {kind} | {p50:.1f} ms | {p95:.1f} ms | "
                             f"{'met' if p50 < TARGET_MS else 'missed'} |")
         finally:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_server(proc)
             shutil.rmtree(root, ignore_errors=True)
     return rows
 
