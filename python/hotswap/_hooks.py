@@ -155,13 +155,18 @@ def run_before(change: ClassChange) -> None:
         callback(change)
 
 
-def run_commit(change: ModuleChange) -> List[_Undo]:
+def run_commit(change: Callable[[], ModuleChange]) -> List[_Undo]:
     """Runs the ``before_module_commit`` callbacks and returns their undo callables. If one raises, the undo
-    callables of those before it are called and the exception propagates (the engine fails the reload)."""
+    callables of those before it are called and the exception propagates (the engine fails the reload).
+    ``change`` makes the ``ModuleChange``, only when a callback is registered (every reload passes here)."""
     undos: List[_Undo] = []
-    for callback in _callbacks(_commit):
+    callbacks = _callbacks(_commit)
+    if not callbacks:
+        return undos
+    made = change()
+    for callback in callbacks:
         try:
-            undo = callback(change)
+            undo = callback(made)
         except BaseException:
             run_undo(undos)
             raise

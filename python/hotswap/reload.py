@@ -460,7 +460,7 @@ def _reload(
         # Every write is applied: integrations bring what they derived from the module up to date, in the
         # transaction (a hook that raises fails the reload), then the new source becomes the baseline.
         try:
-            undos.extend(_engine_hooks.run_commit(_module_change(module, tx)))
+            undos.extend(_engine_hooks.run_commit(lambda: _module_change(module, tx)))
         except Exception as exc:
             raise _engine.ReloadFailed(f"{path}: the reload was refused by a framework hook, nothing was changed: "
                                        f"{type(exc).__name__}: {exc}") from None
