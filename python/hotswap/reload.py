@@ -11,6 +11,7 @@ re-runs everything).
 
 from __future__ import annotations
 
+import _signal  # signal's functions without the enum conversions of signal.py (15 us of every main-thread reload)
 import dataclasses
 import logging
 import os
@@ -250,10 +251,13 @@ def data_files_read(module: Union[types.ModuleType, str, None] = None) -> Dict[s
 
 def _reload_and_report(
     module: Union[types.ModuleType, str], mode: str, source: Union[bytes, str, None], *, log_failure: bool,
-    data_files: Optional[Tuple[str, ...]] = None,
+    data_files: Optional[Tuple[str, ...]] = None, path: Optional[str] = None,
 ) -> ReloadReport:
     """``reload``; ``log_failure=False`` for a caller that reports failures itself (the watcher warns once);
-    ``data_files``: re-run the statements that read them instead (see ``reload``)."""
+    ``data_files``: re-run the statements that read them instead (see ``reload``); ``path``: the module's
+    resolved source path (``_source.module_path``) when the caller knows it (the watcher, which matched the saved
+    file to the module by it): resolving it again costs a system call per directory of the path, each of which
+    lets the program's threads take the interpreter from the reload."""
     if mode not in ("changed", "module"):
         raise ValueError(f"mode must be 'changed' or 'module', not {mode!r}")
     if isinstance(module, str):
@@ -261,7 +265,8 @@ def _reload_and_report(
         if found is None:
             raise ValueError(f"no module named {module!r} is imported")
         module = found
-    path = _source.module_path(module)
+    if path is None:
+        path = _source.module_path(module)
     start = time.perf_counter()
     global _active
     with _reload_lock, _InterruptWatch() as interrupts:
@@ -370,10 +375,10 @@ class _InterruptWatch:
 
     def __enter__(self) -> _InterruptWatch:
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
+            previous = _signal.getsignal(signal.SIGINT)
             if callable(previous):  # SIG_IGN or SIG_DFL: no KeyboardInterrupt can come from a signal
                 self._previous = previous
-                signal.signal(signal.SIGINT, self._handler)
+                _signal.signal(signal.SIGINT, self._handler)
         return self
 
     def _handler(self, signum: int, frame: Optional[types.FrameType]) -> None:
@@ -383,8 +388,8 @@ class _InterruptWatch:
 
     def __exit__(self, *exc_info: object) -> None:
         # Put the program's handler back, unless the reload installed one of its own (a top-level statement).
-        if self._previous is not None and signal.getsignal(signal.SIGINT) == self._handler:
-            signal.signal(signal.SIGINT, self._previous)
+        if self._previous is not None and _signal.getsignal(signal.SIGINT) == self._handler:
+            _signal.signal(signal.SIGINT, self._previous)
 
 
 def _reload(
@@ -464,7 +469,7 @@ def _reload(
         except Exception as exc:
             raise _engine.ReloadFailed(f"{path}: the reload was refused by a framework hook, nothing was changed: "
                                        f"{type(exc).__name__}: {exc}") from None
-        _source.set_baseline(module, text, recorded)
+        _source.set_baseline(module, text, recorded, path)
 
     try:
         tx.commit(record=record)
