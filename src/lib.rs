@@ -9,6 +9,8 @@ pub mod diff;
 pub mod errors;
 pub mod funcindex;
 pub mod imports;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub mod inotify;
 pub mod log;
 pub mod patch;
 pub mod stmts;
