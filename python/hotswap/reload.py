@@ -283,9 +283,11 @@ def _reload_and_report(
                     report = dataclasses.replace(report, rebound=tuple(rebound), dependents=tuple(dependents))
         finally:
             _active = outer
-    # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
+    # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface. The
+    # summary is formatted only when the line is logged.
+    log = logger.isEnabledFor(logging.INFO)
     for done in (*report.dependents, report):
-        if done.ok or log_failure or done is not report:
+        if log and (done.ok or log_failure or done is not report):
             logger.info("%s", done.summary())
         if done.ok:
             _engine_hooks.run_module(sys.modules.get(done.module, module), done)
