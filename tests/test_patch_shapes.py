@@ -779,3 +779,147 @@ def test_a_decorated_class_moved_out_of_a_block_is_not_registered_again(modules)
     report = modules.edit(m, new)
     assert report.ok, report.error
     assert m.Plugin is Plugin and Plugin().run() == 2 and m.REGISTRY == [Plugin]
+
+
+def test_a_class_defined_in_two_branches_of_a_block_is_patched_in_place(modules):
+    src = """
+        import sys
+
+        REGISTRY = []
+
+        class Meta(type):
+            def __init__(cls, *args):
+                REGISTRY.append(cls)
+
+        if sys.version_info >= (3,):
+            class A(metaclass=Meta):
+                count = 0
+                old = 1
+
+                def f(self):
+                    return 1
+        else:
+            class A(metaclass=Meta):
+                def f(self):
+                    return -1
+
+        try:
+            import no_such_module_here
+            class B:
+                def g(self):
+                    return "fast"
+        except ImportError:
+            class B:
+                state = []
+
+                def g(self):
+                    return "slow"
+    """
+    m = modules.load(src)
+    A, B = m.A, m.B
+    a, b = A(), B()
+    f, g = a.f, b.g
+    registry = list(m.REGISTRY)
+    A.count = 5  # class-level state of an unchanged member statement
+    state = B.state
+    warm(f)
+    new = (src.replace("return 1", "return 2").replace("                old = 1\n", "")
+           .replace('return "slow"', 'return "SLOW"').replace("return -1", "return -2"))
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.A is A and m.B is B and type(a) is A and type(b) is B
+    assert f() == 2 == fresh.A().f() and warm(f) == 2 and g() == "SLOW" == fresh.B().g()
+    assert A.count == 5 and not hasattr(A, "old") and not hasattr(fresh.A, "old")
+    assert B.state is state
+    # The metaclass made no second class: the registry holds the live class once.
+    assert m.REGISTRY == registry == [A]
+    assert {"A", "B"} <= set(report.patched)
+
+
+def test_a_class_defined_twice_in_a_row_in_a_block_runs_as_written(modules):
+    src = """
+        if True:
+            class A:
+                def f(self):
+                    return 1
+            class A(A):
+                def g(self):
+                    return 1
+    """
+    m = modules.load(src)
+    new = src.replace("return 1", "return 2")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.A().f() == 2 and m.A().g() == 2 and m.A.__bases__[0].__name__ == "A"
+
+
+def test_a_class_moved_out_of_a_block_loses_the_members_the_edit_removed(modules):
+    src = """
+        try:
+            class Plugin:
+                kept = []
+                gone = 1
+
+                def run(self):
+                    return 1
+
+                def stale(self):
+                    return 0
+        except ImportError:
+            Plugin = None
+    """
+    m = modules.load(src)
+    Plugin = m.Plugin
+    plugin = Plugin()
+    run, kept = plugin.run, Plugin.kept
+    new = """
+        class Plugin:
+            kept = []
+
+            def run(self):
+                return 2
+    """
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.Plugin is Plugin and type(plugin) is Plugin and run() == 2
+    assert not hasattr(Plugin, "gone") and not hasattr(Plugin, "stale")
+    assert not hasattr(fresh.Plugin, "gone") and not hasattr(fresh.Plugin, "stale")
+    assert Plugin.kept is kept  # an unchanged member statement keeps its state
+    assert {"Plugin.gone", "Plugin.stale"} <= set(report.removed)
+
+
+def test_a_class_moved_into_a_block_loses_the_members_the_edit_removed(modules):
+    src = """
+        class Plugin:
+            kept = []
+            gone = 1
+
+            def run(self):
+                return 1
+
+            def stale(self):
+                return 0
+    """
+    m = modules.load(src)
+    Plugin = m.Plugin
+    plugin = Plugin()
+    run, kept = plugin.run, Plugin.kept
+    new = """
+        try:
+            class Plugin:
+                kept = []
+
+                def run(self):
+                    return 2
+        except ImportError:
+            Plugin = None
+    """
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.Plugin is Plugin and type(plugin) is Plugin and run() == 2
+    assert not hasattr(Plugin, "gone") and not hasattr(Plugin, "stale")
+    assert not hasattr(fresh.Plugin, "gone") and not hasattr(fresh.Plugin, "stale")
+    assert Plugin.kept is kept

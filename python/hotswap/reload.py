@@ -430,7 +430,7 @@ def _reload(
     _state.depth = getattr(_state, "depth", 0) + 1
     reads = _datafiles.start(module, code_path)  # files the statements that run read
     try:
-        for step in plan.steps:
+        for step in tx.steps(plan.steps):
             stmt = new_stmts[step.index]
             old_stmt = old_stmts[step.old_index] if step.old_index is not None else None
             if step.action == "run":
