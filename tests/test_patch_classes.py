@@ -395,3 +395,53 @@ def test_an_unchanged_statement_that_post_processes_a_class_runs_again_when_its_
     assert Record.version == 2 == fresh.Record.version
     assert Record.fields == ("b", "a") == fresh.Record.fields
     assert any("ran again: it post-processes Record" in note for note in report.notes), report.notes
+
+
+def test_a_class_decorated_from_another_module_follows_its_code_when_its_own_module_is_reloaded(modules):
+    deco_src = """
+        SEEN = {}
+
+        def _label(cls):
+            return "v1:" + cls.__name__
+
+        def tag(cls):
+            SEEN[cls.__name__] = cls
+            cls.label = _label(cls)
+            return cls
+    """
+    user_src = """
+        from {deco} import tag
+
+        @tag
+        class Item:
+            def f(self):
+                return 1
+
+        @tag
+        class Other:
+            pass
+
+        def helper():
+            return 1
+    """
+    deco = modules.load(deco_src)
+    m = modules.load(user_src.format(deco=deco.__name__))
+    Item, item = m.Item, m.Item()
+    f = item.f
+    report = modules.edit(deco, deco_src.replace('"v1:"', '"v2:"'))
+    assert report.ok, report.error
+    assert Item.label == "v1:Item", "the user's module is not reloaded: its class keeps what the decorator made"
+    new_user = user_src.format(deco=deco.__name__).replace("return 1", "return 2")
+    report = modules.edit(m, new_user)
+    assert report.ok, report.error
+    assert m.Item is Item and type(item) is Item and f() == 2
+    assert deco.SEEN["Item"] is Item  # decorated again on the live class, which the registry holds
+    assert Item.label == "v2:Item" and m.Other.label == "v2:Other" == modules.load(new_user).Other.label
+    assert any(note.startswith("Item: its class decorators ran again") and f"{deco.__name__}._label" in note
+               for note in report.notes), report.notes
+    assert any(note.startswith("Other: unchanged, its class decorators ran again") for note in report.notes)
+    # Decorated again with the current code: a later reload does not decorate it again.
+    Item.label = "kept"
+    report = modules.edit(m, new_user.replace("return 2", "return 3"))
+    assert report.ok, report.error
+    assert f() == 3 and Item.label == "kept"

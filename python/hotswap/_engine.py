@@ -64,6 +64,15 @@ _FAMILIES: "weakref.WeakKeyDictionary[types.FunctionType, weakref.WeakSet]" = we
 _LEFT_BEHIND: "weakref.WeakKeyDictionary[types.CodeType, weakref.WeakSet]" = weakref.WeakKeyDictionary()
 
 
+# Which functions and classes each module's reloads changed the code of, by top-level name, with the number of
+# the reload (counted over the process) that last did; and, for classes whose decorators a reload applied, the
+# number of that reload. A class decorated before a later change of the code its decorator runs (in another
+# module) is decorated again when its own module is reloaded (`Transaction.steps`).
+_CODE_CHANGES: Dict[str, Dict[str, int]] = {}
+_DECORATED: "weakref.WeakKeyDictionary[type, int]" = weakref.WeakKeyDictionary()
+_reloads_done = 0
+
+
 class ReloadFailed(Exception):
     """The user's code raised while the reload ran it; carries the formatted reason."""
 
@@ -105,6 +114,8 @@ class Transaction:
         # Top-level classes whose unchanged class decorators are applied again (the code they run changed), with
         # the texts of those decorators (see `redecorations`).
         self._redecorate: Dict[str, Set[str]] = {}
+        self._code_changed: Set[str] = set()  # functions and classes whose code this reload changes
+        self._decorated: List[type] = []  # classes whose decorators this reload applied
         # What undoes the work done so far, oldest first: ("ops", inverse ops of an applied batch) or
         # ("class", cls, its members before this reload touched it).
         self._undo: List[tuple] = []
@@ -147,6 +158,8 @@ class Transaction:
         for name in stmt.binds:
             if name not in before and name in self.namespace:
                 self.added.append(name)
+            if isinstance(self.namespace.get(name), type):
+                self._decorated.append(self.namespace[name])  # made (or finished) now, by the current code
 
     def build(self, source: str, lineno: int, name: str) -> Any:
         """Runs a definition with the module's namespace as globals and a throwaway local namespace, and returns
@@ -336,37 +349,48 @@ class Transaction:
 
     def steps(self, planned: Sequence[Any]) -> List[Any]:
         """The planner's steps, plus the unchanged statements that make or finish a class of this module with code
-        this reload changes, which run again as a fresh import would run them (the class itself is kept):
+        that changed, which run again as a fresh import would run them (the class itself is kept):
 
-        - a class statement whose class decorator is a function of this module that runs changed code (its own,
-          or that of a function or class of this module it uses, at any depth): that decorator is applied again
-          to the live class, as if its text had changed;
-        - a statement that post-processes such a class by calling such a function (``C = _add_eq(C)``: it binds
-          only names that hold classes of this module, each of which it also reads).
+        - a class statement whose class decorator runs code this reload changes (the decorator is a function of
+          this module, or uses one, or a class of it, at any depth), or code an earlier reload of the module
+          defining the decorator changed after the class was decorated: that decorator is applied again to the
+          live class, as if its text had changed;
+        - a statement that post-processes a class of this module by calling a function of this module that runs
+          code this reload changes (``C = _add_eq(C)``: it binds only names that hold classes of this module,
+          each of which it also reads).
 
         Any other unchanged statement stays as it is: ``app = make_app()`` does not run again because
         ``make_app`` changed."""
         changed = {self.new_stmts[step.index].name for step in planned
                    if self.new_stmts[step.index].kind != "other"
                    and (step.action, step.reason) in (("patch", "changed"), ("run", "decorators"))}
-        if not changed:
+        self._code_changed = changed
+        if not changed and not _CODE_CHANGES:
             return list(planned)
         by_index = {step.index: step for step in planned}
         old_by_text: Dict[str, int] = {}
         for j, old in enumerate(self.old_stmts):
             old_by_text.setdefault(old.text, j)
-        memo: Dict[str, Set[str]] = {}
+        memo: Dict[Tuple[str, str], Set[str]] = {}
         for i, stmt in enumerate(self.new_stmts):
             step = by_index.get(i)
+            live = self.live(stmt.name) if stmt.kind == "class" else None
+            if step is not None and step.action == "patch" and stmt.kind == "class" and stmt.decorators and \
+                    step.old_index is not None and self._is_own_class(live, stmt.name):
+                # A changed class body: its deriving decorators run again anyway, the others if their code changed.
+                why = self._redecorations(stmt, live, changed, memo)
+                if why:
+                    self._redecorate[stmt.name] = set(why)
+                    self.notes.append(f"{stmt.name}: its class decorators ran again on the live class: the code "
+                                      f"they run changed ({', '.join(sorted(set().union(*why.values())))})")
+                continue
             if step is not None and step.action != "move":
                 continue
             old_index = step.old_index if step is not None else old_by_text.get(stmt.text)
             if old_index is None:
                 continue
-            if stmt.kind == "class" and stmt.decorators and self._is_own_class(self.live(stmt.name), stmt.name):
-                why = {text: self._changed_code(text.split("(", 1)[0].strip(), changed, memo)
-                       for text in stmt.decorators}
-                why = {text: names for text, names in why.items() if names}
+            if stmt.kind == "class" and stmt.decorators and self._is_own_class(live, stmt.name):
+                why = self._redecorations(stmt, live, changed, memo)
                 if why:
                     self._redecorate[stmt.name] = set(why)
                     self.member_plans[i] = _UnchangedMemberPlan(stmt.members)
@@ -374,46 +398,85 @@ class Transaction:
                     self.notes.append(
                         f"{stmt.name}: unchanged, its class decorators ran again on the live class: the code they "
                         f"run changed ({', '.join(sorted(set().union(*why.values())))})")
-            elif stmt.kind == "other" and stmt.binds and all(
+            elif changed and stmt.kind == "other" and stmt.binds and all(
                     name in stmt.reads and isinstance(self.live(name), type)
                     and self.live(name).__module__ == self.module.__name__ for name in stmt.binds):
                 users = [name for name in stmt.reads if name not in stmt.binds
+                         and self._own_codes(self.live(name), self.module.__name__, self.path)
                          and isinstance(self.live(name), types.FunctionType)
-                         and self._changed_code(name, changed, memo)]
+                         and self._uses(self.live(name), memo) & changed]
                 if users:
                     by_index[i] = _Step(i, old_index, "run", "post_processes", None)
         return [by_index[i] for i in sorted(by_index)]
 
-    def _changed_code(self, name: str, changed: Set[str], memo: Dict[str, Set[str]]) -> Set[str]:
-        """Which of ``changed`` the function or class of this module bound to ``name`` runs: itself, or a
-        function or class of this module its code names, at any depth (names its code reads, an over-estimate
-        that counts attribute names too)."""
-        if not name.isidentifier():
+    def _redecorations(self, stmt, cls: type, changed: Set[str],
+                       memo: Dict[Tuple[str, str], Set[str]]) -> Dict[str, Set[str]]:
+        """The class decorators of ``stmt`` that run changed code, with the names of that code."""
+        why = {text: self._decorator_changes(text, cls, changed, memo) for text in stmt.decorators}
+        return {text: names for text, names in why.items() if names}
+
+    def _decorator_changes(self, text: str, cls: type, changed: Set[str],
+                           memo: Dict[Tuple[str, str], Set[str]]) -> Set[str]:
+        """The names of changed code the class decorator ``text`` runs (see ``steps``): of this module, by this
+        reload; of the module defining it, by a reload after ``cls`` was decorated (qualified by that module)."""
+        head = text.split("(", 1)[0].strip()
+        if not all(part.isidentifier() for part in head.split(".")):
             return set()
-        if name not in memo:
+        first, *rest = head.split(".")
+        decorator = self.live(first)
+        for part in rest:
+            decorator = getattr(decorator, part, _MISSING)
+        if self._own_codes(decorator, self.module.__name__, self.path):
+            return self._uses(decorator, memo) & changed
+        func = getattr(decorator, "__func__", decorator)
+        if not isinstance(func, types.FunctionType):
+            return set()
+        try:
+            since = _DECORATED.get(cls, 0)
+        except TypeError:  # a metaclass that makes its classes unhashable
+            since = 0
+        later = {name for name, generation in _CODE_CHANGES.get(func.__module__, {}).items() if generation > since}
+        if not later:
+            return set()
+        return {f"{func.__module__}.{name}" for name in self._uses(func, memo) & later}
+
+    def _uses(self, start: Any, memo: Dict[Tuple[str, str], Set[str]]) -> Set[str]:
+        """The functions and classes, by top-level name, of the module defining the function or class ``start``
+        that ``start`` uses: itself, and those its code names, at any depth (names its code reads, an
+        over-estimate that counts attribute names too)."""
+        module = sys.modules.get(getattr(start, "__module__", None) or "")
+        func = getattr(start, "__func__", start)
+        path = func.__code__.co_filename if isinstance(func, types.FunctionType) else getattr(module, "__file__", "")
+        if module is None or not path:
+            return set()
+        namespace = self.namespace if module is self.module else module.__dict__
+        key = (module.__name__, getattr(start, "__qualname__", ""))
+        if key not in memo:
             seen: Set[str] = set()
-            queue = [name]
+            name = getattr(start, "__name__", None)
+            if name is not None and namespace.get(name) is start:
+                seen.add(name)
+            queue = [found for code in self._own_codes(start, module.__name__, path) for found in _code_names(code)]
             while queue:
                 current = queue.pop()
                 if current in seen:
                     continue
-                codes = self._own_codes(self.live(current))
-                if not codes:
-                    continue
-                seen.add(current)
-                queue.extend(found for code in codes for found in _code_names(code) if found not in seen)
-            memo[name] = seen
-        return memo[name] & changed
+                codes = self._own_codes(self.live(current) if module is self.module else namespace.get(current),
+                                        module.__name__, path)
+                if codes:
+                    seen.add(current)
+                    queue.extend(found for code in codes for found in _code_names(code) if found not in seen)
+            memo[key] = seen
+        return memo[key]
 
-    def _own_codes(self, obj: Any) -> List[types.CodeType]:
-        """The code of a function of this file (under its wrappers), or of the functions of a class of this
-        module."""
+    @staticmethod
+    def _own_codes(obj: Any, module: str, path: str) -> List[types.CodeType]:
+        """The code of a function of the file ``path`` (under its wrappers), or of the functions of a class of
+        ``module`` defined there."""
         if isinstance(obj, type):
-            if obj.__module__ != self.module.__name__:
-                return []
-            return [func.__code__ for func in _class_functions(obj, self.path)]
+            return [func.__code__ for func in _class_functions(obj, path)] if obj.__module__ == module else []
         return [item.__code__ for item in _unwrap_candidates(obj)
-                if isinstance(item, types.FunctionType) and item.__code__.co_filename == self.path]
+                if isinstance(item, types.FunctionType) and item.__code__.co_filename == path]
 
     def rebind(self, name: str, live: Any) -> None:
         """A definition binds its name last in source order: if a statement this reload ran bound the name to
@@ -855,6 +918,7 @@ class Transaction:
             else:
                 continue  # an unchanged decorator is not called again (a nested class's ran with its body)
             result = decorator(result)
+            self._decorated.append(live)
         if top and result is not live:
             # As a fresh import would, the name holds what the decorators returned (a new class).
             self.ops.append(_native.SetItem(self.namespace, new_stmt.name, result))
@@ -927,6 +991,16 @@ class Transaction:
 
     def finish(self) -> None:
         """What runs once the reload can no longer be undone: post-reload steps, hooks, the line cache."""
+        global _reloads_done
+        _reloads_done += 1
+        if self._code_changed:
+            changes = _CODE_CHANGES.setdefault(self.module.__name__, {})
+            changes.update(dict.fromkeys(self._code_changed, _reloads_done))
+        for cls in self._decorated:
+            try:
+                _DECORATED[cls] = _reloads_done
+            except TypeError:
+                pass
         for callback in self.after:
             try:
                 callback()
