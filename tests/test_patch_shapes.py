@@ -9,6 +9,8 @@ import inspect
 import textwrap
 import traceback
 
+import pytest
+
 from conftest import warm
 from hotswap._engine import forwards_to
 
@@ -854,32 +856,39 @@ def test_a_class_defined_twice_in_a_row_in_a_block_runs_as_written(modules):
     assert m.A().f() == 2 and m.A().g() == 2 and m.A.__bases__[0].__name__ == "A"
 
 
-def test_a_class_moved_out_of_a_block_loses_the_members_the_edit_removed(modules):
-    src = """
-        try:
-            class Plugin:
-                kept = []
-                gone = 1
+IN_A_BLOCK = """
+    try:
+        class Plugin:
+            kept = []
+            {extra}
+            def run(self):
+                return {n}
+    except ImportError:
+        Plugin = None
+"""
+AT_TOP = """
+    class Plugin:
+        kept = []
+        {extra}
+        def run(self):
+            return {n}
+"""
 
-                def run(self):
-                    return 1
 
-                def stale(self):
-                    return 0
-        except ImportError:
-            Plugin = None
-    """
-    m = modules.load(src)
+def removed_members(indent: str) -> str:
+    """Members the edit removes, for a class body whose statements stand at ``indent``."""
+    return f"gone = 1\n\n{indent}def stale(self):\n{indent}    return 0\n"
+
+
+@pytest.mark.parametrize("before, after", [(IN_A_BLOCK, AT_TOP), (AT_TOP, IN_A_BLOCK)], ids=["out of", "into"])
+def test_a_class_moved_out_of_or_into_a_block_loses_the_members_the_edit_removed(modules, before, after):
+    extra = removed_members(" " * 12 if before is IN_A_BLOCK else " " * 8)
+    m = modules.load(before.format(extra=extra, n=1))
     Plugin = m.Plugin
     plugin = Plugin()
     run, kept = plugin.run, Plugin.kept
-    new = """
-        class Plugin:
-            kept = []
-
-            def run(self):
-                return 2
-    """
+    assert Plugin.gone == 1 and plugin.stale() == 0
+    new = after.format(extra="", n=2)
     report = modules.edit(m, new)
     assert report.ok, report.error
     fresh = modules.load(new)
@@ -888,38 +897,3 @@ def test_a_class_moved_out_of_a_block_loses_the_members_the_edit_removed(modules
     assert not hasattr(fresh.Plugin, "gone") and not hasattr(fresh.Plugin, "stale")
     assert Plugin.kept is kept  # an unchanged member statement keeps its state
     assert {"Plugin.gone", "Plugin.stale"} <= set(report.removed)
-
-
-def test_a_class_moved_into_a_block_loses_the_members_the_edit_removed(modules):
-    src = """
-        class Plugin:
-            kept = []
-            gone = 1
-
-            def run(self):
-                return 1
-
-            def stale(self):
-                return 0
-    """
-    m = modules.load(src)
-    Plugin = m.Plugin
-    plugin = Plugin()
-    run, kept = plugin.run, Plugin.kept
-    new = """
-        try:
-            class Plugin:
-                kept = []
-
-                def run(self):
-                    return 2
-        except ImportError:
-            Plugin = None
-    """
-    report = modules.edit(m, new)
-    assert report.ok, report.error
-    fresh = modules.load(new)
-    assert m.Plugin is Plugin and type(plugin) is Plugin and run() == 2
-    assert not hasattr(Plugin, "gone") and not hasattr(Plugin, "stale")
-    assert not hasattr(fresh.Plugin, "gone") and not hasattr(fresh.Plugin, "stale")
-    assert Plugin.kept is kept
