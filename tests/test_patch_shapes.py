@@ -897,3 +897,27 @@ def test_a_class_moved_out_of_or_into_a_block_loses_the_members_the_edit_removed
     assert not hasattr(fresh.Plugin, "gone") and not hasattr(fresh.Plugin, "stale")
     assert Plugin.kept is kept  # an unchanged member statement keeps its state
     assert {"Plugin.gone", "Plugin.stale"} <= set(report.removed)
+
+
+def test_a_class_whose_block_now_runs_its_other_branch_is_patched_from_that_branch(modules):
+    src = """
+        FAST = True
+
+        if FAST:
+            class A:
+                def fast(self):
+                    return "fast"
+        else:
+            class A:
+                def slow(self):
+                    return "slow"
+    """
+    m = modules.load(src)
+    A = m.A
+    a = A()
+    new = src.replace("FAST = True", "FAST = False")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.A is A and type(a) is A and a.slow() == "slow" == fresh.A().slow()
+    assert not hasattr(A, "fast") and not hasattr(fresh.A, "fast")

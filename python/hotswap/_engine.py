@@ -825,13 +825,16 @@ class Transaction:
             if self.namespace.get(name) is not live:
                 continue  # made anew (a layout change), or bound again later in the block
             # The branch that ran defines the class (`if X: class A ... else: class A ...`); the old definition
-            # is the one at the same place among the old block's definitions of the name.
+            # is the one the live class was made from: the one whose members it has (the same place among the
+            # old block's definitions of the name when several fit).
             choices = new_defs.get(name, [])
             new_def = _ran(choices, builder.lines.get(name))
             if new_def is None:
                 continue
             olds = old_defs.get(name) or [None]
-            old_def = olds[min(choices.index(new_def), len(olds) - 1)]
+            place = olds[min(choices.index(new_def), len(olds) - 1)]
+            fitting = [old for old in olds if old is not None and all(key in live.__dict__ for key in old.member_texts)]
+            old_def = place if place in fitting or not fitting else max(fitting, key=lambda old: len(old.member_texts))
             if self.patch_class(live, body, old_def, new_def, name, _BlockMemberPlan(old_def, new_def)):
                 self.patched.append(name)
         self.finish_classes()
