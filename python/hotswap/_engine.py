@@ -112,7 +112,7 @@ class Transaction:
         self._changes: List[_hooks.ClassChange] = []
         self._touched: Set[int] = set()
         # Top-level classes whose unchanged class decorators are applied again (the code they run changed), with
-        # the texts of those decorators (see `redecorations`).
+        # the texts of those decorators (see `steps`).
         self._redecorate: Dict[str, Set[str]] = {}
         self._code_changed: Set[str] = set()  # functions and classes whose code this reload changes
         self._decorated: List[type] = []  # classes whose decorators this reload applied
@@ -427,7 +427,7 @@ class Transaction:
         for part in rest:
             decorator = getattr(decorator, part, _MISSING)
         if self._own_codes(decorator, self.module.__name__, self.path):
-            return self._uses(decorator, memo) & changed
+            return self._uses(decorator, memo) & changed if changed else set()
         func = getattr(decorator, "__func__", decorator)
         if not isinstance(func, types.FunctionType):
             return set()
