@@ -921,3 +921,31 @@ def test_a_class_whose_block_now_runs_its_other_branch_is_patched_from_that_bran
     fresh = modules.load(new)
     assert m.A is A and type(a) is A and a.slow() == "slow" == fresh.A().slow()
     assert not hasattr(A, "fast") and not hasattr(fresh.A, "fast")
+
+
+def test_a_moved_class_holding_a_function_made_elsewhere_in_the_module_moves_it_once(modules):
+    src = """
+        def _make_ne():
+            def __ne__(self, other):
+                return not self == other
+            return __ne__
+
+        class A:
+            def f(self):
+                return 1
+
+        A.__ne__ = _make_ne()
+    """
+    m = modules.load(src)
+    A = m.A
+    ne, f = A.__ne__, A.f
+    # Lines added above both, and more between them: each moves by its own amount.
+    new = src.replace("def _make_ne():", "LIMIT = 1\n\n\n        def _make_ne():").replace(
+        "class A:", "WIDTH = 2\n\n\n\n        class A:")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert A.__ne__ is ne and A.f is f
+    # The function made by `_make_ne` moves with `_make_ne`, not also with the class holding it.
+    assert ne.__code__.co_firstlineno == fresh.A.__ne__.__code__.co_firstlineno
+    assert f.__code__.co_firstlineno == fresh.A.f.__code__.co_firstlineno

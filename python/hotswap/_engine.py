@@ -495,7 +495,10 @@ class Transaction:
             target = find_function(live, stmt.name, self.path, old_stmt, self.namespace)
             functions = [target] if target is not None else []
         elif isinstance(live, type) and live.__module__ == self.module.__name__:
-            functions = list(_class_functions(live, self.path))
+            # Only the functions its statement defined: one made elsewhere in the module and set on the class
+            # (`A.__ne__ = _make_ne()`) moves with the code that made it.
+            functions = [func for func in _class_functions(live, self.path)
+                         if old_stmt.lineno <= func.__code__.co_firstlineno <= old_stmt.end_lineno]
             if hasattr(live, "__firstlineno__"):
                 self.ops.append(_native.SetAttr(live, "__firstlineno__", live.__firstlineno__ + delta))
         elif stmt.kind == "other":
