@@ -158,8 +158,9 @@ class Transaction:
         for name in stmt.binds:
             if name not in before and name in self.namespace:
                 self.added.append(name)
-            if isinstance(self.namespace.get(name), type):
-                self._decorated.append(self.namespace[name])  # made (or finished) now, by the current code
+            made = self.namespace.get(name)
+            if isinstance(made, type) and made.__module__ == self.module.__name__:
+                self._decorated.append(made)  # made (or finished) now, by the current code
 
     def build(self, source: str, lineno: int, name: str) -> Any:
         """Runs a definition with the module's namespace as globals and a throwaway local namespace, and returns
