@@ -6,6 +6,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import inspect
+import sys
 import textwrap
 import traceback
 
@@ -949,3 +950,33 @@ def test_a_moved_class_holding_a_function_made_elsewhere_in_the_module_moves_it_
     # The function made by `_make_ne` moves with `_make_ne`, not also with the class holding it.
     assert ne.__code__.co_firstlineno == fresh.A.__ne__.__code__.co_firstlineno
     assert f.__code__.co_firstlineno == fresh.A.f.__code__.co_firstlineno
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="match is 3.10+ syntax")
+def test_a_class_defined_in_the_cases_of_a_match_is_patched_in_place(modules):
+    src = """
+        MODE = "b"
+
+        match MODE:
+            case "a":
+                class Handler:
+                    def handle(self):
+                        return "a"
+            case _:
+                class Handler:
+                    def handle(self):
+                        return "b1"
+
+                    def extra(self):
+                        return 0
+    """
+    m = modules.load(src)
+    Handler = m.Handler
+    handle = Handler().handle
+    extra = "\n                    def extra(self):\n                        return 0\n"
+    new = src.replace('"b1"', '"b2"').replace(extra, "\n")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.Handler is Handler and handle() == "b2" == fresh.Handler().handle()
+    assert not hasattr(Handler, "extra") and not hasattr(fresh.Handler, "extra")
