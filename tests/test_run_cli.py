@@ -208,3 +208,49 @@ def test_a_changed_main_loop_restarts_the_program_and_a_changed_function_does_no
     edit(root / "loop.py", textwrap.dedent(loop).replace('return "a"', 'return "b"').replace("0.02", "0.03"))
     run.wait_err("of __main__ changed")
     run.wait_out(lambda s: s.startswith("run ") and s != first, what="the restarted program")
+
+
+SETTINGS = """\
+    import json
+    with open("config.json") as f:
+        CONFIG = json.load(f)
+"""
+
+
+def test_a_program_that_crashed_on_its_config_restarts_when_the_config_is_saved(app):
+    """A broken config.json read at import crashes the program; saving it fixed (a data file, neither a .py file
+    nor an --include pattern) restarts the program."""
+    root, start = app
+    write(root / "settings.py", SETTINGS)
+    write(root / "serve.py", """\
+        import time
+        import settings
+        print("port", settings.CONFIG["port"], flush=True)
+        while True:
+            time.sleep(0.05)
+    """)
+    (root / "config.json").write_text('{"port": ')
+    run = start("serve.py")
+    run.wait_err("JSONDecodeError")
+    run.wait_err("program exited with status 1")
+    (root / "config.json").write_text('{"port": 8001}')
+    run.wait_err("restarting: config.json changed")
+    run.wait_out(lambda s: s == "port 8001", what="the program restarted with the fixed config")
+
+
+def test_a_program_that_exited_restarts_when_a_file_its_modules_read_is_saved(app, tmp_path):
+    """The program read its config at import without error and crashed later on a missing key; the config lives
+    outside the watched directory."""
+    root, start = app
+    config = tmp_path / "etc" / "config.json"
+    config.parent.mkdir()
+    config.write_text("{}")
+    write(root / "settings.py", SETTINGS.replace('"config.json"', repr(str(config))))
+    write(root / "serve.py", "import settings\nprint('port', settings.CONFIG['port'], flush=True)\n")
+    run = start("serve.py")
+    run.wait_err("KeyError: 'port'")
+    run.wait_err("program exited with status 1")
+    config.write_text('{"port": 8002}')
+    run.wait_out(lambda s: s == "port 8002", what="the program restarted with the saved config")
+    run.wait_err("program exited with status 0")
+    assert sum(line.startswith("port") for line in run.out) == 1
