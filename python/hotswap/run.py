@@ -47,7 +47,10 @@ TEMPLATE_PATTERNS = ("*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2", "*.txt", 
 
 
 def _say(message: str) -> None:
-    print(f"hotswap: {message}", file=sys.stderr, flush=True)
+    # One write per line: the program's spawned children say theirs on the same stderr at the same moments, and
+    # print() writes the text and its newline separately.
+    sys.stderr.write(f"hotswap: {message}\n")
+    sys.stderr.flush()
 
 
 # ----------------------------------------------------------------------------------------------------- the child
