@@ -6,9 +6,10 @@ call (``run_program``) in a forked child. Inside the child an ``AutoReloader`` p
 program and reports every reload to the supervisor as an event on the call's channel. The supervisor restarts the
 child (stop, then fork a fresh one) when a report says ``needs_restart``, or when a rescan after a reload shows a
 changed third-party import set (the template is rebuilt first). While no program runs (it ended, crashed, or the
-reloader is unavailable) the supervisor polls the project's files itself (size and mtime, every 200 ms) and
-restarts on the next save. Trade-off: the supervisor stays small and import-free, at the price of a polling loop
-while the program is down.
+reloader is unavailable) the supervisor polls the project's files itself (size and mtime, every 200 ms), and the
+files the program's modules read at import (which the program reports as it ends), and restarts on the next
+save. Trade-off: the supervisor stays small and import-free, at the price of a polling loop while the program is
+down.
 
 The program keeps the terminal: it inherits the supervisor's stdin, stdout and stderr and stays in its process
 group. Ctrl-C reaches the program (from the terminal) or is forwarded to it (``kill -INT`` of the supervisor); the
