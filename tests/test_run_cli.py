@@ -300,3 +300,23 @@ def test_pool_workers_patch_the_edit_and_leave_a_restart_to_the_program(app):
     assert not any("ending this child" in line or "Traceback" in line or "BrokenProcessPool" in line
                    for line in err), err
     assert run.runs() == [first, second]
+
+
+def test_a_spawned_child_is_told_which_modules_under_the_paths_its_parent_runs(tmp_path, monkeypatch):
+    import types
+
+    from hotswap import run as hotswap_run
+
+    def module(name: str, file: str) -> None:
+        mod = types.ModuleType(name)
+        mod.__file__ = file
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    module("__main__", str(tmp_path / "app" / "main.py"))
+    module("app_models", str(tmp_path / "app" / "models.py"))
+    module("elsewhere", str(tmp_path / "other" / "elsewhere.py"))
+    names = hotswap_run._modules_under([str(tmp_path / "app")])
+    assert names is not None and {"__mp_main__", "app_models"} <= set(names)
+    assert "__main__" not in names and "elsewhere" not in names
+    monkeypatch.setattr(hotswap_run, "_MAX_PARENT_MODULES_CHARS", 10)
+    assert hotswap_run._modules_under([str(tmp_path / "app")]) is None  # too long for a command line: not passed

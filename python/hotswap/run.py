@@ -166,9 +166,10 @@ def _wrap_spawn_command(spawn: types.ModuleType, child: dict[str, Any]) -> None:
     spawn.get_command_line = command_line
 
 
-#: Above this many names, a spawned child is not told which modules its parent runs (the list goes on its command
-#: line, where one argument may hold 128 KiB on Linux); it then ends itself for every restart, as a server worker.
-_MAX_PARENT_MODULES = 2000
+#: Above this many characters of names, a spawned child is not told which modules its parent runs (the list goes on
+#: its command line, where one argument may hold 128 KiB on Linux); it then ends itself for every restart, as a
+#: server worker does.
+_MAX_PARENT_MODULES_CHARS = 32 * 1024
 
 
 def _modules_under(paths: Sequence[str]) -> list[str] | None:
@@ -181,7 +182,7 @@ def _modules_under(paths: Sequence[str]) -> list[str] | None:
         file = getattr(module, "__file__", None)
         if isinstance(file, str) and os.path.abspath(file).startswith(roots):
             names.append("__mp_main__" if name == "__main__" else name)
-    return sorted(names) if len(names) <= _MAX_PARENT_MODULES else None
+    return sorted(names) if sum(len(name) + 4 for name in names) <= _MAX_PARENT_MODULES_CHARS else None
 
 
 def spawned_child(child: dict[str, Any]) -> None:
