@@ -262,10 +262,12 @@ POOLS = """\
     if __name__ == "__main__":
         spawn_pool = multiprocessing.get_context("spawn").Pool(2)
         fork_executor = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+        forkserver_pool = multiprocessing.get_context("forkserver").Pool(1)
         print("run", os.getpid(), flush=True)
         last = None
         while True:
-            results = (spawn_pool.map(work.f, [1, 2]), list(fork_executor.map(work.f, [1, 2])))
+            results = (spawn_pool.map(work.f, [1, 2]), list(fork_executor.map(work.f, [1, 2])),
+                       forkserver_pool.map(work.f, [1, 2]))
             if results != last:
                 print("results", *results, flush=True)
                 last = results
@@ -274,27 +276,32 @@ POOLS = """\
 
 
 def test_pool_workers_patch_the_edit_and_leave_a_restart_to_the_program(app):
-    """A spawn multiprocessing.Pool and a fork ProcessPoolExecutor: every worker patches its copy and says so with
-    its pid; an edit that needs a restart restarts the program once, and no worker ends itself before that (a
-    lost task, a broken pool)."""
+    """A spawn multiprocessing.Pool, a fork ProcessPoolExecutor and a forkserver Pool: every worker patches its copy
+    and says so with its pid; an edit that needs a restart restarts the program once, and no worker ends itself
+    before that (a lost task, a broken pool)."""
     root, start = app
     write(root / "work.py", "class C:\n    __slots__ = ('a',)\n\n\ndef f(x):\n    return x * 1\n")
     write(root / "pools.py", POOLS)
     run = start("pools.py")
     first = run.wait_out(lambda s: s.startswith("run "), what="first run")
-    run.wait_out(lambda s: s == "results [1, 2] [1, 2]", what="first results")
+    run.wait_out(lambda s: s == "results [1, 2] [1, 2] [1, 2]", what="first results")
     edit(root / "work.py", "class C:\n    __slots__ = ('a',)\n\n\ndef f(x):\n    return x * 10\n")
-    run.wait_out(lambda s: s == "results [10, 20] [10, 20]", what="every worker patched")
+    run.wait_out(lambda s: s == "results [10, 20] [10, 20] [10, 20]", what="every worker patched")
     wait_until(lambda: any(line == "hotswap: work: patched 1" or line.startswith("hotswap: work: patched 1 (")
                            for line in list(run.err)), what="the program's own report")
-    workers = {line.split("]")[0][len("hotswap: ["):] for line in list(run.err)
-               if line.startswith("hotswap: [") and "] work: patched 1 (" in line}
-    # Two spawned workers say it themselves, forked ones through the program's channel: each line names its pid.
-    assert len(workers) >= 3 and all(pid.isdigit() for pid in workers), run.err
+
+    def workers() -> set:
+        return {line.split("]")[0][len("hotswap: ["):] for line in list(run.err)
+                if line.startswith("hotswap: [") and "] work: patched 1 (" in line}
+
+    # The two spawned workers, the forkserver and its worker say it themselves, forked ones through the program's
+    # channel: each line names its pid.
+    wait_until(lambda: len(workers()) >= 5, what=f"a line from each worker: {run.err}")
+    assert all(pid.isdigit() for pid in workers()), run.err
     assert run.runs() == [first], "a patched edit restarts nothing"
     edit(root / "work.py", "class C:\n    __slots__ = ('a', 'b')\n\n\ndef f(x):\n    return x * 100\n")
     second = run.wait_out(lambda s: s.startswith("run ") and s != first, what="the restarted program")
-    run.wait_out(lambda s: s == "results [100, 200] [100, 200]", what="the new code after the restart")
+    run.wait_out(lambda s: s == "results [100, 200] [100, 200] [100, 200]", what="the new code after the restart")
     err = list(run.err)
     assert sum(line.startswith("hotswap: restarting:") for line in err) == 1, err
     assert not any("ending this child" in line or "Traceback" in line or "BrokenProcessPool" in line

@@ -136,17 +136,33 @@ _CHILD_SPEC = ("paths", "include", "mode")
 
 def _follow_spawned_children(spec: dict[str, Any]) -> None:
     """Makes every child the program starts with multiprocessing's spawn (``uvicorn --workers N``, a spawn
-    ``Pool``) run ``spawned_child`` before its own code: each child patches saved files into itself.
+    ``Pool``) run ``spawned_child`` before its own code: each child patches saved files into itself. So does the
+    server of the forkserver start method, whose children then inherit its reloader through ``os.fork``.
 
-    Mechanism: ``multiprocessing.spawn.get_command_line`` (the one place that writes the child's
+    Mechanism: ``multiprocessing.spawn.get_command_line`` (the one place that writes a spawned child's
     ``python -c 'from multiprocessing.spawn import spawn_main; ...'``) is wrapped, once it is imported, so the
-    ``-c`` code first calls ``spawned_child`` with the watch settings. Nothing is imported until the program
-    itself imports multiprocessing's spawn support; forked children inherit the reloader through ``os.fork``.
+    ``-c`` code first calls ``spawned_child`` with the watch settings; the forkserver writes its own command and
+    starts it with ``multiprocessing.util.spawnv_passfds``, wrapped the same way for that command only. Nothing is
+    imported until the program itself imports multiprocessing's spawn or forkserver support; forked children
+    inherit the reloader through ``os.fork``.
     """
     from .frameworks import when_imported
 
     child = {key: spec[key] for key in _CHILD_SPEC}
     when_imported("multiprocessing.spawn", lambda module: _wrap_spawn_command(module, child))
+    when_imported("multiprocessing.forkserver", lambda module: _wrap_forkserver_start(module, child))
+
+
+def _with_spawned_child(command: Sequence[str], child: dict[str, Any], code_prefix: str = "") -> list[str]:
+    """``command`` (``python ... -c CODE ...``) with CODE made to call ``spawned_child`` first, if CODE starts with
+    ``code_prefix``."""
+    command = list(command)
+    if "-c" in command[:-1]:
+        at = command.index("-c") + 1
+        if command[at].startswith(code_prefix):
+            spec = dict(child, parent_modules=_modules_under(child["paths"]))
+            command[at] = f"import hotswap.run; hotswap.run.spawned_child({spec!r}); {command[at]}"
+    return command
 
 
 def _wrap_spawn_command(spawn: types.ModuleType, child: dict[str, Any]) -> None:
@@ -155,15 +171,25 @@ def _wrap_spawn_command(spawn: types.ModuleType, child: dict[str, Any]) -> None:
         return
 
     def command_line(**kwds: Any) -> list[str]:
-        command = list(get_command_line(**kwds))
-        if "-c" in command[:-1]:
-            at = command.index("-c") + 1
-            spec = dict(child, parent_modules=_modules_under(child["paths"]))
-            command[at] = f"import hotswap.run; hotswap.run.spawned_child({spec!r}); {command[at]}"
-        return command
+        return _with_spawned_child(get_command_line(**kwds), child)
 
     command_line._hotswap = True  # type: ignore[attr-defined]
     spawn.get_command_line = command_line
+
+
+def _wrap_forkserver_start(forkserver: types.ModuleType, child: dict[str, Any]) -> None:
+    util = forkserver.util  # the module whose spawnv_passfds ForkServer.ensure_running calls (3.9-3.13)
+    spawnv_passfds = util.spawnv_passfds
+    if getattr(spawnv_passfds, "_hotswap", False):
+        return
+
+    def start(path: Any, args: Sequence[str], passfds: Any) -> int:
+        # Only the forkserver's command: the resource tracker, started the same way, runs no user code.
+        return spawnv_passfds(path, _with_spawned_child(args, child, "from multiprocessing.forkserver import"),
+                              passfds)
+
+    start._hotswap = True  # type: ignore[attr-defined]
+    util.spawnv_passfds = start
 
 
 #: Above this many characters of names, a spawned child is not told which modules its parent runs (the list goes on
