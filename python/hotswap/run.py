@@ -153,14 +153,15 @@ def _follow_spawned_children(spec: dict[str, Any]) -> None:
     when_imported("multiprocessing.forkserver", lambda module: _wrap_forkserver_start(module, child))
 
 
-def _with_spawned_child(command: Sequence[str], child: dict[str, Any], code_prefix: str = "") -> list[str]:
+def _with_spawned_child(command: Sequence[str], child: dict[str, Any], code_prefix: str = "",
+                        forkserver: bool = False) -> list[str]:
     """``command`` (``python ... -c CODE ...``) with CODE made to call ``spawned_child`` first, if CODE starts with
     ``code_prefix``."""
     command = list(command)
     if "-c" in command[:-1]:
         at = command.index("-c") + 1
         if command[at].startswith(code_prefix):
-            spec = dict(child, parent_modules=_modules_under(child["paths"]))
+            spec = dict(child, parent_modules=_modules_under(child["paths"]), forkserver=forkserver)
             command[at] = f"import hotswap.run; hotswap.run.spawned_child({spec!r}); {command[at]}"
     return command
 
@@ -185,7 +186,7 @@ def _wrap_forkserver_start(forkserver: types.ModuleType, child: dict[str, Any]) 
 
     def start(path: Any, args: Sequence[str], passfds: Any) -> int:
         # Only the forkserver's command: the resource tracker, started the same way, runs no user code.
-        return spawnv_passfds(path, _with_spawned_child(args, child, "from multiprocessing.forkserver import"),
+        return spawnv_passfds(path, _with_spawned_child(args, child, "from multiprocessing.forkserver import", True),
                               passfds)
 
     start._hotswap = True  # type: ignore[attr-defined]
@@ -233,6 +234,8 @@ def spawned_child(child: dict[str, Any]) -> None:
         return
 
     parent_modules = child.get("parent_modules")
+    # A forkserver never ends itself (no new worker could start); the workers it forks inherit this callback.
+    server_pid = os.getpid() if child.get("forkserver") else None
 
     def on_reload(report: Any) -> None:
         _say(f"[{os.getpid()}] {report.summary()}")
@@ -241,6 +244,10 @@ def spawned_child(child: dict[str, Any]) -> None:
         if parent_modules is not None and report.module in parent_modules:
             _say(f"[{os.getpid()}] {report.module} needs a restart; left to the process that started this child, "
                  "which runs it too")
+            return
+        if os.getpid() == server_pid:
+            _say(f"[{os.getpid()}] {report.module} needs a restart; a forkserver does not end itself: restart the "
+                 "program to bring its workers up to date")
             return
         _say(f"[{os.getpid()}] ending this child for a restart: {report.needs_restart}")
         os.kill(os.getpid(), signal.SIGTERM)
