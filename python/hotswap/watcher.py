@@ -659,21 +659,21 @@ class AutoReloader:
 
         A file that differs from what its module runs is applied only once ``_settled`` (see there).
         """
-        self._modules.refresh()
-        saved = []
-        for checked in map(self._watcher.read, self._modules.paths()):
-            if checked is None:
-                continue
-            real, content = checked
-            if any(self._wants(module, real, content) for module in self._modules.known(real)) \
-                    and not self._settled(self._watcher, real, content):
-                continue
-            saved.append(checked)
-        if saved:
-            try:
+        try:
+            self._modules.refresh()
+            saved = []
+            for checked in map(self._watcher.read, self._modules.paths()):
+                if checked is None:
+                    continue
+                real, content = checked
+                if any(self._wants(module, real, content) for module in self._modules.known(real)) \
+                        and not self._settled(self._watcher, real, content):
+                    continue
+                saved.append(checked)
+            if saved:
                 self._handle(saved)
-            except Exception:  # pragma: no cover - a bug here must not end watching
-                logger.exception("checking the watched files after a fork failed")
+        except Exception:  # pragma: no cover - a bug here must not end watching
+            logger.exception("checking the watched files after a fork failed")
         try:
             self._refresh_data_files()  # and the files modules read at import, each checked once
         except Exception:  # pragma: no cover
