@@ -216,7 +216,8 @@ SETTINGS = """\
 """
 
 
-def test_a_program_that_crashed_on_its_config_restarts_when_the_config_is_saved(app):
+@pytest.mark.parametrize("options", [(), ("--no-template",)], ids=["template", "no-template"])
+def test_a_program_that_crashed_on_its_config_restarts_when_the_config_is_saved(app, options):
     """A broken config.json read at import crashes the program; saving it fixed (a data file, neither a .py file
     nor an --include pattern) restarts the program."""
     root, start = app
@@ -229,12 +230,14 @@ def test_a_program_that_crashed_on_its_config_restarts_when_the_config_is_saved(
             time.sleep(0.05)
     """)
     (root / "config.json").write_text('{"port": ')
-    run = start("serve.py")
+    run = start(*options, "serve.py")
     run.wait_err("JSONDecodeError")
     run.wait_err("program exited with status 1")
     (root / "config.json").write_text('{"port": 8001}')
     run.wait_err("restarting: config.json changed")
     run.wait_out(lambda s: s == "port 8001", what="the program restarted with the fixed config")
+    run.popen.send_signal(signal.SIGINT)  # (a killed supervisor leaves a --no-template program running)
+    assert run.popen.wait(30) == 130
 
 
 def test_a_program_that_exited_restarts_when_a_file_its_modules_read_is_saved(app, tmp_path):
