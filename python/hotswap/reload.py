@@ -429,8 +429,10 @@ def _reload(
     _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
     _state.depth = getattr(_state, "depth", 0) + 1
     reads = _datafiles.start(module, code_path)  # files the statements that run read
+    steps = plan.steps
     try:
-        for step in plan.steps:
+        steps = tx.steps(plan.steps)  # with the unchanged statements that finish a class with changed code
+        for step in steps:
             stmt = new_stmts[step.index]
             old_stmt = old_stmts[step.old_index] if step.old_index is not None else None
             if step.action == "run":
@@ -478,7 +480,7 @@ def _reload(
         _source.restore_baseline(module, old)
         raise
     tx.finish()
-    _datafiles.commit(reads, recorded, [new_stmts[step.index] for step in plan.steps if step.action != "move"])
+    _datafiles.commit(reads, recorded, [new_stmts[step.index] for step in steps if step.action != "move"])
     return ReloadReport(
         module=name,
         path=path,
