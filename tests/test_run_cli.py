@@ -299,7 +299,7 @@ def test_pool_workers_patch_the_edit_and_leave_a_restart_to_the_program(app):
 
     # The two spawned workers, the forkserver and its worker say it themselves, forked ones through the program's
     # channel: each line names its pid.
-    wait_until(lambda: len(workers()) >= 5, what=f"a line from each worker: {run.err}")
+    wait_until(lambda: len(workers()) >= 5, timeout=30, what=f"a line from each worker: {run.err}")
     assert all(pid.isdigit() for pid in workers()), run.err
     assert run.runs() == [first], "a patched edit restarts nothing"
     edit(root / "work.py", "class C:\n    __slots__ = ('a', 'b')\n\n\ndef f(x):\n    return x * 100\n")
