@@ -200,3 +200,62 @@ def test_forked_child_reloads_a_file_its_module_read_at_import(tmp_path):
     """)
     assert_clean(proc)
     assert "child saw 5" in proc.stdout and "child status 0" in proc.stdout and "parent saw 5" in proc.stdout
+
+
+#: Writes its first argument's file in two halves, holding it open between them: the first half, then "half" on
+#: stdout, then (once the file named by its second argument exists) the rest.
+SLOW_WRITER = """\
+import os, sys, time
+path, go, first, rest = sys.argv[1:]
+with open(path, "w") as f:
+    f.write(first)
+    f.flush()
+    print("half", flush=True)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    f.write(rest)
+"""
+
+
+@pytest.mark.parametrize("kind", ["module", "data file"])
+def test_a_save_half_written_when_the_process_forks_is_applied_only_once_complete(tmp_path, kind):
+    """A writer has the file open and half-written when the process forks: the child's catch-up read (made before
+    its watcher saw any of that save) must not apply the half; the child applies the whole save at its close."""
+    if kind == "module":
+        (tmp_path / "app.py").write_text("def f():\n    return 1\n\ndef g():\n    return 1\n")
+        target, first, rest = "app.py", "def f():\n    return 2\n", "\ndef g():\n    return 2\n"
+    else:
+        (tmp_path / "limits.json").write_text('{"f": 1, "g": 1}')
+        (tmp_path / "app.py").write_text(
+            "import json, os\nwith open(os.path.join(os.path.dirname(__file__), 'limits.json')) as fh:\n"
+            "    LIMITS = json.load(fh)\n\ndef f():\n    return LIMITS['f']\n\ndef g():\n    return LIMITS['g']\n")
+        # Applied, the first half would be a failed reload (broken JSON).
+        target, first, rest = "limits.json", '{"f": 2, ', '"g": 2}'
+    (tmp_path / "writer.py").write_text(SLOW_WRITER)
+    proc = run_script(tmp_path, f"""
+        import subprocess
+        import app
+        f, g = app.f, app.g
+        reloader = AutoReloader(ROOT)
+        go = os.path.join(ROOT, "go")
+        writer = subprocess.Popen([sys.executable, os.path.join(ROOT, "writer.py"), os.path.join(ROOT, {target!r}),
+                                   go, {first!r}, {rest!r}], stdout=subprocess.PIPE, text=True)
+        assert writer.stdout.readline() == "half\\n"
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(30)
+            assert reloader._caught_up.wait(20), "the catch-up never finished"
+            assert not reloader.reports, [r.summary() for r in reloader.reports]   # the half was not applied
+            open(go, "w").close()                    # the writer finishes its save and closes the file
+            reloaded_to(reloader, 2, f)
+            print("child saw", f(), g(), "in", len(reloader.reports), "reload(s)", flush=True)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child status", status >> 8, flush=True)
+        open(go, "w").close()                        # (a child that failed did not)
+        writer.wait(30)
+    """)
+    assert_clean(proc)
+    assert "child status 0" in proc.stdout, proc.stdout + proc.stderr
+    assert "child saw 2 2 in 1 reload(s)" in proc.stdout, proc.stdout

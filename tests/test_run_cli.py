@@ -207,3 +207,126 @@ def test_a_changed_main_loop_restarts_the_program_and_a_changed_function_does_no
     edit(root / "loop.py", textwrap.dedent(loop).replace('return "a"', 'return "b"').replace("0.02", "0.03"))
     run.wait_err("of __main__ changed")
     run.wait_out(lambda s: s.startswith("run ") and s != first, what="the restarted program")
+
+
+SETTINGS = """\
+    import json
+    with open("config.json") as f:
+        CONFIG = json.load(f)
+"""
+
+
+@pytest.mark.parametrize("options", [(), ("--no-template",)], ids=["template", "no-template"])
+def test_a_program_that_crashed_on_its_config_restarts_when_the_config_is_saved(app, options):
+    """A broken config.json read at import crashes the program; saving it fixed (a data file, neither a .py file
+    nor an --include pattern) restarts the program."""
+    root, start = app
+    write(root / "settings.py", SETTINGS)
+    write(root / "serve.py", """\
+        import time
+        import settings
+        print("port", settings.CONFIG["port"], flush=True)
+        while True:
+            time.sleep(0.05)
+    """)
+    (root / "config.json").write_text('{"port": ')
+    run = start(*options, "serve.py")
+    run.wait_err("JSONDecodeError")
+    run.wait_err("program exited with status 1")
+    (root / "config.json").write_text('{"port": 8001}')
+    run.wait_err("restarting: config.json changed")
+    run.wait_out(lambda s: s == "port 8001", what="the program restarted with the fixed config")
+    run.popen.send_signal(signal.SIGINT)  # (a killed supervisor leaves a --no-template program running)
+    assert run.popen.wait(30) == 130
+
+
+def test_a_program_that_exited_restarts_when_a_file_its_modules_read_is_saved(app, tmp_path):
+    """The program read its config at import without error and crashed later on a missing key; the config lives
+    outside the watched directory."""
+    root, start = app
+    config = tmp_path / "etc" / "config.json"
+    config.parent.mkdir()
+    config.write_text("{}")
+    write(root / "settings.py", SETTINGS.replace('"config.json"', repr(str(config))))
+    write(root / "serve.py", "import settings\nprint('port', settings.CONFIG['port'], flush=True)\n")
+    run = start("serve.py")
+    run.wait_err("KeyError: 'port'")
+    run.wait_err("program exited with status 1")
+    config.write_text('{"port": 8002}')
+    run.wait_out(lambda s: s == "port 8002", what="the program restarted with the saved config")
+    run.wait_err("program exited with status 0")
+    assert sum(line.startswith("port") for line in run.out) == 1
+
+
+POOLS = """\
+    import concurrent.futures, multiprocessing, os, time
+    import work
+
+    if __name__ == "__main__":
+        spawn_pool = multiprocessing.get_context("spawn").Pool(2)
+        fork_executor = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"))
+        forkserver_pool = multiprocessing.get_context("forkserver").Pool(1)
+        print("run", os.getpid(), flush=True)
+        last = None
+        while True:
+            results = (spawn_pool.map(work.f, [1, 2]), list(fork_executor.map(work.f, [1, 2])),
+                       forkserver_pool.map(work.f, [1, 2]))
+            if results != last:
+                print("results", *results, flush=True)
+                last = results
+            time.sleep(0.02)
+"""
+
+
+def test_pool_workers_patch_the_edit_and_leave_a_restart_to_the_program(app):
+    """A spawn multiprocessing.Pool, a fork ProcessPoolExecutor and a forkserver Pool: every worker patches its copy
+    and says so with its pid; an edit that needs a restart restarts the program once, and no worker ends itself
+    before that (a lost task, a broken pool)."""
+    root, start = app
+    write(root / "work.py", "class C:\n    __slots__ = ('a',)\n\n\ndef f(x):\n    return x * 1\n")
+    write(root / "pools.py", POOLS)
+    run = start("pools.py")
+    first = run.wait_out(lambda s: s.startswith("run "), what="first run")
+    run.wait_out(lambda s: s == "results [1, 2] [1, 2] [1, 2]", what="first results")
+    edit(root / "work.py", "class C:\n    __slots__ = ('a',)\n\n\ndef f(x):\n    return x * 10\n")
+    run.wait_out(lambda s: s == "results [10, 20] [10, 20] [10, 20]", what="every worker patched")
+    wait_until(lambda: any(line == "hotswap: work: patched 1" or line.startswith("hotswap: work: patched 1 (")
+                           for line in list(run.err)), what="the program's own report")
+
+    def workers() -> set:
+        return {line.split("]")[0][len("hotswap: ["):] for line in list(run.err)
+                if line.startswith("hotswap: [") and "] work: patched 1 (" in line}
+
+    # The two spawned workers, the forkserver and its worker say it themselves, forked ones through the program's
+    # channel: each line names its pid.
+    wait_until(lambda: len(workers()) >= 5, timeout=30, what=f"a line from each worker: {run.err}")
+    assert all(pid.isdigit() for pid in workers()), run.err
+    assert run.runs() == [first], "a patched edit restarts nothing"
+    edit(root / "work.py", "class C:\n    __slots__ = ('a', 'b')\n\n\ndef f(x):\n    return x * 100\n")
+    second = run.wait_out(lambda s: s.startswith("run ") and s != first, what="the restarted program")
+    run.wait_out(lambda s: s == "results [100, 200] [100, 200] [100, 200]", what="the new code after the restart")
+    err = list(run.err)
+    assert sum(line.startswith("hotswap: restarting:") for line in err) == 1, err
+    assert not any("ending this child" in line or "Traceback" in line or "BrokenProcessPool" in line
+                   for line in err), err
+    assert run.runs() == [first, second]
+
+
+def test_a_spawned_child_is_told_which_modules_under_the_paths_its_parent_runs(tmp_path, monkeypatch):
+    import types
+
+    from hotswap import run as hotswap_run
+
+    def module(name: str, file: str) -> None:
+        mod = types.ModuleType(name)
+        mod.__file__ = file
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    module("__main__", str(tmp_path / "app" / "main.py"))
+    module("app_models", str(tmp_path / "app" / "models.py"))
+    module("elsewhere", str(tmp_path / "other" / "elsewhere.py"))
+    names = hotswap_run._modules_under([str(tmp_path / "app")])
+    assert names is not None and {"__mp_main__", "app_models"} <= set(names)
+    assert "__main__" not in names and "elsewhere" not in names
+    monkeypatch.setattr(hotswap_run, "_MAX_PARENT_MODULES_CHARS", 10)
+    assert hotswap_run._modules_under([str(tmp_path / "app")]) is None  # too long for a command line: not passed

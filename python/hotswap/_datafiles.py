@@ -275,6 +275,16 @@ def files(modules: Optional[Sequence[types.ModuleType]] = None) -> Dict[str, Lis
     return found
 
 
+def every_file() -> Set[str]:
+    """Every data file (real path) recorded in this process, whatever became of the module that read it: a module
+    whose import failed (often because of that very file: a broken config) counts too."""
+    with _lock:
+        found = {file for readers in _readers.values() for file in readers}
+        found.update(file for window in _unresolved for _, file in window.records)
+        found.update(file for windows in _windows.values() for window in windows for _, file in window.records)
+    return found
+
+
 def readers(module: types.ModuleType, data_files: Sequence[str]) -> Set[Tuple[str, Optional[str]]]:
     """Keys of the statements of ``module`` that read any of ``data_files`` (real paths)."""
     resolve()

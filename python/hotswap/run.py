@@ -6,9 +6,10 @@ call (``run_program``) in a forked child. Inside the child an ``AutoReloader`` p
 program and reports every reload to the supervisor as an event on the call's channel. The supervisor restarts the
 child (stop, then fork a fresh one) when a report says ``needs_restart``, or when a rescan after a reload shows a
 changed third-party import set (the template is rebuilt first). While no program runs (it ended, crashed, or the
-reloader is unavailable) the supervisor polls the project's files itself (size and mtime, every 200 ms) and
-restarts on the next save. Trade-off: the supervisor stays small and import-free, at the price of a polling loop
-while the program is down.
+reloader is unavailable) the supervisor polls the project's files itself (size and mtime, every 200 ms), and the
+files the program's modules read at import (which the program reports as it ends), and restarts on the next
+save. Trade-off: the supervisor stays small and import-free, at the price of a polling loop while the program is
+down.
 
 The program keeps the terminal: it inherits the supervisor's stdin, stdout and stderr and stays in its process
 group. Ctrl-C reaches the program (from the terminal) or is forwarded to it (``kill -INT`` of the supervisor); the
@@ -47,7 +48,10 @@ TEMPLATE_PATTERNS = ("*.html", "*.htm", "*.jinja", "*.jinja2", "*.j2", "*.txt", 
 
 
 def _say(message: str) -> None:
-    print(f"hotswap: {message}", file=sys.stderr, flush=True)
+    # One write per line: the program's spawned children say theirs on the same stderr at the same moments, and
+    # print() writes the text and its newline separately.
+    sys.stderr.write(f"hotswap: {message}\n")
+    sys.stderr.flush()
 
 
 # ----------------------------------------------------------------------------------------------------- the child
@@ -60,6 +64,7 @@ def run_program(spec: dict[str, Any]) -> int:
     (``_become_program``); framework adapters are installed and servers' own re-executing reloaders bypassed.
     """
     _become_program(spec)
+    program_pid = os.getpid()
     from . import frameworks
     from .frameworks import servers
 
@@ -74,8 +79,10 @@ def run_program(spec: dict[str, Any]) -> int:
     else:
 
         def on_reload(report: Any) -> None:
+            # Also called in children the program forks (their reloader is this one, restarted): the pid tells
+            # the supervisor whose report it is.
             emit_event({"event": "reload", "module": report.module, "path": report.path, "ok": report.ok,
-                        "needs_restart": report.needs_restart, "summary": report.summary()})
+                        "needs_restart": report.needs_restart, "summary": report.summary(), "pid": os.getpid()})
 
         def on_other_file(path: str) -> None:
             # A template is handled by its engine's adapter; a file the user asked to watch restarts the program.
@@ -106,7 +113,19 @@ def run_program(spec: dict[str, Any]) -> int:
         if reloader is not None:
             with contextlib.suppress(Exception):
                 reloader.stop()
+        if os.getpid() == program_pid:  # not in a child the program forked that unwinds through here
+            _report_data_files()
     return 0
+
+
+def _report_data_files() -> None:
+    """Tells the supervisor, as the program ends, which files its modules read while their top-level code ran
+    (``hotswap._datafiles``): while the program is down the supervisor watches them with the sources, so a fix of
+    the config that made the program crash restarts it."""
+    from . import _datafiles
+
+    with contextlib.suppress(Exception):
+        emit_event({"event": "data_files", "paths": sorted(_datafiles.every_file())})
 
 
 # ------------------------------------------------------------------------------ children started with spawn
@@ -117,17 +136,34 @@ _CHILD_SPEC = ("paths", "include", "mode")
 
 def _follow_spawned_children(spec: dict[str, Any]) -> None:
     """Makes every child the program starts with multiprocessing's spawn (``uvicorn --workers N``, a spawn
-    ``Pool``) run ``spawned_child`` before its own code: each child patches saved files into itself.
+    ``Pool``) run ``spawned_child`` before its own code: each child patches saved files into itself. So does the
+    server of the forkserver start method, whose children then inherit its reloader through ``os.fork``.
 
-    Mechanism: ``multiprocessing.spawn.get_command_line`` (the one place that writes the child's
+    Mechanism: ``multiprocessing.spawn.get_command_line`` (the one place that writes a spawned child's
     ``python -c 'from multiprocessing.spawn import spawn_main; ...'``) is wrapped, once it is imported, so the
-    ``-c`` code first calls ``spawned_child`` with the watch settings. Nothing is imported until the program
-    itself imports multiprocessing's spawn support; forked children inherit the reloader through ``os.fork``.
+    ``-c`` code first calls ``spawned_child`` with the watch settings; the forkserver writes its own command and
+    starts it with ``multiprocessing.util.spawnv_passfds``, wrapped the same way for that command only. Nothing is
+    imported until the program itself imports multiprocessing's spawn or forkserver support; forked children
+    inherit the reloader through ``os.fork``.
     """
     from .frameworks import when_imported
 
     child = {key: spec[key] for key in _CHILD_SPEC}
     when_imported("multiprocessing.spawn", lambda module: _wrap_spawn_command(module, child))
+    when_imported("multiprocessing.forkserver", lambda module: _wrap_forkserver_start(module, child))
+
+
+def _with_spawned_child(command: Sequence[str], child: dict[str, Any], code_prefix: str = "",
+                        forkserver: bool = False) -> list[str]:
+    """``command`` (``python ... -c CODE ...``) with CODE made to call ``spawned_child`` first, if CODE starts with
+    ``code_prefix``."""
+    command = list(command)
+    if "-c" in command[:-1]:
+        at = command.index("-c") + 1
+        if command[at].startswith(code_prefix):
+            spec = dict(child, parent_modules=_modules_under(child["paths"]), forkserver=forkserver)
+            command[at] = f"import hotswap.run; hotswap.run.spawned_child({spec!r}); {command[at]}"
+    return command
 
 
 def _wrap_spawn_command(spawn: types.ModuleType, child: dict[str, Any]) -> None:
@@ -136,21 +172,57 @@ def _wrap_spawn_command(spawn: types.ModuleType, child: dict[str, Any]) -> None:
         return
 
     def command_line(**kwds: Any) -> list[str]:
-        command = list(get_command_line(**kwds))
-        if "-c" in command[:-1]:
-            at = command.index("-c") + 1
-            command[at] = f"import hotswap.run; hotswap.run.spawned_child({child!r}); {command[at]}"
-        return command
+        return _with_spawned_child(get_command_line(**kwds), child)
 
     command_line._hotswap = True  # type: ignore[attr-defined]
     spawn.get_command_line = command_line
 
 
+def _wrap_forkserver_start(forkserver: types.ModuleType, child: dict[str, Any]) -> None:
+    util = forkserver.util  # the module whose spawnv_passfds ForkServer.ensure_running calls (3.9-3.13)
+    spawnv_passfds = util.spawnv_passfds
+    if getattr(spawnv_passfds, "_hotswap", False):
+        return
+
+    def start(path: Any, args: Sequence[str], passfds: Any) -> int:
+        # Only the forkserver's command: the resource tracker, started the same way, runs no user code.
+        return spawnv_passfds(path, _with_spawned_child(args, child, "from multiprocessing.forkserver import", True),
+                              passfds)
+
+    start._hotswap = True  # type: ignore[attr-defined]
+    util.spawnv_passfds = start
+
+
+#: Above this many characters of names, a spawned child is not told which modules its parent runs (the list goes on
+#: its command line, where one argument may hold 128 KiB on Linux); it then ends itself for every restart, as a
+#: server worker does.
+_MAX_PARENT_MODULES_CHARS = 32 * 1024
+
+
+def _modules_under(paths: Sequence[str]) -> list[str] | None:
+    """Names of the loaded modules whose files are under ``paths`` (``__main__`` as ``__mp_main__``, the name a
+    spawned child gives the same script), or None when there are too many to pass on."""
+    roots = tuple({os.path.join(os.path.abspath(p), "") for p in paths}
+                  | {os.path.join(os.path.realpath(p), "") for p in paths})
+    names = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and os.path.abspath(file).startswith(roots):
+            names.append("__mp_main__" if name == "__main__" else name)
+    return sorted(names) if sum(len(name) + 4 for name in names) <= _MAX_PARENT_MODULES_CHARS else None
+
+
 def spawned_child(child: dict[str, Any]) -> None:
     """Runs first in a child started with spawn under ``hotswap run``: framework adapters and an ``AutoReloader``
-    as in the program, each reload said on one line naming the process. A reload that needs a restart ends the
-    child with SIGTERM, the signal servers take as "shut down gracefully": uvicorn's supervisor (like a
-    ``multiprocessing.Pool``) then starts a fresh worker, which imports the new code."""
+    as in the program, each reload said on one line naming the process.
+
+    A reload that needs a restart ends the child with SIGTERM, the signal servers take as "shut down gracefully":
+    uvicorn's supervisor then starts a fresh worker, which imports the new code. Not when the process that started
+    the child runs that module too (``child["parent_modules"]``, as it was when the child was started): that
+    process's own reloader sees the same save, and under ``hotswap run`` the program's restart replaces the child
+    with the rest of the program. Ending a pool's worker (a spawn ``multiprocessing.Pool``, a
+    ``ProcessPoolExecutor``) would lose its task or break the pool just before that restart.
+    """
     from . import frameworks
 
     frameworks.install()
@@ -161,11 +233,24 @@ def spawned_child(child: dict[str, Any]) -> None:
         _say(f"[{os.getpid()}] live patching unavailable in this child ({type(err).__name__}: {err})")
         return
 
+    parent_modules = child.get("parent_modules")
+    # A forkserver never ends itself (no new worker could start); the workers it forks inherit this callback.
+    server_pid = os.getpid() if child.get("forkserver") else None
+
     def on_reload(report: Any) -> None:
         _say(f"[{os.getpid()}] {report.summary()}")
-        if report.needs_restart:
-            _say(f"[{os.getpid()}] ending this child for a restart: {report.needs_restart}")
-            os.kill(os.getpid(), signal.SIGTERM)
+        if not report.needs_restart:
+            return
+        if parent_modules is not None and report.module in parent_modules:
+            _say(f"[{os.getpid()}] {report.module} needs a restart; left to the process that started this child, "
+                 "which runs it too")
+            return
+        if os.getpid() == server_pid:
+            _say(f"[{os.getpid()}] {report.module} needs a restart; a forkserver does not end itself: restart the "
+                 "program to bring its workers up to date")
+            return
+        _say(f"[{os.getpid()}] ending this child for a restart: {report.needs_restart}")
+        os.kill(os.getpid(), signal.SIGTERM)
 
     try:
         reloader = AutoReloader(child["paths"], include=("*.py", *TEMPLATE_PATTERNS, *child["include"]),
@@ -240,9 +325,15 @@ def _print_program_error(exc: BaseException) -> None:
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages", "dist-packages"}
 
 
-def _snapshot(paths: Sequence[str], include: Sequence[str] = ()) -> dict[str, tuple[int, int]]:
-    """(mtime_ns, size) of every .py file under ``paths``, and of files matching the ``include`` patterns."""
+def _snapshot(paths: Sequence[str], include: Sequence[str] = (),
+              files: Sequence[str] = ()) -> dict[str, tuple[int, int]]:
+    """(mtime_ns, size) of every .py file under ``paths``, of files matching the ``include`` patterns, and of
+    ``files`` wherever they are."""
     out: dict[str, tuple[int, int]] = {}
+    for path in files:
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            out[path] = (st.st_mtime_ns, st.st_size)
     for root in paths:
         if os.path.isfile(root):
             with contextlib.suppress(OSError):
@@ -395,6 +486,9 @@ class Supervisor:
         self.last_status: int | None = None
         self.reloader_available = True
         self.interrupted = False
+        #: Files the program's modules read at import, as its last run reported them when it ended (watched
+        #: while the program is down).
+        self.data_files: list[str] = []
 
     # --------------------------------------------------------------- lifecycle
 
@@ -472,44 +566,27 @@ class Supervisor:
 
     def _loop(self) -> None:
         assert self.env is not None
-        snapshot = _snapshot(self.paths, self.include)
+        snapshot = self._snapshot()
         third_party = self.env.modules
         while True:
             proc = self.proc
             assert proc is not None
             if proc.returncode is None:
-                events = self.env.poll_events(proc, POLL_S)
-                restart = None
-                for event in events:
-                    kind = event.get("event")
-                    if kind == "no_reloader":
-                        self.reloader_available = False
-                        _say(f"live patching unavailable ({event.get('reason')}); restarting on every save")
-                    elif kind == "reload":
-                        _say(str(event.get("summary")))
-                        if event.get("needs_restart"):
-                            restart = f"{event.get('module')}: {event['needs_restart']}"
-                        elif event.get("ok"):
-                            scan_modules = self._third_party()
-                            # Only a new third-party import needs a new template: one that went away leaves
-                            # the template holding a module nothing uses (and a scan racing a save can
-                            # read a file half-written, which only ever loses imports).
-                            if set(scan_modules) - set(third_party):
-                                restart = "third-party imports changed"
-                    elif kind == "file":
-                        restart = f"{os.path.relpath(str(event.get('path')))} changed"
+                restart = self._on_events(self.env.poll_events(proc, POLL_S), third_party)
                 if restart:
                     self._restart(restart)
                     third_party = self.env.modules
-                    snapshot = _snapshot(self.paths, self.include)
+                    snapshot = self._snapshot()
                     continue
                 status = self.env.poll_isolated(proc)
                 if status is None and proc._chan is None and proc._popen is None:
                     status = self._wait_status(proc)
                 if status is not None:
                     self.last_status = status
+                    # Its last events (the files it read at import) may have come with its end.
+                    self._on_events(self.env.poll_events(proc, 0), third_party)
                     # The files as they are before the user is told: a save made after the message is a change.
-                    snapshot = _snapshot(self.paths, self.include)
+                    snapshot = self._snapshot()
                     _say(f"program exited with {self._describe(status)}; save a file to restart it, "
                          "Ctrl-C to quit")
                     continue
@@ -518,13 +595,45 @@ class Supervisor:
             else:
                 time.sleep(POLL_S)
             # The program is not running, or cannot patch itself: restart on the next save.
-            current = _snapshot(self.paths, self.include)
+            current = self._snapshot()
             if current != snapshot:
                 changed = sorted(p for p in set(current) | set(snapshot) if current.get(p) != snapshot.get(p))
                 snapshot = current
                 self._restart(f"{os.path.relpath(changed[0])} changed" + (
                     f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""))
                 third_party = self.env.modules
+
+    def _on_events(self, events: list[dict[str, Any]], third_party: Sequence[str]) -> str | None:
+        """Handles the program's events; returns why it must restart, or None."""
+        restart = None
+        for event in events:
+            kind = event.get("event")
+            if kind == "no_reloader":
+                self.reloader_available = False
+                _say(f"live patching unavailable ({event.get('reason')}); restarting on every save")
+            elif kind == "reload":
+                pid = event.get("pid")
+                # A child the program forked (a gunicorn worker, a fork pool's) reports through the same channel.
+                who = f"[{pid}] " if pid is not None and self.proc is not None and pid != self.proc.pid else ""
+                _say(who + str(event.get("summary")))
+                if event.get("needs_restart"):
+                    restart = f"{who}{event.get('module')}: {event['needs_restart']}"
+                elif event.get("ok"):
+                    # Only a new third-party import needs a new template: one that went away leaves the template
+                    # holding a module nothing uses (and a scan racing a save can read a file half-written, which
+                    # only ever loses imports).
+                    if set(self._third_party()) - set(third_party):
+                        restart = "third-party imports changed"
+            elif kind == "file":
+                restart = f"{os.path.relpath(str(event.get('path')))} changed"
+            elif kind == "data_files":
+                self.data_files = [str(path) for path in event.get("paths", ())]
+        return restart
+
+    def _snapshot(self) -> dict[str, tuple[int, int]]:
+        """What is watched while the program is down: its sources, the ``--include`` files and the files its
+        modules read at import (the config whose fix should bring a crashed program back)."""
+        return _snapshot(self.paths, self.include, self.data_files)
 
     def _wait_status(self, proc: IsolatedProcess) -> int | None:
         """The channel closed: the child ended or is ending; the template reports its status promptly."""

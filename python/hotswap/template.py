@@ -298,6 +298,17 @@ _child_events_path: str | None = None  # spawn mode: events are appended to this
 _emit_lock = threading.Lock()
 
 
+def _new_emit_lock() -> None:
+    # A child the program forks (a gunicorn worker, a fork pool's) reports its reloads on the inherited channel;
+    # the lock may have been held by a thread of the parent that is not in the child.
+    global _emit_lock
+    _emit_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_emit_lock)
+
+
 def emit_event(event: dict[str, Any]) -> bool:
     """From inside an isolated call: sends a JSON event to the host (``IsolatedProcess.events``).
 

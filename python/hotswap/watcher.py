@@ -563,7 +563,7 @@ class AutoReloader:
         # A file saved after its module read it and before it was watched here: applied now.
         for path in sorted(found.keys() - watched_before):
             checked = watcher.read(path) if watcher is not None else None
-            if checked is not None:
+            if checked is not None and _datafiles.changed(*checked, note=False) and self._settled(watcher, *checked):
                 self._on_data_saved(*checked)
 
     def _run_data(self) -> None:
@@ -641,29 +641,62 @@ class AutoReloader:
             self._stopping = True
             _live.discard(self)
             return
-        self._thread = threading.Thread(target=self._run, args=(True,), name="hotswap-autoreload", daemon=True)
-        self._thread.start()
         if self._data_watcher is not None:
             self._data_watcher.stop()  # forgets the parent's threads
         self._data_watcher = None
         self._data_thread = None
         self._data_files, self._data_files_seen = {}, set()  # checked again by the catch-up
         self._data_generation = (-1, -1)
+        self._caught_up = threading.Event()  # set once the catch-up has looked at every file (a test waits on it)
+        # Last: the catch-up on the new thread reads the state reset above.
+        self._thread = threading.Thread(target=self._run, args=(True,), name="hotswap-autoreload", daemon=True)
+        self._thread.start()
 
     def _catch_up(self) -> None:
         """Checks every watched module's file once: a save made while the process forked (before this process's
-        watcher existed), or a reload the fork interrupted, is applied now."""
-        self._modules.refresh()
-        saved = [checked for checked in map(self._watcher.read, self._modules.paths()) if checked is not None]
-        if saved:
-            try:
+        watcher existed), or a reload the fork interrupted, is applied now.
+
+        A file that differs from what its module runs is applied only once ``_settled`` (see there).
+        """
+        try:
+            self._modules.refresh()
+            saved = []
+            for checked in map(self._watcher.read, self._modules.paths()):
+                if checked is None:
+                    continue
+                real, content = checked
+                if any(self._wants(module, real, content) for module in self._modules.known(real)) \
+                        and not self._settled(self._watcher, real, content):
+                    continue
+                saved.append(checked)
+            if saved:
                 self._handle(saved)
-            except Exception:  # pragma: no cover - a bug here must not end watching
-                logger.exception("checking the watched files after a fork failed")
+        except Exception:  # pragma: no cover - a bug here must not end watching
+            logger.exception("checking the watched files after a fork failed")
         try:
             self._refresh_data_files()  # and the files modules read at import, each checked once
         except Exception:  # pragma: no cover
             logger.exception("checking the watched data files after a fork failed")
+        self._caught_up.set()
+
+    @staticmethod
+    def _settled(watcher: _native.Watcher, real: str, content: bytes) -> bool:
+        """Whether ``content``, read from ``real`` outside the watcher's events (a catch-up), is a complete save.
+
+        Such a read is not confirmed as the watcher confirms its own (a marker event behind the read), and a writer
+        that opened the file before the watcher existed is unknown to it: after a fork, a slow writer may be
+        half-way. The read is taken when no process has the file open for writing (``_being_written``) and a
+        second read gives the same bytes. Otherwise a write is under way or came meanwhile: the watcher, which
+        exists since before the first read, sees its close and applies the complete save then.
+        """
+        if _being_written(real):
+            logger.debug("%s is open for writing: applied when its writer closes it", real)
+            return False
+        again = watcher.read(real)
+        if again is None or again[1] != content:
+            logger.debug("%s changed while it was read: applied when that save is complete", real)
+            return False
+        return True
 
 
 class _SlowReloadWatch:
@@ -928,6 +961,34 @@ def _stop_all() -> None:
     # No reload may start while the interpreter shuts down.
     for reloader in list(_live):
         reloader.stop()
+
+
+def _being_written(real: str) -> bool:
+    """Whether a process this one can inspect has ``real`` open for writing (Linux: ``/proc/<pid>/fd`` links and
+    the ``flags`` of ``/proc/<pid>/fdinfo``; other users' processes are not readable). False where there is no
+    ``/proc``. It costs a look at every descriptor of every process, so it is asked only about a file that is about
+    to be applied outside the watcher's events (after a fork: usually none)."""
+    try:
+        pids = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return False
+    for pid in pids:
+        fds = f"/proc/{pid}/fd"
+        try:
+            names = os.listdir(fds)
+        except OSError:
+            continue  # ended meanwhile, or another user's
+        for fd in names:
+            try:
+                if os.readlink(f"{fds}/{fd}") != real:
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    flags = next((int(line.split()[1], 8) for line in info if line.startswith("flags:")), 0)
+            except (OSError, ValueError, IndexError):
+                continue
+            if flags & (os.O_WRONLY | os.O_RDWR):
+                return True
+    return False
 
 
 def _restart_after_fork() -> None:
