@@ -159,7 +159,6 @@ def test_a_reload_report_that_needs_a_restart_restarts_the_program(app):
 
 
 def test_real_reloader_patches_in_place_and_restarts_on_a_slots_change(app):
-    pytest.importorskip("hotswap.watcher", reason="AutoReloader (branch watcher) has not landed on main yet")
     root, start = app
     write(root / "helper.py", "class C:\n    __slots__ = ('a',)\nVALUE = 1\n")
     write(root / "loop.py", """\
