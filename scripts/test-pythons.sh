@@ -6,8 +6,8 @@
 # --cargo-test, `cargo test` runs first, in the same cargo target directory. Says which ran and which were
 # skipped; fails if `cargo test` or any suite fails, or if 3.11 is missing.
 #
-# To be quick on a small machine: `cargo test` and every venv's package installs start at once (the first venv
-# to build at normal priority, the others niced: they fill the time the first suites spend waiting); the builds
+# To be quick on a small machine: `cargo test` and every venv's package installs start at once (the installs
+# are partly network and disk, and fill the core that a single crate's compilation leaves idle); the builds
 # run one after another in the one cargo target directory, as soon as `cargo test` is done and never waiting
 # for a suite, so the dependencies (rustpython-parser, notify, ...) are compiled once for `cargo test` and every
 # interpreter, and only pyo3 and hotswap itself again per interpreter; each suite starts as soon as its build is
@@ -73,12 +73,8 @@ done
 for version in "${runs[@]}"; do
   [[ " ${order[*]} " == *" $version "* ]] || order+=("$version")
 done
-# The first venv to build is needed as soon as `cargo test` is done; the others install at a lower priority,
-# beside `cargo test` and then beside the first suites (which wait on processes and files much of the time).
-priority=()
 for version in "${order[@]}"; do
-  launch "prep-$version" "${priority[@]}" scripts/venv.sh --no-build ".venvs/$version" "${path_of[$version]}"
-  priority=(nice -n 10)
+  launch "prep-$version" scripts/venv.sh --no-build ".venvs/$version" "${path_of[$version]}"
 done
 
 # 2. The builds, one after another and once `cargo test` is done (they share its cargo target directory, which
