@@ -2,8 +2,11 @@
 
 Every tool reloads its own copy of the module; the rounds alternate between tools, in one process run, and
 the table quotes medians, each other reloader's beside its ratio to hotswap's. `compile()` of the whole file is
-the reference; the last column is hotswap's time over it. The native apply step is also timed alone for 1,000
-function patches in one batch.
+the reference; the last column is hotswap's time over it. A second table times hotswap's rounds back to back, with
+only compile() between them: in the first, each tool runs after the others' work (jurigged's and IPython's reloads
+of the same module) has evicted its code and data from the CPU's caches, which slows the small module's reload,
+mostly Python code spread over many functions, more than compile(), one C function. The native apply step is also
+timed alone for 1,000 function patches in one batch.
 Run: `make bench` (or `python benches/reload_engine.py`).
 """
 
@@ -65,6 +68,28 @@ def bench_size(root: Path, functions: int, tools: dict) -> dict:
     return result
 
 
+def bench_alone(root: Path, functions: int, tool) -> dict:
+    """hotswap's rounds back to back on a copy of its own, with compile() of the same source between them."""
+    source = make_module(functions)
+    module_name = f"bench_engine_{functions}_alone"
+    path = root / f"{module_name}.py"
+    path.write_text(source)
+    importlib.invalidate_caches()
+    module = importlib.import_module(module_name)
+    tool.prepare(module)
+    samples: dict = {"hotswap": [], "compile()": []}
+    for round_ in range(ROUNDS):
+        new = edit(source, round_)
+        path.write_text(new)
+        t0 = time.perf_counter_ns()
+        tool.reload(module)
+        samples["hotswap"].append(time.perf_counter_ns() - t0)
+        t0 = time.perf_counter_ns()
+        compile(new, "bench.py", "exec", dont_inherit=True)
+        samples["compile()"].append(time.perf_counter_ns() - t0)
+    return {name: median_ms(values) for name, values in samples.items()} | {"lines": line_count(source)}
+
+
 def bench_apply(count: int = 1000) -> float:
     namespace: dict = {}
     exec("\n".join(f"def f{i}(x):\n    return x + {i}" for i in range(count)), namespace)
@@ -106,6 +131,13 @@ def main() -> None:
         cells = " | ".join(_cell(row, c) for c in columns)
         print(f"| {row['lines']:,} | {cells} | {row['hotswap'] / row['compile()']:.2f} |")
     print("\n(x): times hotswap's figure on the same module; the issue's goal is 10x to 1,000x.")
+    print("\nhotswap's rounds back to back, no other reloader between them (medians):\n")
+    print("| module lines | hotswap | compile() | hotswap / compile() |")
+    print("|---:|---:|---:|---:|")
+    for functions in (10, 100, 1000):
+        row = bench_alone(root, functions, tools["hotswap"])
+        print(f"| {row['lines']:,} | {_cell(row, 'hotswap')} | {_cell(row, 'compile()')} | "
+              f"{row['hotswap'] / row['compile()']:.2f} |")
     print(f"\nNative apply step alone, 1,000 function patches in one batch: {bench_apply():.3f} ms (median)\n")
 
 

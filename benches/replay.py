@@ -285,6 +285,9 @@ def replay_worker(tool_name: str, old_tree: str, new_tree: str, scratch: str) ->
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     outcome: Dict[str, Any] = {}
+    # Restarts asked for by the reload of a module's statements that another module's reload caused (it rebound
+    # names the module imported from it): they are that module's, as the report's `dependents` say.
+    restarts: Dict[str, List[str]] = {}
     for name in changed:
         module = modules[name]
         try:
@@ -292,10 +295,17 @@ def replay_worker(tool_name: str, old_tree: str, new_tree: str, scratch: str) ->
                 import hotswap
 
                 report = hotswap.reload(module)
+                pending = [dependent for dependent in report.dependents]
+                while pending:
+                    dependent = pending.pop()
+                    if dependent.needs_restart:
+                        restarts.setdefault(dependent.module, []).append(dependent.needs_restart)
+                    pending.extend(dependent.dependents)
                 if not report.ok:
                     outcome[name] = ["failed", report.error.strip().splitlines()[-1]]
-                elif report.needs_restart:
-                    outcome[name] = ["restart", report.needs_restart]
+                elif report.needs_restart or restarts.get(name):
+                    outcome[name] = ["restart", "; ".join([report.needs_restart or ""] + restarts.get(name, []))
+                                     .strip("; ")]
                 else:
                     outcome[name] = ["ok", ""]
             else:

@@ -9,6 +9,8 @@ pub mod diff;
 pub mod errors;
 pub mod funcindex;
 pub mod imports;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub mod inotify;
 pub mod log;
 pub mod patch;
 pub mod stmts;
@@ -26,6 +28,20 @@ fn split_statements(py: Python<'_>, source: &str, path: &str) -> PyResult<Vec<st
 
 /// Bytes the planner may need per statement at its peak (keys, indexes, the steps); probed like parsing's.
 const PLAN_BYTES_PER_STMT: usize = 512;
+
+/// Sources at least this long are split and planned with the GIL released. A shorter one takes well under a
+/// millisecond, less than handing the GIL over costs: a program thread waiting for it takes it, and when that
+/// thread computes rather than waits, the reload gets it back only after the switch interval (5 ms).
+const DETACH_MIN_BYTES: usize = 64 * 1024;
+
+/// Runs `work` with the GIL released when `source_len` is worth it (see `DETACH_MIN_BYTES`), else holding it.
+fn maybe_detach<T: Send>(py: Python<'_>, source_len: usize, work: impl FnOnce() -> T + Send) -> T {
+    if source_len >= DETACH_MIN_BYTES {
+        py.detach(work)
+    } else {
+        work()
+    }
+}
 
 /// Splits `source` and plans the reload to it from what the module runs, in one call: returns the new
 /// statements (a tuple) and the plan (`diff::plan`), class bodies' member plans included.
@@ -50,7 +66,7 @@ fn plan<'py>(
     let new: Vec<Py<stmts::Stmt>> = match (statements, &old, &old_refs) {
         (Some(given), _, _) => given,
         (None, Some((old_text, old_stmts)), Some(refs)) => {
-            match py.detach(|| stmts::splice(old_text, refs, source, path))? {
+            match maybe_detach(py, source.len(), || stmts::splice(old_text, refs, source, path))? {
                 stmts::Splice::Whole(all) => all.into_iter().map(|s| Py::new(py, s)).collect::<PyResult<_>>()?,
                 stmts::Splice::Reuse {
                     head,
@@ -76,7 +92,7 @@ fn plan<'py>(
             }
         }
         _ => {
-            let all = py.detach(|| stmts::split(source, path))?;
+            let all = maybe_detach(py, source.len(), || stmts::split(source, path))?;
             all.into_iter().map(|s| Py::new(py, s)).collect::<PyResult<_>>()?
         }
     };
@@ -85,7 +101,9 @@ fn plan<'py>(
         (old_refs.as_ref().map_or(0, Vec::len) + new.len()).saturating_mul(PLAN_BYTES_PER_STMT),
         "planning the reload",
     )?;
-    let plan = py.detach(|| diff::plan(old_refs.as_deref(), &new_refs, whole_module, &rebound));
+    let plan = maybe_detach(py, source.len(), || {
+        diff::plan(old_refs.as_deref(), &new_refs, whole_module, &rebound)
+    });
     Ok((PyTuple::new(py, &new)?, plan))
 }
 

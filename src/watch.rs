@@ -1,21 +1,36 @@
-//! File watching for `AutoReloader`: notify's native backend (or its PollWatcher) on directories that this module
-//! walks itself, non-recursively, so ignored trees are never watched; a batcher thread decides from the events when
-//! each save is complete, reads it once and hands out batches of files with their bytes. Only the `Watcher` pyclass
-//! touches Python, and its `wait` blocks with the GIL released.
+//! File watching for `AutoReloader`: the OS's notifications (on Linux an inotify descriptor read by the batcher
+//! thread itself, see `crate::inotify`; elsewhere notify's native backend; or notify's PollWatcher) on directories
+//! that this module walks itself, non-recursively, so ignored trees are never watched; the batcher thread decides
+//! from the events when each save is complete, reads it once and hands out batches of files with their bytes. Only
+//! the `Watcher` pyclass touches Python, and its `wait` blocks with the GIL released.
 
 use std::collections::{HashMap, HashSet};
 use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{Config, ErrorKind, Event, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyFileNotFoundError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use crate::inotify::Wake;
+
+/// Where there is no inotify backend, nothing needs waking but the stop channel.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[allow(dead_code)]
+struct Wake;
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl Wake {
+    fn wake(&self) {}
+}
 
 /// Directory names never watched (nor walked). Kept in step with `DEFAULT_IGNORED_DIRS` in
 /// `python/hotswap/watcher.py`; `tests/test_watch_native.py` checks that they agree.
@@ -286,12 +301,11 @@ enum State {
     /// Read at `read_at`; waiting for marker number `marker` to come back. After reading, the batcher writes to a
     /// file of its own watched by the same inotify instance (see `Marker`), and one instance's events arrive in the
     /// order they happened: once that marker has come back, every event from before the end of the read has been
-    /// seen. If none of them was a
-    /// write (which turns the file back to `Writing`), nothing wrote to the file from its completion until after
-    /// the read, so the bytes are the complete save and not the start of the next one. A read is never trusted on
-    /// a timer: however late the events come (a loaded machine starves the event thread), the bytes wait for
-    /// them. (Opens of the file and its directory, which any process can make, would not do as a marker: one
-    /// made before the read but delivered after it would confirm the read too early.)
+    /// seen. If none of them was a write (which turns the file back to `Writing`), nothing wrote to the file from
+    /// its completion until after the read, so the bytes are the complete save and not the start of the next one.
+    /// A read is never trusted on a timer: however late the events come (a loaded machine delays the thread that
+    /// reads them), the bytes wait for them. (Opens of the file and its directory, which any process can make,
+    /// would not do as a marker: one made before the read but delivered after it would confirm the read too early.)
     Verifying {
         found: Found,
         marker: u64,
@@ -600,21 +614,21 @@ impl Marker {
     /// Makes the two files in the system's temporary directory and watches them (Linux only: other systems have no
     /// close events, and so no use for it).
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    fn new(_watcher: &mut dyn Watcher) -> std::io::Result<Marker> {
+    fn new(_watcher: &mut Backend) -> std::io::Result<Marker> {
         Err(std::io::ErrorKind::Unsupported.into())
     }
 
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    fn new(watcher: &mut dyn Watcher) -> std::io::Result<Marker> {
+    fn new(watcher: &mut Backend) -> std::io::Result<Marker> {
         let files = [unnamed_file()?, unnamed_file()?];
         let paths = [&files[0], &files[1]].map(|f| {
             use std::os::fd::AsRawFd;
             PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()))
         });
         for (i, path) in paths.iter().enumerate() {
-            if let Err(err) = watcher.watch(path, RecursiveMode::NonRecursive) {
+            if let Err(err) = watcher.watch(path) {
                 for watched in &paths[..i] {
-                    let _ = watcher.unwatch(watched);
+                    watcher.unwatch(watched);
                 }
                 return Err(std::io::Error::other(err.to_string()));
             }
@@ -642,9 +656,9 @@ impl Marker {
     }
 
     /// Stops watching the files (they are closed when dropped).
-    fn unwatch(&self, watcher: &mut dyn Watcher) {
+    fn unwatch(&self, watcher: &mut Backend) {
         for path in &self.paths {
-            let _ = watcher.unwatch(path);
+            watcher.unwatch(path);
         }
     }
 }
@@ -669,9 +683,58 @@ fn unnamed_file() -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-/// The notify watcher, the directories it watches, and the filter. Lives on the batcher thread after start.
+/// What watches: on Linux an inotify descriptor that the batcher thread reads itself (see `crate::inotify`);
+/// elsewhere, or where that cannot be made, notify's native backend; or notify's polling one.
+enum Backend {
+    Notify(Box<dyn Watcher + Send>),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Inotify(crate::inotify::Inotify),
+}
+
+impl Backend {
+    fn watch(&mut self, path: &Path) -> notify::Result<()> {
+        match self {
+            Backend::Notify(watcher) => watcher.watch(path, RecursiveMode::NonRecursive),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Backend::Inotify(inotify) => inotify.watch(path),
+        }
+    }
+
+    /// Stops watching `path`; its watch may be gone already (inotify drops it with the directory).
+    fn unwatch(&mut self, path: &Path) {
+        match self {
+            Backend::Notify(watcher) => drop(watcher.unwatch(path)),
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Backend::Inotify(inotify) => inotify.unwatch(path),
+        }
+    }
+}
+
+/// Where the batcher thread gets its events: notify's channel, or (Linux) the inotify descriptor of the tree's
+/// backend, read on the batcher thread, with a wake-up descriptor for `stop()` and the test gate's commands.
+pub(crate) enum Events {
+    Channel(Receiver<RawEvent>),
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    Inotify {
+        wake: Arc<Wake>,
+        gate: Option<Receiver<GateCmd>>,
+    },
+}
+
+impl Events {
+    /// What wakes the batcher thread from its wait, where writing to its stop channel alone does not.
+    fn waker(&self) -> Option<Arc<Wake>> {
+        match self {
+            Events::Channel(_) => None,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Events::Inotify { wake, .. } => Some(wake.clone()),
+        }
+    }
+}
+
+/// The watching backend, the directories it watches, and the filter. Lives on the batcher thread after start.
 struct Tree {
-    watcher: Box<dyn Watcher + Send>,
+    watcher: Backend,
     /// With the native backend on Linux: what confirms reads.
     marker: Option<Marker>,
     filter: Filter,
@@ -744,7 +807,7 @@ impl Tree {
                 std::io::ErrorKind::PermissionDenied,
             )))
         } else {
-            self.watcher.watch(dir, RecursiveMode::NonRecursive)
+            self.watcher.watch(dir)
         };
         match result {
             Ok(()) => {
@@ -775,42 +838,67 @@ impl Tree {
         let gone: Vec<PathBuf> = self.watched.iter().filter(|w| w.starts_with(dir)).cloned().collect();
         for path in gone {
             self.watched.remove(&path);
-            // The watch may be gone already (inotify drops it with the directory).
-            let _ = self.watcher.unwatch(&path);
+            self.watcher.unwatch(&path);
         }
     }
 }
 
 /// The batcher thread: applies raw events to the tree (new directories get watched) and the batcher, reads
-/// complete files, and sends each due batch. Ends on a message on `stop` (or when the `Watcher` is dropped), after
-/// the notify backend has shut down: its event handler, which holds the only `raw_tx`, is dropped after its
-/// inotify descriptor is closed.
-fn run_batcher(
-    mut tree: Tree,
-    raw_rx: Receiver<RawEvent>,
-    stop: Receiver<()>,
-    out: Sender<BatchOut>,
-    mut batcher: Batcher,
-) {
+/// complete files, and sends each due batch. Ends on a message on `stop`, or when its sender is dropped (the
+/// `Watcher` is), after the backend has shut down: with notify's backend, its event handler, which holds the only
+/// sender of the event channel, is dropped after its inotify descriptor is closed.
+fn run_batcher(mut tree: Tree, events: Events, stop: Receiver<()>, out: Sender<BatchOut>, mut batcher: Batcher) {
     let mut notes: Vec<String> = Vec::new();
     let mut rescan = false;
+    // The events read but not yet applied (one read's worth), and the test gate's state (inotify backend).
+    let mut fresh: Vec<RawEvent> = Vec::new();
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let mut gate = match &events {
+        Events::Inotify { gate: Some(cmds), .. } => Some(Gate::new(cmds.clone())),
+        _ => None,
+    };
+    // Whether a marker was just made: its event is already queued (inotify queues it before the write returns), so
+    // the next wait does not sleep.
+    let mut marked = false;
     loop {
-        let deadline = if rescan {
+        let deadline = if rescan || marked {
             Some(Instant::now())
         } else {
             batcher.deadline()
         };
         let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        crossbeam_channel::select! {
-            recv(stop) -> _ => break,
-            recv(raw_rx) -> msg => match msg {
-                Ok(event) => handle_event(&mut tree, &mut batcher, event, &mut notes, &mut rescan),
-                Err(_) => break,
-            },
-            default(timeout.unwrap_or(Duration::from_secs(3600))) => {},
+        match &events {
+            Events::Channel(raw_rx) => {
+                crossbeam_channel::select! {
+                    recv(stop) -> _ => break,
+                    recv(raw_rx) -> msg => match msg {
+                        Ok(event) => fresh.push(event),
+                        Err(_) => break,
+                    },
+                    default(timeout.unwrap_or(Duration::from_secs(3600))) => {},
+                }
+                // Decide from every event delivered so far, not only the first one.
+                fresh.extend(raw_rx.try_iter());
+            }
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            Events::Inotify { wake, .. } => {
+                let Backend::Inotify(inotify) = &mut tree.watcher else {
+                    unreachable!("inotify events come only with the inotify backend")
+                };
+                crate::inotify::wait(inotify, wake, timeout);
+                if !matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
+                    break;
+                }
+                inotify.read(&mut fresh);
+            }
         }
-        // Decide from every event delivered so far, not only the first one.
-        while let Ok(event) = raw_rx.try_recv() {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(gate) = gate.as_mut() {
+            gate.pass(&mut fresh, |event| {
+                handle_event(&mut tree, &mut batcher, event, &mut notes, &mut rescan)
+            });
+        }
+        for event in fresh.drain(..) {
             handle_event(&mut tree, &mut batcher, event, &mut notes, &mut rescan);
         }
         let now = Instant::now();
@@ -827,9 +915,9 @@ fn run_batcher(
             }
             // Markers may have been lost with the events: new marker files (their events cannot be mistaken for
             // the old ones'), counted from scratch, and what was read and not confirmed is read again.
-            if let Ok(marker) = Marker::new(tree.watcher.as_mut()) {
+            if let Ok(marker) = Marker::new(&mut tree.watcher) {
                 if let Some(old) = tree.marker.replace(marker) {
-                    old.unwatch(tree.watcher.as_mut());
+                    old.unwatch(&mut tree.watcher);
                 }
                 batcher.count_marks_again();
             }
@@ -842,7 +930,9 @@ fn run_batcher(
         let mut read = |path: &Path| read_checked(filter, path);
         let marker = tree.marker.as_ref();
         let mut mark = |seq: u64| marker.is_some_and(|m| m.make(seq));
+        let made = batcher.marks_made;
         batcher.advance(now, &mut read, &mut mark);
+        marked = batcher.marks_made != made && !matches!(events, Events::Channel(_));
         let due = batcher.due(Instant::now());
         if !due && notes.is_empty() {
             continue;
@@ -859,10 +949,61 @@ fn run_batcher(
             break;
         }
     }
-    let deadline = Instant::now() + Duration::from_millis(250);
     drop(tree);
-    // Wait until the backend's thread has dropped its handler (and with it closed its descriptors).
-    while raw_rx.recv_deadline(deadline).is_ok() {}
+    if let Events::Channel(raw_rx) = events {
+        // Wait until the backend's thread has dropped its handler (and with it closed its descriptors).
+        let deadline = Instant::now() + Duration::from_millis(250);
+        while raw_rx.recv_deadline(deadline).is_ok() {}
+    }
+}
+
+/// The test gate on the batcher thread (inotify backend; see `GateCmd`): holds events as a starved event thread
+/// would, and lets them through on command.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+struct Gate {
+    cmds: Option<Receiver<GateCmd>>,
+    held: std::collections::VecDeque<RawEvent>,
+    open: bool,
+    until_close: Option<Sender<()>>,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Gate {
+    fn new(cmds: Receiver<GateCmd>) -> Gate {
+        Gate {
+            cmds: Some(cmds),
+            held: std::collections::VecDeque::new(),
+            open: true,
+            until_close: None,
+        }
+    }
+
+    /// Takes the new events in `fresh` and applies (with `apply`) those the gate lets through now, in order.
+    fn pass(&mut self, fresh: &mut Vec<RawEvent>, mut apply: impl FnMut(RawEvent)) {
+        self.held.extend(fresh.drain(..));
+        while let Some(cmds) = &self.cmds {
+            match cmds.try_recv() {
+                Ok(GateCmd::Hold) => self.open = false,
+                Ok(GateCmd::Open) => self.open = true,
+                Ok(GateCmd::PassUntilClose(ack)) => self.until_close = Some(ack),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.open = true;
+                    self.cmds = None;
+                }
+            }
+        }
+        while self.open || self.until_close.is_some() {
+            let Some(event) = self.held.pop_front() else { break };
+            let closed = matches!(&event, Ok(e) if e.kind == EventKind::Access(AccessKind::Close(AccessMode::Write)));
+            apply(event);
+            if closed {
+                if let Some(ack) = self.until_close.take() {
+                    let _ = ack.send(());
+                }
+            }
+        }
+    }
 }
 
 /// Turns a batch into what Python gets: each file once (by the real path it was read through), files whose real
@@ -1019,8 +1160,8 @@ fn relay_through_gate(input: Receiver<RawEvent>, output: Sender<RawEvent>, cmds:
 }
 
 /// Builds the tree with the native backend, or the polling one when asked to or when the native one fails.
-/// Returns the tree, its raw event receiver, and why the native backend was not used; `notes` gets directories
-/// that could not be watched.
+/// Returns the tree, where its events come from, and why the native backend was not used; `notes` gets
+/// directories that could not be watched.
 fn start_tree(
     filter: Filter,
     force_polling: bool,
@@ -1028,31 +1169,25 @@ fn start_tree(
     unreadable: Vec<PathBuf>,
     gate: Option<Receiver<GateCmd>>,
     notes: &mut Vec<String>,
-) -> (notify::Result<(Tree, Receiver<RawEvent>)>, Option<String>) {
+) -> (notify::Result<(Tree, Events)>, Option<String>) {
     let mut fallback = if force_polling {
         Some("force_polling=True".to_string())
     } else {
         None
     };
     if fallback.is_none() {
-        let (mut raw_tx, raw_rx) = unbounded::<RawEvent>();
-        if let Some(gate) = gate {
-            let (relay_tx, relay_rx) = unbounded::<RawEvent>();
-            let out = std::mem::replace(&mut raw_tx, relay_tx);
-            std::thread::spawn(move || relay_through_gate(relay_rx, out, gate));
-        }
         let native = if simulate_native_error {
             Err(notify::Error::io(std::io::Error::new(
                 std::io::ErrorKind::Unsupported,
                 "simulated for tests",
             )))
         } else {
-            RecommendedWatcher::new(move |ev: RawEvent| drop(raw_tx.send(ev)), Config::default())
+            native_backend(gate)
         };
         match native {
-            Ok(watcher) => {
+            Ok((watcher, events)) => {
                 let mut tree = Tree {
-                    watcher: Box::new(watcher),
+                    watcher,
                     marker: None,
                     filter: filter.clone(),
                     watched: HashSet::new(),
@@ -1064,7 +1199,7 @@ fn start_tree(
                     Ok(()) => {
                         notes.append(&mut tried);
                         if has_close_events() {
-                            match Marker::new(tree.watcher.as_mut()) {
+                            match Marker::new(&mut tree.watcher) {
                                 Ok(marker) => tree.marker = Some(marker),
                                 Err(err) => notes.push(format!(
                                     "cannot make a temporary file under {} to confirm reads of saved files \
@@ -1074,7 +1209,7 @@ fn start_tree(
                                 )),
                             }
                         }
-                        return (Ok((tree, raw_rx)), None);
+                        return (Ok((tree, events)), None);
                     }
                     Err(err) if matches!(err.kind, ErrorKind::MaxFilesWatch) => {
                         fallback = Some(format!("native backend: {err} (inotify watch limit)"))
@@ -1093,16 +1228,38 @@ fn start_tree(
         .with_compare_contents(true);
     let result = PollWatcher::new(move |ev: RawEvent| drop(raw_tx.send(ev)), config).and_then(|watcher| {
         let mut tree = Tree {
-            watcher: Box::new(watcher),
+            watcher: Backend::Notify(Box::new(watcher)),
             marker: None,
             filter,
             watched: HashSet::new(),
             native: false,
             unreadable,
         };
-        walk_roots(&mut tree, notes).map(|()| (tree, raw_rx))
+        walk_roots(&mut tree, notes).map(|()| (tree, Events::Channel(raw_rx)))
     });
     (result, fallback)
+}
+
+/// The OS's notifications: on Linux an inotify descriptor the batcher thread reads itself, else (or if that cannot
+/// be made) notify's recommended backend, whose thread sends its events through a channel (through the test gate's
+/// relay thread when there is a gate).
+fn native_backend(gate: Option<Receiver<GateCmd>>) -> notify::Result<(Backend, Events)> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let (Ok(inotify), Ok(wake)) = (crate::inotify::Inotify::new(), Wake::new()) {
+        let events = Events::Inotify {
+            wake: Arc::new(wake),
+            gate,
+        };
+        return Ok((Backend::Inotify(inotify), events));
+    }
+    let (mut raw_tx, raw_rx) = unbounded::<RawEvent>();
+    if let Some(gate) = gate {
+        let (relay_tx, relay_rx) = unbounded::<RawEvent>();
+        let out = std::mem::replace(&mut raw_tx, relay_tx);
+        std::thread::spawn(move || relay_through_gate(relay_rx, out, gate));
+    }
+    let watcher = RecommendedWatcher::new(move |ev: RawEvent| drop(raw_tx.send(ev)), Config::default())?;
+    Ok((Backend::Notify(Box::new(watcher)), Events::Channel(raw_rx)))
 }
 
 fn walk_roots(tree: &mut Tree, notes: &mut Vec<String>) -> notify::Result<()> {
@@ -1135,6 +1292,8 @@ pub struct PyWatcher {
     /// Dropped by hand in `Drop`, and never in a forked child (see `abandon_after_fork`).
     batches: ManuallyDrop<Receiver<BatchOut>>,
     stop_tx: Mutex<Option<Sender<()>>>,
+    /// What wakes the batcher thread after a message on `stop_tx` or the gate (inotify backend); dropped by `stop()`.
+    wake: Mutex<Option<Arc<Wake>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     filter: Filter,
     #[pyo3(get)]
@@ -1224,10 +1383,11 @@ impl PyWatcher {
                 &mut warnings,
             )
         });
-        let (tree, raw_rx) = result.map_err(|err| PyRuntimeError::new_err(format!("cannot start watching: {err}")))?;
+        let (tree, events) = result.map_err(|err| PyRuntimeError::new_err(format!("cannot start watching: {err}")))?;
         let backend = if tree.native { "native" } else { "poll" };
         let watched_dirs = tree.watched.len();
         let (stop_tx, stop_rx) = bounded::<()>(1);
+        let wake = events.waker();
         let (out_tx, out_rx) = unbounded::<BatchOut>();
         let batcher = Batcher::new(
             tree.marker.is_some(),
@@ -1236,11 +1396,12 @@ impl PyWatcher {
         );
         let thread = std::thread::Builder::new()
             .name("hotswap-watch".into())
-            .spawn(move || run_batcher(tree, raw_rx, stop_rx, out_tx, batcher))
+            .spawn(move || run_batcher(tree, events, stop_rx, out_tx, batcher))
             .map_err(|err| PyRuntimeError::new_err(format!("cannot start the watcher thread: {err}")))?;
         Ok(PyWatcher {
             batches: ManuallyDrop::new(out_rx),
             stop_tx: Mutex::new(Some(stop_tx)),
+            wake: Mutex::new(wake),
             thread: Mutex::new(Some(thread)),
             filter,
             backend,
@@ -1314,6 +1475,9 @@ impl PyWatcher {
         if let Some(tx) = self.stop_tx.lock().take() {
             let _ = tx.try_send(());
         }
+        if let Some(wake) = self.wake.lock().take() {
+            wake.wake();
+        }
         let handle = self.thread.lock().take();
         if let Some(handle) = handle {
             py.detach(|| {
@@ -1377,7 +1541,11 @@ impl PyWatcher {
             PyValueError::new_err("this Watcher was not made with simulate_event_gate=True (a test hook)")
         })?;
         gate.send(cmd)
-            .map_err(|_| PyRuntimeError::new_err("the watcher has stopped"))
+            .map_err(|_| PyRuntimeError::new_err("the watcher has stopped"))?;
+        if let Some(wake) = self.wake.lock().as_ref() {
+            wake.wake();
+        }
+        Ok(())
     }
 
     /// Whether this process is a fork of the one that started the watcher's threads.
@@ -1395,6 +1563,8 @@ impl PyWatcher {
             // Its channel's waker may be mid-update by a thread that is not here: leave it untouched.
             std::mem::forget(tx);
         }
+        // Shared with the parent's batcher thread (the descriptor too): not dropped here, never written to.
+        std::mem::forget(self.wake.lock().take());
     }
 }
 
@@ -1407,6 +1577,9 @@ impl Drop for PyWatcher {
         // Without a stop(): tell the thread to end; it drops the backend itself. Not joined (no GIL games in Drop).
         if let Some(tx) = self.stop_tx.get_mut().take() {
             let _ = tx.try_send(());
+        }
+        if let Some(wake) = self.wake.get_mut().take() {
+            wake.wake();
         }
         // SAFETY: not a CPython call; `batches` is dropped exactly once, here, and never used after.
         unsafe { ManuallyDrop::drop(&mut self.batches) };
@@ -1789,13 +1962,14 @@ mod tests {
         };
         let mut notes = Vec::new();
         let (result, fallback) = start_tree(filter, false, false, vec![], None, &mut notes);
-        let (tree, raw_rx) = result.unwrap();
+        let (tree, events) = result.unwrap();
         assert!(fallback.is_none() && tree.native && notes.is_empty());
         assert_eq!(tree.watched.len(), 2, "the root and pkg/, not .git/");
         let (stop_tx, stop_rx) = bounded(1);
         let (out_tx, out_rx) = unbounded();
         let batcher = Batcher::new(tree.marker.is_some(), ms(0), ms(100));
-        let handle = std::thread::spawn(move || run_batcher(tree, raw_rx, stop_rx, out_tx, batcher));
+        let wake = events.waker();
+        let handle = std::thread::spawn(move || run_batcher(tree, events, stop_rx, out_tx, batcher));
         let target = root.join("pkg/m.py");
         std::fs::write(root.join(".git/x.py"), "ignored").unwrap();
         std::fs::write(root.join("pkg/m.py~"), "backup").unwrap();
@@ -1807,6 +1981,9 @@ mod tests {
         );
         assert!(notes.is_empty());
         stop_tx.send(()).unwrap();
+        if let Some(wake) = wake {
+            wake.wake();
+        }
         handle.join().unwrap();
         assert!(
             out_rx.recv_timeout(ms(100)).is_err(),

@@ -115,3 +115,43 @@ def test_an_attrs_decorator_that_refuses_the_new_body_fails_the_reload_and_leave
     report = modules.edit(module, DEFINED.format(extra="    price: int = 0\n    count: int\n"))
     assert not report.ok and "count" in report.error_message
     assert dict(Item.__dict__) == before and Item("x", 1) == Item("x", 1) and Item("x").price == 0
+
+
+OWN_DECORATORS = """\
+import attr
+
+def _options():
+    return {"order": False}
+
+def record(cls):
+    return attr.s(auto_attribs=True, **_options())(cls)
+
+def slotted(cls):
+    return attr.s(auto_attribs=True, slots=True, **_options())(cls)
+
+@record
+class Point:
+    x: int
+
+@slotted
+class Fixed:
+    x: int
+"""
+
+
+def test_classes_made_by_the_modules_own_attrs_decorator_follow_its_code(modules):
+    module = modules.load(OWN_DECORATORS)
+    Point, Fixed = module.Point, module.Fixed
+    old_point, old_fixed = Point(1), Fixed(1)
+    new = OWN_DECORATORS.replace('"order": False', '"order": True')
+    report = modules.edit(module, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    # The unchanged `@record` class is decorated again, in place: attrs' ordering methods are generated on it.
+    assert module.Point is Point and type(old_point) is Point
+    assert old_point < Point(2) and hasattr(fresh.Point, "__lt__") and fresh.Point(1) < fresh.Point(2)
+    assert [a.name for a in attr.fields(Point)] == ["x"]
+    # attrs makes a slotted class anew each time it runs: the report says so, old instances keep their class.
+    assert f"cannot patch {module.__name__}.Fixed: the code its class decorator runs changed" in report.needs_restart
+    assert "@slotted" in report.needs_restart and "Point" not in report.needs_restart
+    assert type(old_fixed) is Fixed and module.Fixed is not Fixed and module.Fixed(1) < module.Fixed(2)

@@ -299,3 +299,149 @@ def test_class_decorator_change_is_redone(modules):
     p = P()
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.x = 2
+
+
+DECORATED_SOURCE = """
+    REGISTRY = {}
+    MADE = []
+
+    def _label(cls):
+        return "v1:" + cls.__name__
+
+    def tag(cls):
+        REGISTRY[cls.__name__] = cls
+        cls.label = _label(cls)
+        return cls
+
+    @tag
+    class Item:
+        count = 0
+
+        def __init__(self, n):
+            self.n = n
+
+        def double(self):
+            return 2 * self.n
+
+    def make_app():
+        MADE.append(1)
+        return {"version": 1}
+
+    app = make_app()
+"""
+
+
+def test_an_unchanged_class_is_decorated_again_when_the_code_its_decorator_runs_changes(modules):
+    m = modules.load(DECORATED_SOURCE)
+    Item, app = m.Item, m.app
+    item = Item(3)
+    double = item.double
+    Item.count = 7  # class-level state of the unchanged class body
+    warm(double)
+    # Only a helper the decorator calls changed (and a factory whose product is bound at the top level).
+    new = DECORATED_SOURCE.replace('"v1:"', '"v2:"').replace('{"version": 1}', '{"version": 2}')
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.Item is Item and type(item) is Item and double() == 6 and warm(double) == 6
+    assert Item.label == "v2:Item" == fresh.Item.label
+    assert Item.count == 7
+    # The decorator ran on the live class: the registry holds it once; no second class was made.
+    assert m.REGISTRY == {"Item": Item}
+    # `app = make_app()` is not a class of the module being finished: it did not run again.
+    assert m.app is app and app == {"version": 1} and m.MADE == [1]
+    assert any("Item: unchanged, its class decorators ran again" in note and "_label" in note
+               for note in report.notes), report.notes
+    # A later edit that changes nothing the decorator runs does not call it again.
+    Item.label = "kept"
+    report = modules.edit(m, new.replace("return 2 * self.n", "return 3 * self.n"))
+    assert report.ok, report.error
+    assert double() == 9 and Item.label == "kept" and not any("class decorators ran again" in n for n in report.notes)
+
+
+POST_PROCESSED_SOURCE = """
+    def _fields(cls):
+        return tuple(sorted(cls.__dict__.get("__annotations__", {})))
+
+    def _finish(cls):
+        cls.fields = _fields(cls)
+        cls.version = 1
+        return cls
+
+    class Record:
+        a: int
+        b: int
+
+        def total(self):
+            return self.a + self.b
+
+    Record = _finish(Record)
+    ORIGINAL = Record
+"""
+
+
+def test_an_unchanged_statement_that_post_processes_a_class_runs_again_when_its_code_changes(modules):
+    m = modules.load(POST_PROCESSED_SOURCE)
+    Record = m.Record
+    record = Record()
+    record.a, record.b = 1, 2
+    total = record.total
+    new = POST_PROCESSED_SOURCE.replace("cls.version = 1", "cls.version = 2").replace(
+        "tuple(sorted(", "tuple(reversed(sorted(").replace('{})))', '{}))))')
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.Record is Record is m.ORIGINAL and type(record) is Record and total() == 3
+    assert Record.version == 2 == fresh.Record.version
+    assert Record.fields == ("b", "a") == fresh.Record.fields
+    assert any("ran again: it post-processes Record" in note for note in report.notes), report.notes
+
+
+def test_a_class_decorated_from_another_module_follows_its_code_when_its_own_module_is_reloaded(modules):
+    deco_src = """
+        SEEN = {}
+
+        def _label(cls):
+            return "v1:" + cls.__name__
+
+        def tag(cls):
+            SEEN[cls.__name__] = cls
+            cls.label = _label(cls)
+            return cls
+    """
+    user_src = """
+        from {deco} import tag
+
+        @tag
+        class Item:
+            def f(self):
+                return 1
+
+        @tag
+        class Other:
+            pass
+
+        def helper():
+            return 1
+    """
+    deco = modules.load(deco_src)
+    m = modules.load(user_src.format(deco=deco.__name__))
+    Item, item = m.Item, m.Item()
+    f = item.f
+    report = modules.edit(deco, deco_src.replace('"v1:"', '"v2:"'))
+    assert report.ok, report.error
+    assert Item.label == "v1:Item", "the user's module is not reloaded: its class keeps what the decorator made"
+    new_user = user_src.format(deco=deco.__name__).replace("return 1", "return 2")
+    report = modules.edit(m, new_user)
+    assert report.ok, report.error
+    assert m.Item is Item and type(item) is Item and f() == 2
+    assert deco.SEEN["Item"] is Item  # decorated again on the live class, which the registry holds
+    assert Item.label == "v2:Item" and m.Other.label == "v2:Other" == modules.load(new_user).Other.label
+    assert any(note.startswith("Item: its class decorators ran again") and f"{deco.__name__}._label" in note
+               for note in report.notes), report.notes
+    assert any(note.startswith("Other: unchanged, its class decorators ran again") for note in report.notes)
+    # Decorated again with the current code: a later reload does not decorate it again.
+    Item.label = "kept"
+    report = modules.edit(m, new_user.replace("return 2", "return 3"))
+    assert report.ok, report.error
+    assert f() == 3 and Item.label == "kept"

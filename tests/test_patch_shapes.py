@@ -6,8 +6,11 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import inspect
+import sys
 import textwrap
 import traceback
+
+import pytest
 
 from conftest import warm
 from hotswap._engine import forwards_to
@@ -779,3 +782,201 @@ def test_a_decorated_class_moved_out_of_a_block_is_not_registered_again(modules)
     report = modules.edit(m, new)
     assert report.ok, report.error
     assert m.Plugin is Plugin and Plugin().run() == 2 and m.REGISTRY == [Plugin]
+
+
+def test_a_class_defined_in_two_branches_of_a_block_is_patched_in_place(modules):
+    src = """
+        import sys
+
+        REGISTRY = []
+
+        class Meta(type):
+            def __init__(cls, *args):
+                REGISTRY.append(cls)
+
+        if sys.version_info >= (3,):
+            class A(metaclass=Meta):
+                count = 0
+                old = 1
+
+                def f(self):
+                    return 1
+        else:
+            class A(metaclass=Meta):
+                def f(self):
+                    return -1
+
+        try:
+            import no_such_module_here
+            class B:
+                def g(self):
+                    return "fast"
+        except ImportError:
+            class B:
+                state = []
+
+                def g(self):
+                    return "slow"
+    """
+    m = modules.load(src)
+    A, B = m.A, m.B
+    a, b = A(), B()
+    f, g = a.f, b.g
+    registry = list(m.REGISTRY)
+    A.count = 5  # class-level state of an unchanged member statement
+    state = B.state
+    warm(f)
+    new = (src.replace("return 1", "return 2").replace("                old = 1\n", "")
+           .replace('return "slow"', 'return "SLOW"').replace("return -1", "return -2"))
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.A is A and m.B is B and type(a) is A and type(b) is B
+    assert f() == 2 == fresh.A().f() and warm(f) == 2 and g() == "SLOW" == fresh.B().g()
+    assert A.count == 5 and not hasattr(A, "old") and not hasattr(fresh.A, "old")
+    assert B.state is state
+    # The metaclass made no second class: the registry holds the live class once.
+    assert m.REGISTRY == registry == [A]
+    assert {"A", "B"} <= set(report.patched)
+
+
+def test_a_class_defined_twice_in_a_row_in_a_block_runs_as_written(modules):
+    src = """
+        if True:
+            class A:
+                def f(self):
+                    return 1
+            class A(A):
+                def g(self):
+                    return 1
+    """
+    m = modules.load(src)
+    new = src.replace("return 1", "return 2")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    assert m.A().f() == 2 and m.A().g() == 2 and m.A.__bases__[0].__name__ == "A"
+
+
+IN_A_BLOCK = """
+    try:
+        class Plugin:
+            kept = []
+            {extra}
+            def run(self):
+                return {n}
+    except ImportError:
+        Plugin = None
+"""
+AT_TOP = """
+    class Plugin:
+        kept = []
+        {extra}
+        def run(self):
+            return {n}
+"""
+
+
+def removed_members(indent: str) -> str:
+    """Members the edit removes, for a class body whose statements stand at ``indent``."""
+    return f"gone = 1\n\n{indent}def stale(self):\n{indent}    return 0\n"
+
+
+@pytest.mark.parametrize("before, after", [(IN_A_BLOCK, AT_TOP), (AT_TOP, IN_A_BLOCK)], ids=["out of", "into"])
+def test_a_class_moved_out_of_or_into_a_block_loses_the_members_the_edit_removed(modules, before, after):
+    extra = removed_members(" " * 12 if before is IN_A_BLOCK else " " * 8)
+    m = modules.load(before.format(extra=extra, n=1))
+    Plugin = m.Plugin
+    plugin = Plugin()
+    run, kept = plugin.run, Plugin.kept
+    assert Plugin.gone == 1 and plugin.stale() == 0
+    new = after.format(extra="", n=2)
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.Plugin is Plugin and type(plugin) is Plugin and run() == 2
+    assert not hasattr(Plugin, "gone") and not hasattr(Plugin, "stale")
+    assert not hasattr(fresh.Plugin, "gone") and not hasattr(fresh.Plugin, "stale")
+    assert Plugin.kept is kept  # an unchanged member statement keeps its state
+    assert {"Plugin.gone", "Plugin.stale"} <= set(report.removed)
+
+
+def test_a_class_whose_block_now_runs_its_other_branch_is_patched_from_that_branch(modules):
+    src = """
+        FAST = True
+
+        if FAST:
+            class A:
+                def fast(self):
+                    return "fast"
+        else:
+            class A:
+                def slow(self):
+                    return "slow"
+    """
+    m = modules.load(src)
+    A = m.A
+    a = A()
+    new = src.replace("FAST = True", "FAST = False")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.A is A and type(a) is A and a.slow() == "slow" == fresh.A().slow()
+    assert not hasattr(A, "fast") and not hasattr(fresh.A, "fast")
+
+
+def test_a_moved_class_holding_a_function_made_elsewhere_in_the_module_moves_it_once(modules):
+    src = """
+        def _make_ne():
+            def __ne__(self, other):
+                return not self == other
+            return __ne__
+
+        class A:
+            def f(self):
+                return 1
+
+        A.__ne__ = _make_ne()
+    """
+    m = modules.load(src)
+    A = m.A
+    ne, f = A.__ne__, A.f
+    # Lines added above both, and more between them: each moves by its own amount.
+    new = src.replace("def _make_ne():", "LIMIT = 1\n\n\n        def _make_ne():").replace(
+        "class A:", "WIDTH = 2\n\n\n\n        class A:")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert A.__ne__ is ne and A.f is f
+    # The function made by `_make_ne` moves with `_make_ne`, not also with the class holding it.
+    assert ne.__code__.co_firstlineno == fresh.A.__ne__.__code__.co_firstlineno
+    assert f.__code__.co_firstlineno == fresh.A.f.__code__.co_firstlineno
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="match is 3.10+ syntax")
+def test_a_class_defined_in_the_cases_of_a_match_is_patched_in_place(modules):
+    src = """
+        MODE = "b"
+
+        match MODE:
+            case "a":
+                class Handler:
+                    def handle(self):
+                        return "a"
+            case _:
+                class Handler:
+                    def handle(self):
+                        return "b1"
+
+                    def extra(self):
+                        return 0
+    """
+    m = modules.load(src)
+    Handler = m.Handler
+    handle = Handler().handle
+    extra = "\n                    def extra(self):\n                        return 0\n"
+    new = src.replace('"b1"', '"b2"').replace(extra, "\n")
+    report = modules.edit(m, new)
+    assert report.ok, report.error
+    fresh = modules.load(new)
+    assert m.Handler is Handler and handle() == "b2" == fresh.Handler().handle()
+    assert not hasattr(Handler, "extra") and not hasattr(fresh.Handler, "extra")

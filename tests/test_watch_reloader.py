@@ -830,6 +830,31 @@ def test_a_burst_of_a_thousand_saves_ends_with_the_last_content(project, start):
     assert not caller.errors and reloader.running
 
 
+def test_reloads_start_no_thread_of_their_own(project, start, monkeypatch):
+    """Watching for a reload that blocks takes one thread per reloader, started by its first reload and ended by
+    stop(), not a timer thread per reload (starting a thread waits for it to run: longer than the reload of a small
+    module, on the path from the save to the new code)."""
+    module, path = project.module(source(1))
+    f = module.f
+    reloader = start(project.root)
+    started: list = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for version in range(2, 7):
+        path.write_text(source(version))
+        report = reloader.wait_for_reload(timeout=10)
+        assert report is not None and report.ok and report.patched
+        assert f() == version
+    assert started == ["hotswap-autoreload-slow"]
+    reloader.stop()
+    assert [t.name for t in hotswap_threads()] == []
+
+
 def test_a_slow_or_blocking_statement_is_reported_while_the_program_runs(project, start, caplog, monkeypatch):
     monkeypatch.setattr(watcher_mod, "SLOW_RELOAD_WARNING_S", 0.3)
     caplog.set_level(logging.WARNING, logger="hotswap")

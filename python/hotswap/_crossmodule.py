@@ -118,9 +118,11 @@ _library_cache: Dict[str, bool] = {}
 
 
 def _is_program_module(module: types.ModuleType) -> bool:
-    """A module of the user's program: Python source outside the standard library and site-packages."""
+    """A module of the user's program: Python source outside the standard library and site-packages, and not
+    hotswap's own (which imports nothing from the program; installed editable, its files are outside
+    site-packages, and each reload that rebinds a name would look at every one of its modules)."""
     path = getattr(module, "__file__", None)
-    if not isinstance(path, str) or not path.endswith(".py"):
+    if not isinstance(path, str) or not path.endswith(".py") or module.__name__.partition(".")[0] == "hotswap":
         return False
     known = _library_cache.get(path)
     if known is None:

@@ -31,6 +31,7 @@ import linecache
 import logging
 import re
 import sys
+import textwrap
 import threading
 import types
 import weakref
@@ -61,6 +62,15 @@ _FAMILIES: "weakref.WeakKeyDictionary[types.FunctionType, weakref.WeakSet]" = we
 # Closures left unpatched (their new code needed a variable they never captured), by the nested code object that
 # superseded theirs: a later edit that pairs that code with a newer one tries them again.
 _LEFT_BEHIND: "weakref.WeakKeyDictionary[types.CodeType, weakref.WeakSet]" = weakref.WeakKeyDictionary()
+
+
+# Which functions and classes each module's reloads changed the code of, by top-level name, with the number of
+# the reload (counted over the process) that last did; and, for classes whose decorators a reload applied, the
+# number of that reload. A class decorated before a later change of the code its decorator runs (in another
+# module) is decorated again when its own module is reloaded (`Transaction.steps`).
+_CODE_CHANGES: Dict[str, Dict[str, int]] = {}
+_DECORATED: "weakref.WeakKeyDictionary[type, int]" = weakref.WeakKeyDictionary()
+_reloads_done = 0
 
 
 class ReloadFailed(Exception):
@@ -101,6 +111,11 @@ class Transaction:
         self._finish: List[tuple] = []  # classes whose derived machinery is still to redo, innermost first
         self._changes: List[_hooks.ClassChange] = []
         self._touched: Set[int] = set()
+        # Top-level classes whose unchanged class decorators are applied again (the code they run changed), with
+        # the texts of those decorators (see `steps`).
+        self._redecorate: Dict[str, Set[str]] = {}
+        self._code_changed: Set[str] = set()  # functions and classes whose code this reload changes
+        self._decorated: List[type] = []  # classes whose decorators this reload applied
         # What undoes the work done so far, oldest first: ("ops", inverse ops of an applied batch) or
         # ("class", cls, its members before this reload touched it).
         self._undo: List[tuple] = []
@@ -143,6 +158,9 @@ class Transaction:
         for name in stmt.binds:
             if name not in before and name in self.namespace:
                 self.added.append(name)
+            made = self.namespace.get(name)
+            if isinstance(made, type) and made.__module__ == self.module.__name__:
+                self._decorated.append(made)  # made (or finished) now, by the current code
 
     def build(self, source: str, lineno: int, name: str) -> Any:
         """Runs a definition with the module's namespace as globals and a throwaway local namespace, and returns
@@ -167,8 +185,9 @@ class Transaction:
             # A new definition of an object another statement made (`X = namedtuple("X", ...)` became
             # `class X(NamedTuple)`, a `def` or `class` moved out of a `try` block): it keeps its identity and
             # is patched as a changed definition (a class decorator the old block applied is not called again).
-            old_def = self._old_block_classes(self.old_stmts, [stmt.name]).get(stmt.name) \
+            old_defs = self._old_block_classes(self.old_stmts, [stmt.name]).get(stmt.name) \
                 if stmt.kind == "class" else None
+            old_def = old_defs[0] if old_defs else None
             self.step_patch(stmt, "changed", old_def)
             return
         if self.is_main and stmt.kind == "other":
@@ -186,13 +205,16 @@ class Transaction:
         classes = {name: obj for name, obj in old_functions.items() if self._is_own_class(obj, name)}
         if stmt.kind == "other" and reason in ("new", "changed"):
             self.unbind_own_reads(stmt)
-        if classes and _defined_once(stmt.text, classes):
+        if classes and _patchable_in_block(stmt.text, classes):
             # Classes defined inside an `if` or `try` block are patched in place, as top-level ones are.
             self.run_block_classes(stmt, old_stmt, classes)
         else:
             self.run(stmt)
         if reason == "acts_on":
             self.notes.append(f"line {stmt.lineno} ran again: it acts on a definition this reload changed")
+        elif reason == "post_processes":
+            self.notes.append(f"line {stmt.lineno} ran again: it post-processes {', '.join(stmt.binds)} with code "
+                              "this reload changed")
         if reason == "decorators" and old_obj is not _MISSING:
             # The decorators are applied anew (the name now holds their result). References that forward to the
             # old result (decorators were added by an earlier edit) call the new one.
@@ -306,6 +328,8 @@ class Transaction:
             made_by = ", ".join("@" + text for text in old_stmt.decorators)
             problem = (f"its __slots__ were made by a class decorator ({made_by}), which makes a new class each "
                        "time it runs")
+            if reason == "redecorate":
+                problem = f"the code its class decorator runs changed, and {problem}"
         if problem is not None:
             # Not half-applied: the name gets a new class (built in the module's own namespace), old instances
             # keep their class, and the report says a restart is needed.
@@ -315,11 +339,145 @@ class Transaction:
             self.patched.append(stmt.name)
             return
         plan = self.member_plans.get(self.index.get(id(stmt), -1))
+        if isinstance(old_stmt, _BlockClass):
+            # Moved out of a block: members are compared with the class as the block defined it.
+            plan = _BlockMemberPlan(old_stmt, _BlockClass.from_stmt(stmt))
         changed = self.patch_class(live, body, old_stmt, stmt, stmt.name, plan)
         self.finish_classes()
         self.rebind(stmt.name, live)
-        if changed or reason in ("changed", "reads"):
+        if changed or reason in ("changed", "reads", "redecorate"):
             self.patched.append(stmt.name)
+
+    def steps(self, planned: Sequence[Any]) -> List[Any]:
+        """The planner's steps, plus the unchanged statements that make or finish a class of this module with code
+        that changed, which run again as a fresh import would run them (the class itself is kept):
+
+        - a class statement whose class decorator runs code this reload changes (the decorator is a function of
+          this module, or uses one, or a class of it, at any depth), or code an earlier reload of the module
+          defining the decorator changed after the class was decorated: that decorator is applied again to the
+          live class, as if its text had changed;
+        - a statement that post-processes a class of this module by calling a function of this module that runs
+          code this reload changes (``C = _add_eq(C)``: it binds only names that hold classes of this module,
+          each of which it also reads).
+
+        Any other unchanged statement stays as it is: ``app = make_app()`` does not run again because
+        ``make_app`` changed."""
+        changed = {self.new_stmts[step.index].name for step in planned
+                   if self.new_stmts[step.index].kind != "other"
+                   and (step.action, step.reason) in (("patch", "changed"), ("run", "decorators"))}
+        self._code_changed = changed
+        if not changed and not _CODE_CHANGES:
+            return list(planned)
+        by_index = {step.index: step for step in planned}
+        old_by_text: Dict[str, int] = {}
+        for j, old in enumerate(self.old_stmts):
+            old_by_text.setdefault(old.text, j)
+        memo: Dict[Tuple[str, str], Set[str]] = {}
+        for i, stmt in enumerate(self.new_stmts):
+            step = by_index.get(i)
+            live = self.live(stmt.name) if stmt.kind == "class" else None
+            if step is not None and step.action == "patch" and stmt.kind == "class" and stmt.decorators and \
+                    step.old_index is not None and self._is_own_class(live, stmt.name):
+                # A changed class body: its deriving decorators run again anyway, the others if their code changed.
+                why = self._redecorations(stmt, live, changed, memo)
+                if why:
+                    self._redecorate[stmt.name] = set(why)
+                    self.notes.append(f"{stmt.name}: its class decorators ran again on the live class: the code "
+                                      f"they run changed ({', '.join(sorted(set().union(*why.values())))})")
+                continue
+            if step is not None and step.action != "move":
+                continue
+            old_index = step.old_index if step is not None else old_by_text.get(stmt.text)
+            if old_index is None:
+                continue
+            if stmt.kind == "class" and stmt.decorators and self._is_own_class(live, stmt.name):
+                why = self._redecorations(stmt, live, changed, memo)
+                if why:
+                    self._redecorate[stmt.name] = set(why)
+                    self.member_plans[i] = _UnchangedMemberPlan(stmt.members)
+                    by_index[i] = _Step(i, old_index, "patch", "redecorate", self.member_plans[i])
+                    self.notes.append(
+                        f"{stmt.name}: unchanged, its class decorators ran again on the live class: the code they "
+                        f"run changed ({', '.join(sorted(set().union(*why.values())))})")
+            elif changed and stmt.kind == "other" and stmt.binds and all(
+                    name in stmt.reads and isinstance(self.live(name), type)
+                    and self.live(name).__module__ == self.module.__name__ for name in stmt.binds):
+                users = [name for name in stmt.reads if name not in stmt.binds
+                         and self._own_codes(self.live(name), self.module.__name__, self.path)
+                         and isinstance(self.live(name), types.FunctionType)
+                         and self._uses(self.live(name), memo) & changed]
+                if users:
+                    by_index[i] = _Step(i, old_index, "run", "post_processes", None)
+        return [by_index[i] for i in sorted(by_index)]
+
+    def _redecorations(self, stmt, cls: type, changed: Set[str],
+                       memo: Dict[Tuple[str, str], Set[str]]) -> Dict[str, Set[str]]:
+        """The class decorators of ``stmt`` that run changed code, with the names of that code."""
+        why = {text: self._decorator_changes(text, cls, changed, memo) for text in stmt.decorators}
+        return {text: names for text, names in why.items() if names}
+
+    def _decorator_changes(self, text: str, cls: type, changed: Set[str],
+                           memo: Dict[Tuple[str, str], Set[str]]) -> Set[str]:
+        """The names of changed code the class decorator ``text`` runs (see ``steps``): of this module, by this
+        reload; of the module defining it, by a reload after ``cls`` was decorated (qualified by that module)."""
+        head = text.split("(", 1)[0].strip()
+        if not all(part.isidentifier() for part in head.split(".")):
+            return set()
+        first, *rest = head.split(".")
+        decorator = self.live(first)
+        for part in rest:
+            decorator = getattr(decorator, part, _MISSING)
+        if self._own_codes(decorator, self.module.__name__, self.path):
+            return self._uses(decorator, memo) & changed if changed else set()
+        func = getattr(decorator, "__func__", decorator)
+        if not isinstance(func, types.FunctionType):
+            return set()
+        try:
+            since = _DECORATED.get(cls, 0)
+        except TypeError:  # a metaclass that makes its classes unhashable
+            since = 0
+        later = {name for name, generation in _CODE_CHANGES.get(func.__module__, {}).items() if generation > since}
+        if not later:
+            return set()
+        return {f"{func.__module__}.{name}" for name in self._uses(func, memo) & later}
+
+    def _uses(self, start: Any, memo: Dict[Tuple[str, str], Set[str]]) -> Set[str]:
+        """The functions and classes, by top-level name, of the module defining the function or class ``start``
+        that ``start`` uses: itself, and those its code names, at any depth (names its code reads, an
+        over-estimate that counts attribute names too)."""
+        module = sys.modules.get(getattr(start, "__module__", None) or "")
+        func = getattr(start, "__func__", start)
+        path = func.__code__.co_filename if isinstance(func, types.FunctionType) else getattr(module, "__file__", "")
+        if module is None or not path:
+            return set()
+        namespace = self.namespace if module is self.module else module.__dict__
+        key = (module.__name__, getattr(start, "__qualname__", ""))
+        if key not in memo:
+            seen: Set[str] = set()
+            name = getattr(start, "__name__", None)
+            if name is not None and namespace.get(name) is start:
+                seen.add(name)
+            queue = [found for code in self._own_codes(start, module.__name__, path) for found in _code_names(code)]
+            while queue:
+                current = queue.pop()
+                if current in seen:
+                    continue
+                codes = self._own_codes(self.live(current) if module is self.module else namespace.get(current),
+                                        module.__name__, path)
+                if codes:
+                    seen.add(current)
+                    queue.extend(found for code in codes for found in _code_names(code) if found not in seen)
+            memo[key] = seen
+        return memo[key]
+
+    @staticmethod
+    def _own_codes(obj: Any, module: str, path: str) -> List[types.CodeType]:
+        """The code of a function of the file ``path`` (under its wrappers), or of the functions of a class of
+        ``module`` defined there."""
+        if isinstance(obj, type):
+            return [func.__code__ for func in _class_functions(obj, path)] if obj.__module__ == module else []
+        return [item.__code__ for item in _unwrap_candidates(obj)
+                if isinstance(item, types.FunctionType) and item.__code__.co_filename == path]
 
     def rebind(self, name: str, live: Any) -> None:
         """A definition binds its name last in source order: if a statement this reload ran bound the name to
@@ -338,7 +496,10 @@ class Transaction:
             target = find_function(live, stmt.name, self.path, old_stmt, self.namespace)
             functions = [target] if target is not None else []
         elif isinstance(live, type) and live.__module__ == self.module.__name__:
-            functions = list(_class_functions(live, self.path))
+            # Only the functions its statement defined: one made elsewhere in the module and set on the class
+            # (`A.__ne__ = _make_ne()`) moves with the code that made it.
+            functions = [func for func in _class_functions(live, self.path)
+                         if old_stmt.lineno <= func.__code__.co_firstlineno <= old_stmt.end_lineno]
             if hasattr(live, "__firstlineno__"):
                 self.ops.append(_native.SetAttr(live, "__firstlineno__", live.__firstlineno__ + delta))
         elif stmt.kind == "other":
@@ -618,15 +779,18 @@ class Transaction:
             raise ReloadFailed(f"{self.path}:{stmt.lineno}: the class statement of {stmt.name} ran no class body")
         return builder.tops[stmt.name]
 
-    def _old_block_classes(self, old_stmts: Sequence[Any], names: Iterable[str]) -> Dict[str, "_BlockClass"]:
-        """The `class` statements of ``names`` inside the old source's blocks (a changed block is not paired with
-        its old text, so the old statements are searched)."""
-        found: Dict[str, _BlockClass] = {}
+    def _old_block_classes(self, old_stmts: Sequence[Any], names: Iterable[str]) -> Dict[str, List["_BlockClass"]]:
+        """The `class` statements of ``names`` in the old source, in source order: inside its blocks (a changed
+        block is not paired with its old text, so the old statements are searched), or at the top level (a
+        class moved into a block)."""
+        found: Dict[str, List[_BlockClass]] = {}
         for old in old_stmts:
             wanted = [name for name in names if name in old.binds and name not in found]
             if old.kind == "other" and wanted:
                 defs = _block_classes(ast.parse(old.text), old.text.splitlines(keepends=True))
                 found.update((name, defs[name]) for name in wanted if name in defs)
+            elif old.kind == "class" and old.name in wanted:
+                found[old.name] = [_BlockClass.from_stmt(old)]
         return found
 
     def _made_elsewhere(self, stmt) -> bool:
@@ -651,6 +815,8 @@ class Transaction:
         tree = ast.parse(source)
         new_defs = _block_classes(tree, source.splitlines(keepends=True))
         old_defs = self._old_block_classes([old_stmt] if old_stmt is not None else self.old_stmts, classes)
+        if old_stmt is not None and len(old_defs) < len(classes):
+            old_defs = {**self._old_block_classes(self.old_stmts, classes), **old_defs}
         for node in _flat_body(tree.body):
             if isinstance(node, ast.ClassDef) and node.name in classes:
                 node.decorator_list = []  # applied once the body is patched (`_finish_class`)
@@ -662,9 +828,17 @@ class Transaction:
             live = classes[name]
             if self.namespace.get(name) is not live:
                 continue  # made anew (a layout change), or bound again later in the block
-            new_def, old_def = new_defs.get(name), old_defs.get(name)
+            # The branch that ran defines the class (`if X: class A ... else: class A ...`); the old definition
+            # is the one the live class was made from: the one whose members it has (the same place among the
+            # old block's definitions of the name when several fit).
+            choices = new_defs.get(name, [])
+            new_def = _ran(choices, builder.lines.get(name))
             if new_def is None:
                 continue
+            olds = old_defs.get(name) or [None]
+            place = olds[min(choices.index(new_def), len(olds) - 1)]
+            fitting = [old for old in olds if old is not None and all(key in live.__dict__ for key in old.member_texts)]
+            old_def = place if place in fitting or not fitting else max(fitting, key=lambda old: len(old.member_texts))
             if self.patch_class(live, body, old_def, new_def, name, _BlockMemberPlan(old_def, new_def)):
                 self.patched.append(name)
         self.finish_classes()
@@ -745,12 +919,13 @@ class Transaction:
             if self._deriving_decorator(text) is not None:
                 decorator = self._eval(text, new_stmt.lineno)
                 _machinery.strip_deriving(decorator, live, self.path, ns)
-            elif top and text not in old_decorators:
+            elif top and (text not in old_decorators or text in self._redecorate.get(new_stmt.name, ())):
                 decorator = self._eval(text, new_stmt.lineno)
                 self.notes.append(f"{live.__qualname__}: class decorator @{text} applied again to the live class")
             else:
                 continue  # an unchanged decorator is not called again (a nested class's ran with its body)
             result = decorator(result)
+            self._decorated.append(live)
         if top and result is not live:
             # As a fresh import would, the name holds what the decorators returned (a new class).
             self.ops.append(_native.SetItem(self.namespace, new_stmt.name, result))
@@ -823,6 +998,16 @@ class Transaction:
 
     def finish(self) -> None:
         """What runs once the reload can no longer be undone: post-reload steps, hooks, the line cache."""
+        global _reloads_done
+        _reloads_done += 1
+        if self._code_changed:
+            changes = _CODE_CHANGES.setdefault(self.module.__name__, {})
+            changes.update(dict.fromkeys(self._code_changed, _reloads_done))
+        for cls in self._decorated:
+            try:
+                _DECORATED[cls] = _reloads_done
+            except TypeError:
+                pass
         for callback in self.after:
             try:
                 callback()
@@ -1235,14 +1420,48 @@ class _NoMemberPlan:
 _NO_MEMBER_PLAN = _NoMemberPlan()
 
 
+class _UnchangedMemberPlan(_NoMemberPlan):
+    """The member plan of a class body that did not change (its decorators run again): every member is
+    unchanged, so class-level state survives and nothing is removed."""
+
+    def __init__(self, members: Sequence[Any]) -> None:
+        last: Dict[str, int] = {}
+        for i, member in enumerate(members):
+            for name in member.binds:
+                last[name] = i
+        self.unchanged = tuple(last)
+        self.old_bound = self.unchanged
+        self.statements = tuple((name, i, i) for name, i in last.items())
+        self.nested = tuple((member.name, _UnchangedMemberPlan(member.members)) for member in members
+                            if member.kind == "class")
+
+
+class _Step:
+    """A step the engine adds to the planner's (``Transaction.steps``), with the same fields."""
+
+    __slots__ = ("index", "old_index", "action", "reason", "members")
+
+    def __init__(self, index: int, old_index: Optional[int], action: str, reason: str, members: Any) -> None:
+        self.index, self.old_index, self.action, self.reason, self.members = index, old_index, action, reason, members
+
+
+def _code_names(code: types.CodeType) -> Set[str]:
+    """The global and attribute names ``code`` and the code nested in it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
+
+
 class _BlockMemberPlan(_NoMemberPlan):
     """The member plan of a class defined inside a block statement, from the old and new class nodes: members
     whose statement text is the same are unchanged (their class-level state survives), the others changed, and
     names only the old body bound are removed."""
 
     def __init__(self, old: Optional["_BlockClass"], new: "_BlockClass") -> None:
-        old_texts = old.member_texts if old is not None else {}
-        new_texts = new.member_texts
+        old_texts = {name: _normal_text(text) for name, text in (old.member_texts if old is not None else {}).items()}
+        new_texts = {name: _normal_text(text) for name, text in new.member_texts.items()}
         self.unchanged = tuple(name for name, text in new_texts.items() if old_texts.get(name) == text)
         self.changed = tuple(name for name in new_texts if name not in self.unchanged)
         self.old_bound = tuple(name for name in old_texts if name not in new_texts)
@@ -1254,31 +1473,100 @@ class _BlockClass:
 
     members: Tuple[Any, ...] = ()
 
-    def __init__(self, node: ast.ClassDef, lines: Sequence[str]) -> None:
+    def __init__(self, node: Optional[ast.ClassDef], lines: Sequence[str]) -> None:
+        self.member_texts: Dict[str, str] = {}
+        if node is None:
+            return
         self.name = node.name
         self.lineno = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+        self.def_lineno = node.lineno  # where its body's code starts once its decorators are taken off
         self.decorators = [_node_text(d, lines) for d in node.decorator_list]
-        self.member_texts: Dict[str, str] = {}
         for stmt in _flat_body(node.body):
             text = _node_text(stmt, lines)
             for name in _stmt_binds(stmt):
                 self.member_texts[name] = text
 
+    @classmethod
+    def from_stmt(cls, stmt: Any) -> "_BlockClass":
+        """The same, for a top-level `class` statement of the planner."""
+        out = cls(None, ())
+        out.name, out.lineno, out.def_lineno = stmt.name, stmt.lineno, stmt.def_lineno
+        out.decorators = list(stmt.decorators)
+        for member in stmt.members:
+            for name in member.binds:
+                out.member_texts[name] = member.text
+        return out
 
-def _block_classes(tree: ast.Module, lines: Sequence[str]) -> Dict[str, _BlockClass]:
-    """The classes a block statement (``tree``'s only statement) defines in its branches, by name (the first
-    definition of each name)."""
-    out: Dict[str, _BlockClass] = {}
+
+def _block_classes(tree: ast.Module, lines: Sequence[str]) -> Dict[str, List[_BlockClass]]:
+    """The classes a block statement (``tree``'s only statement) defines in its branches, by name, in source
+    order."""
+    out: Dict[str, List[_BlockClass]] = {}
     for node in _flat_body(tree.body):
-        if isinstance(node, ast.ClassDef) and node.name not in out:
-            out[node.name] = _BlockClass(node, lines)
+        if isinstance(node, ast.ClassDef):
+            out.setdefault(node.name, []).append(_BlockClass(node, lines))
     return out
 
 
-def _defined_once(text: str, names: Iterable[str]) -> bool:
-    """Each of ``names`` has exactly one ``class`` statement in the block statement ``text``."""
-    found = [node.name for node in _flat_body(ast.parse(text).body) if isinstance(node, ast.ClassDef)]
-    return all(found.count(name) == 1 for name in names)
+def _normal_text(text: str) -> str:
+    """A member statement's text without the indentation of where it stands (a block's class, or a top-level
+    one's: the planner's text starts at the statement, a block's at its line)."""
+    first, _, rest = text.strip("\n").partition("\n")
+    return first.strip() + "\n" + textwrap.dedent(rest).rstrip()
+
+
+def _ran(defs: Sequence[_BlockClass], lineno: Optional[int]) -> Optional[_BlockClass]:
+    """Which of a block's definitions of a class ran: the one whose body starts at ``lineno``."""
+    return next((d for d in defs if d.def_lineno == lineno), None)
+
+
+def _patchable_in_block(text: str, names: Iterable[str]) -> bool:
+    """Each of ``names`` is defined by at most one ``class`` statement of any path through the block statement
+    ``text``: once, or in branches of which only one runs (``if``/``else``, the body of a ``try`` and its
+    handlers, the cases of a ``match``). A name defined twice in a row (``class A`` then ``class A(A)``) is
+    not: the statement runs as written."""
+    found: Dict[str, List[Tuple[Tuple[int, str], ...]]] = {}
+    for node, path in _branch_paths(ast.parse(text).body, ()):
+        if isinstance(node, ast.ClassDef):
+            found.setdefault(node.name, []).append(path)
+    for name in names:
+        paths = found.get(name, [])
+        if not paths or any(not _exclusive(a, b) for i, a in enumerate(paths) for b in paths[i + 1:]):
+            return False
+    return True
+
+
+def _branch_paths(body: Sequence[ast.stmt], path: Tuple[Tuple[int, str], ...]):
+    """The statements of ``body`` and of its blocks' branches, each with the branches it is in, from the outside
+    in: (id of the block node, which branch), where branches of which only one runs are named "one of ..."."""
+    for node in body:
+        yield node, path
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        exclusive = isinstance(node, ast.If)
+        for field in ("body", "orelse", "finalbody"):
+            branch = f"one of {field}" if exclusive else field
+            yield from _branch_paths(getattr(node, field, None) or (), path + ((id(node), branch),))
+        # A `try` body and its handlers: the statement the body defined is defined again by a handler only if the
+        # body failed, so that is taken as one of them running.
+        for i, handler in enumerate(getattr(node, "handlers", None) or ()):
+            yield from _branch_paths(handler.body, path + ((id(node), f"one of handler {i}"),))
+        for i, case in enumerate(getattr(node, "cases", None) or ()):
+            yield from _branch_paths(case.body, path + ((id(node), f"one of case {i}"),))
+
+
+def _exclusive(a: Tuple[Tuple[int, str], ...], b: Tuple[Tuple[int, str], ...]) -> bool:
+    """Two statements in different branches of one block of which only one runs."""
+    for (node_a, branch_a), (node_b, branch_b) in zip(a, b):
+        if node_a != node_b:
+            return False
+        if branch_a == branch_b:
+            continue
+        pair = {branch_a, branch_b}
+        # Branches of one `if` or `match`, two handlers, or a `try`'s body (or else) and one of its handlers.
+        return all(branch.startswith("one of ") for branch in pair) or (
+            bool(pair & {"body", "orelse"}) and any(branch.startswith("one of handler") for branch in pair))
+    return False
 
 
 def _flat_body(body: Sequence[ast.stmt]) -> Iterable[ast.stmt]:
@@ -1336,7 +1624,7 @@ class _BuildClass:
     """
 
     def __init__(self, tx: Transaction, classes: Dict[str, type], code: types.CodeType,
-                 block: Optional[Dict[str, "_BlockClass"]] = None) -> None:
+                 block: Optional[Dict[str, List["_BlockClass"]]] = None) -> None:
         self.tx = tx
         # The statement is a block whose classes' decorators were taken off: their layouts are checked here.
         self.block = block
@@ -1347,6 +1635,7 @@ class _BuildClass:
         self.stack: List[Tuple[Optional[Dict[str, type]], Optional[type], Set[int]]] = [
             (classes, None, _child_codes(code))]
         self.tops: Dict[str, ClassBody] = {}  # the evaluated bodies of the statement's own classes, by name
+        self.lines: Dict[str, int] = {}  # where each of those bodies starts (which branch of a block ran)
 
     @contextlib.contextmanager
     def installed(self):
@@ -1375,6 +1664,7 @@ class _BuildClass:
         body = self.tx.evaluate_body(func, name, bases, kwds, live, self)
         if expected is not None:
             self.tops[name] = body
+            self.lines[name] = func.__code__.co_firstlineno
             if self.block is None:
                 return live  # the caller checks the layout (and builds the new class in the module if needed)
         problem = incompatible(live, body)
@@ -1385,7 +1675,8 @@ class _BuildClass:
         self.tx.needs_restart.append(
             f"cannot patch {self.tx.module.__name__}.{live.__qualname__}: {problem}; a restart is needed")
         cls = self.original(func, name, *bases, **kwds)
-        block = self.block.get(name) if expected is not None and self.block is not None else None
+        block = _ran(self.block.get(name, []), func.__code__.co_firstlineno) \
+            if expected is not None and self.block is not None else None
         for text in reversed(block.decorators if block is not None else ()):
             cls = self.tx._eval(text, block.lineno)(cls)  # as the statement would have (they were taken off)
         return cls

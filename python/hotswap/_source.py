@@ -157,9 +157,11 @@ def recorded_baseline(module: ModuleType) -> Optional[Baseline]:
         return _baselines.get(key)
 
 
-def set_baseline(module: ModuleType, text: str, stmts: Sequence[_native.Stmt]) -> None:
+def set_baseline(module: ModuleType, text: str, stmts: Sequence[_native.Stmt], path: Optional[str] = None) -> None:
+    """Records what ``module`` runs now; ``path``: its ``module_path``, when the caller has it already."""
+    key = (module.__name__, module_path(module) if path is None else path)
     with _lock:
-        _baselines[(module.__name__, module_path(module))] = Baseline(text, tuple(stmts))
+        _baselines[key] = Baseline(text, tuple(stmts))
 
 
 def restore_baseline(module: ModuleType, previous: Optional[Baseline]) -> None:

@@ -11,6 +11,7 @@ re-runs everything).
 
 from __future__ import annotations
 
+import _signal  # signal's functions without the enum conversions of signal.py (15 us of every main-thread reload)
 import dataclasses
 import logging
 import os
@@ -250,10 +251,13 @@ def data_files_read(module: Union[types.ModuleType, str, None] = None) -> Dict[s
 
 def _reload_and_report(
     module: Union[types.ModuleType, str], mode: str, source: Union[bytes, str, None], *, log_failure: bool,
-    data_files: Optional[Tuple[str, ...]] = None,
+    data_files: Optional[Tuple[str, ...]] = None, path: Optional[str] = None,
 ) -> ReloadReport:
     """``reload``; ``log_failure=False`` for a caller that reports failures itself (the watcher warns once);
-    ``data_files``: re-run the statements that read them instead (see ``reload``)."""
+    ``data_files``: re-run the statements that read them instead (see ``reload``); ``path``: the module's
+    resolved source path (``_source.module_path``) when the caller knows it (the watcher, which matched the saved
+    file to the module by it): resolving it again costs a system call per directory of the path, each of which
+    lets the program's threads take the interpreter from the reload."""
     if mode not in ("changed", "module"):
         raise ValueError(f"mode must be 'changed' or 'module', not {mode!r}")
     if isinstance(module, str):
@@ -261,7 +265,8 @@ def _reload_and_report(
         if found is None:
             raise ValueError(f"no module named {module!r} is imported")
         module = found
-    path = _source.module_path(module)
+    if path is None:
+        path = _source.module_path(module)
     start = time.perf_counter()
     global _active
     with _reload_lock, _InterruptWatch() as interrupts:
@@ -278,9 +283,11 @@ def _reload_and_report(
                     report = dataclasses.replace(report, rebound=tuple(rebound), dependents=tuple(dependents))
         finally:
             _active = outer
-    # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface.
+    # One line per reload, at info level; a failure is in the report, which callers (the watcher) surface. The
+    # summary is formatted only when the line is logged.
+    log = logger.isEnabledFor(logging.INFO)
     for done in (*report.dependents, report):
-        if done.ok or log_failure or done is not report:
+        if log and (done.ok or log_failure or done is not report):
             logger.info("%s", done.summary())
         if done.ok:
             _engine_hooks.run_module(sys.modules.get(done.module, module), done)
@@ -370,10 +377,10 @@ class _InterruptWatch:
 
     def __enter__(self) -> _InterruptWatch:
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
+            previous = _signal.getsignal(signal.SIGINT)
             if callable(previous):  # SIG_IGN or SIG_DFL: no KeyboardInterrupt can come from a signal
                 self._previous = previous
-                signal.signal(signal.SIGINT, self._handler)
+                _signal.signal(signal.SIGINT, self._handler)
         return self
 
     def _handler(self, signum: int, frame: Optional[types.FrameType]) -> None:
@@ -383,8 +390,8 @@ class _InterruptWatch:
 
     def __exit__(self, *exc_info: object) -> None:
         # Put the program's handler back, unless the reload installed one of its own (a top-level statement).
-        if self._previous is not None and signal.getsignal(signal.SIGINT) == self._handler:
-            signal.signal(signal.SIGINT, self._previous)
+        if self._previous is not None and _signal.getsignal(signal.SIGINT) == self._handler:
+            _signal.signal(signal.SIGINT, self._previous)
 
 
 def _reload(
@@ -429,8 +436,10 @@ def _reload(
     _active = (threading.get_ident(), tx)  # `reload` puts back the outer value
     _state.depth = getattr(_state, "depth", 0) + 1
     reads = _datafiles.start(module, code_path)  # files the statements that run read
+    steps = plan.steps
     try:
-        for step in plan.steps:
+        steps = tx.steps(plan.steps)  # with the unchanged statements that finish a class with changed code
+        for step in steps:
             stmt = new_stmts[step.index]
             old_stmt = old_stmts[step.old_index] if step.old_index is not None else None
             if step.action == "run":
@@ -464,7 +473,7 @@ def _reload(
         except Exception as exc:
             raise _engine.ReloadFailed(f"{path}: the reload was refused by a framework hook, nothing was changed: "
                                        f"{type(exc).__name__}: {exc}") from None
-        _source.set_baseline(module, text, recorded)
+        _source.set_baseline(module, text, recorded, path)
 
     try:
         tx.commit(record=record)
@@ -478,7 +487,7 @@ def _reload(
         _source.restore_baseline(module, old)
         raise
     tx.finish()
-    _datafiles.commit(reads, recorded, [new_stmts[step.index] for step in plan.steps if step.action != "move"])
+    _datafiles.commit(reads, recorded, [new_stmts[step.index] for step in steps if step.action != "move"])
     return ReloadReport(
         module=name,
         path=path,

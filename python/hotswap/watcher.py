@@ -36,7 +36,7 @@ from collections import deque
 from types import ModuleType
 from typing import Any, Callable, ContextManager, Deque, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from . import _datafiles, _native
+from . import _datafiles, _native, _source
 from .reload import ReloadReport
 
 __all__ = ["DEFAULT_DEBOUNCE_MS", "DEFAULT_IGNORED_DIRS", "AutoReloader"]
@@ -160,6 +160,7 @@ class AutoReloader:
         self._data_files: Dict[str, List[ModuleType]] = {}  # watched data files -> modules that read them
         self._empty: Dict[str, bool] = {}
         self._stopping = False
+        self._slow = _SlowReloadWatch()
         self._modules = _ModuleMap(self.roots)
         # Baselines first: a save that happens from now on must compare against what the module runs now.
         self._modules.refresh()
@@ -310,6 +311,7 @@ class AutoReloader:
             data_watcher, data_thread = self._data_watcher, self._data_thread
         if data_watcher is not None:
             data_watcher.stop()
+        self._slow.close()
         for thread in (self._thread, data_thread):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=5)
@@ -382,8 +384,8 @@ class AutoReloader:
                     logger.debug("saved %s: skipped, no loaded module came from it", path)
                 continue
             for module in modules:
-                baseline = _running_source(module)
-                if not content.strip() and baseline and _as_bytes(baseline).strip():
+                baseline = _running_source(module, path)
+                if (not content or content.isspace()) and baseline and not _as_bytes(baseline).isspace():
                     # Never applied: an emptied file is almost always a save caught between truncate and write,
                     # or a mistake; report it once and keep running the module's code.
                     if not self._empty.get(path):
@@ -417,7 +419,7 @@ class AutoReloader:
         """Whether ``content`` should be applied to ``module``: not what it runs, not a broken save seen before
         (by any AutoReloader of the process)."""
         if baseline is None:
-            baseline = _running_source(module)
+            baseline = _running_source(module, path)
         if baseline is not None and _as_bytes(baseline) == content:
             _failed_saves.pop(path, None)
             return False
@@ -473,14 +475,10 @@ class AutoReloader:
     def _reload(self, module: ModuleType, path: str, content: bytes) -> ReloadReport:
         # A top-level statement that blocks (a network call, an endless loop) keeps this thread, never the
         # program; say so while it lasts rather than stay silent.
-        slow = threading.Timer(SLOW_RELOAD_WARNING_S, logger.warning, args=(
-            "reloading %s has taken more than %.0f s: a top-level statement of %s may be blocking; the "
-            "program keeps running, further saves wait for it", module.__name__, SLOW_RELOAD_WARNING_S, path))
-        slow.daemon = True
-        slow.start()
+        self._slow.begin(module.__name__, path)
         try:
             # It logs successes; a failure is logged once, by `_record`, with its file and line.
-            return _reload_mod._reload_and_report(module, self.mode, content, log_failure=False)
+            return _reload_mod._reload_and_report(module, self.mode, content, log_failure=False, path=path)
         except Exception:  # the engine reports user-code failures itself; this is a bug in hotswap
             return ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
         except KeyboardInterrupt:
@@ -490,7 +488,7 @@ class AutoReloader:
                 raise
             return ReloadReport(module=module.__name__, path=path, ok=False, error=traceback.format_exc())
         finally:
-            slow.cancel()
+            self._slow.end()
 
     def _record(self, report: ReloadReport, path: str, content: bytes) -> None:
         if not report.ok:
@@ -634,6 +632,7 @@ class AutoReloader:
 
     def _after_fork_in_child(self) -> None:
         self._lock = threading.Condition(threading.Lock())  # may have been held by a thread that is not here
+        self._slow = _SlowReloadWatch()  # its thread stayed in the parent
         self._watcher.stop()  # forgets the parent's threads without touching them
         try:
             self._watcher = _native.Watcher(list(self.roots), **self._watch_args)
@@ -665,6 +664,46 @@ class AutoReloader:
             self._refresh_data_files()  # and the files modules read at import, each checked once
         except Exception:  # pragma: no cover
             logger.exception("checking the watched data files after a fork failed")
+
+
+class _SlowReloadWatch:
+    """Warns once about a reload that has run for more than ``SLOW_RELOAD_WARNING_S``, while it runs.
+
+    One daemon thread per reloader, started by its first reload, looks at the reload in progress every fifth of
+    that time; a reload only notes when it starts and ends. (A timer thread started for each reload cost more than
+    the reload of a small module: starting a thread waits for it to run.)
+    """
+
+    def __init__(self) -> None:
+        self._current: Optional[Tuple[float, str, str]] = None  # (started, module name, path)
+        self._closed = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def begin(self, name: str, path: str) -> None:
+        self._current = (time.monotonic(), name, path)
+        if self._thread is None and not self._closed.is_set():
+            self._thread = threading.Thread(target=self._run, name="hotswap-autoreload-slow", daemon=True)
+            self._thread.start()
+
+    def end(self) -> None:
+        self._current = None
+
+    def close(self) -> None:
+        self._closed.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        warned = None
+        while not self._closed.wait(SLOW_RELOAD_WARNING_S / 5):
+            current = self._current
+            if current is None or current is warned or time.monotonic() - current[0] < SLOW_RELOAD_WARNING_S:
+                continue
+            warned = current
+            _, name, path = current
+            logger.warning("reloading %s has taken more than %.0f s: a top-level statement of %s may be blocking; "
+                           "the program keeps running, further saves wait for it", name, SLOW_RELOAD_WARNING_S, path)
 
 
 class _ModuleMap:
@@ -840,11 +879,15 @@ def _package(module: ModuleType) -> Optional[str]:
     return package
 
 
-def _running_source(module: ModuleType) -> Optional[bytes]:
+def _running_source(module: ModuleType, path: str) -> Optional[bytes]:
+    """What ``module`` runs, as bytes; ``path``: its real source path, by which ``_ModuleMap`` found it (so not
+    resolved again: each directory of the path would cost a system call, which lets the program's threads take the
+    interpreter from this one)."""
     try:
-        return _reload_mod.running_source(module)
+        found = _source.baseline(module, path)
     except Exception:  # an odd module the engine cannot describe: treat its baseline as unknown
         return None
+    return None if found is None else found.text.encode("utf-8")
 
 
 def _engine_lock() -> ContextManager[object]:
