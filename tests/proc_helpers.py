@@ -38,6 +38,18 @@ def proc_state(pid: int) -> str | None:
         return None
 
 
+def ignores_signal(pid: int, signum: int) -> bool:
+    """The process has set ``signum`` to SIG_IGN (its SigIgn mask in /proc); False once it no longer exists."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigIgn:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return False
+
+
 def gone(pid: int) -> bool:
     """The process has ended (a zombie that its new parent has not reaped yet counts as ended)."""
     return proc_state(pid) in (None, "Z", "X")
