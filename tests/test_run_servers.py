@@ -218,7 +218,9 @@ def test_gunicorn_runs_under_hotswap_and_stops_on_ctrl_c(server):
     run = start("-m", "gunicorn", "wsgi:app", "-b", f"127.0.0.1:{port}", "-w", "1")
     serves(port, "/", "wsgi 1")
     assert interrupt_and_wait(run) == 0
-    assert not any("Traceback" in line for line in run.err), run.err
+    if any("Traceback" in line for line in run.err):
+        print("\n".join(run.err))  # whole, in the captured output: pytest cuts a long assertion message short
+    assert not any("Traceback" in line for line in run.err)
 
 
 WORKER_APP = """\
