@@ -35,16 +35,21 @@ def median_ms(samples):
     return statistics.median(samples) / 1e6
 
 
+def load_copy(root: Path, module_name: str, source: str, tool):
+    """Writes ``source`` as ``module_name`` under ``root``, imports it and hands it to ``tool``."""
+    path = root / f"{module_name}.py"
+    path.write_text(source)
+    importlib.invalidate_caches()
+    module = importlib.import_module(module_name)
+    tool.prepare(module)
+    return module, path
+
+
 def bench_size(root: Path, functions: int, tools: dict) -> dict:
     source = make_module(functions)
     copies = {}
     for index, (name, tool) in enumerate(tools.items()):
-        module_name = f"bench_engine_{functions}_{index}"
-        path = root / f"{module_name}.py"
-        path.write_text(source)
-        importlib.invalidate_caches()
-        module = importlib.import_module(module_name)
-        tool.prepare(module)
+        module, path = load_copy(root, f"bench_engine_{functions}_{index}", source, tool)
         copies[name] = (module, path, module.target)
     samples = {name: [] for name in tools}
     samples["compile()"] = []
@@ -71,12 +76,7 @@ def bench_size(root: Path, functions: int, tools: dict) -> dict:
 def bench_alone(root: Path, functions: int, tool) -> dict:
     """hotswap's rounds back to back on a copy of its own, with compile() of the same source between them."""
     source = make_module(functions)
-    module_name = f"bench_engine_{functions}_alone"
-    path = root / f"{module_name}.py"
-    path.write_text(source)
-    importlib.invalidate_caches()
-    module = importlib.import_module(module_name)
-    tool.prepare(module)
+    module, path = load_copy(root, f"bench_engine_{functions}_alone", source, tool)
     samples: dict = {"hotswap": [], "compile()": []}
     for round_ in range(ROUNDS):
         new = edit(source, round_)
